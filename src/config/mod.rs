@@ -1,0 +1,194 @@
+//! The configuration file: schema, units, validation. No syscalls here except
+//! reading the file and the host lookups behind [`host::Host`].
+//!
+//! Loading runs in three passes over one YAML parse:
+//! 1. serde-saphyr parses the text into a [`node::Node`] tree with positions,
+//!    under a budget that refuses hostile input (alias bombs, deep nesting);
+//! 2. the tree is walked against the schema's [`shape::Shape`], collecting
+//!    every unknown key, duplicate, wrong kind and unparsable value;
+//! 3. the typed [`schema::RawConfig`] is built and [`validate::build`] merges
+//!    `defaults` -> group `defaults` -> service, applies defaults and checks
+//!    the rules that span several values or the host.
+
+pub mod host;
+pub mod model;
+pub mod node;
+pub mod schema;
+pub mod shape;
+pub mod units;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+
+use crate::error::{Code, Diagnostic, Diagnostics};
+use node::{Node, pos_of};
+use shape::Shaped;
+
+/// Where the daemon and the CLI look when no `-c` is given.
+pub const DEFAULT_PATH: &str = "/etc/bulkhead/bulkhead.yaml";
+
+/// Larger files are refused before parsing: a config for thousands of
+/// services is well under this.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_with(path, &host::RealHost)
+}
+
+/// [`load`] with the host lookups supplied.
+pub fn load_with(path: &Path, host: &dyn host::Host) -> Result<Config, Diagnostics> {
+    let text = read(path)?;
+    parse_str(&text, path, host)
+}
+
+/// Reads the file, refusing very large ones.
+pub fn read(path: &Path) -> Result<String, Diagnostic> {
+    let fail = |e: std::io::Error| {
+        Diagnostic::new(Code::ConfigRead, format!("cannot read config file {}", path.display()))
+            .in_file(path)
+            .cause(&e)
+            .suggest(match e.kind() {
+                std::io::ErrorKind::NotFound => format!("create it (see config/reference.yaml), or pass another file with -c (default {DEFAULT_PATH})"),
+                std::io::ErrorKind::PermissionDenied => "run as root, or make the file readable".to_string(),
+                _ => "check that the path is a readable file".to_string(),
+            })
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() {
+        return Err(Diagnostic::new(
+            Code::ConfigRead,
+            format!("{} is not a file", path.display()),
+        )
+        .in_file(path)
+        .suggest("pass the YAML file itself with -c"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::new(
+            Code::ConfigTooLarge,
+            format!("{} is {} bytes", path.display(), meta.len()),
+        )
+        .in_file(path)
+        .context("limit", MAX_FILE_BYTES)
+        .suggest("a bulkhead config is normally a few KiB; check that this is the right file"));
+    }
+    std::fs::read_to_string(path).map_err(fail)
+}
+
+/// Parse limits for config files: far above any real config, far below what
+/// would let a hostile file use much memory or time.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 200_000;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 32;
+    budget.max_nodes = 200_000;
+    budget.max_total_scalar_bytes = 8 << 20;
+    budget.max_documents = 1;
+    budget.max_recorded_anchor_events = 20_000;
+    let mut o = serde_saphyr::Options::default();
+    o.budget = Some(budget);
+    o.strict_booleans = true;
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    o.with_snippet = false;
+    o
+}
+
+/// Parses and validates config text; `path` is used for messages and to
+/// resolve relative paths (seccomp profiles) in the file.
+pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Config, Diagnostics> {
+    let tree: Node = match serde_saphyr::from_str_with_options(text, options()) {
+        Ok(n) => n,
+        Err(e) => return Err(yaml_error(&e, path).into()),
+    };
+    let mut problems = Vec::new();
+    shape::walk(&tree, &schema::RawConfig::shape(), "", &mut problems);
+    let mut diags = Diagnostics::default();
+    for w in problems {
+        diags.push(
+            Diagnostic::new(w.code, w.message)
+                .at(path, w.pos)
+                .suggest(w.suggestion),
+        );
+    }
+    // The walk found every problem of form. The typed parse fails only where
+    // the walk already reported one (a list where a mapping belongs, ...);
+    // when it succeeds, the checks across values run too, so one run reports
+    // as much as possible.
+    let raw: schema::RawConfig = match serde_saphyr::from_str_with_options(text, options()) {
+        Ok(r) => r,
+        Err(e) if diags.is_empty() => return Err(yaml_error(&e, path).into()),
+        Err(_) => return Err(diags.finish()),
+    };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| PathBuf::from(path))
+    };
+    match validate::build(raw, &abs, host) {
+        Ok(mut cfg) if diags.is_empty() => {
+            cfg.source = path.to_path_buf();
+            Ok(cfg)
+        }
+        Ok(_) => Err(diags.finish()),
+        Err(more) => {
+            for mut d in more.0 {
+                if d.file.is_some() {
+                    d.file = Some(path.to_path_buf());
+                }
+                diags.push(d);
+            }
+            Err(diags.finish())
+        }
+    }
+}
+
+fn yaml_error(e: &serde_saphyr::Error, path: &Path) -> Diagnostic {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let (code, suggestion) = if lower.contains("budget")
+        || lower.contains("limit")
+        || lower.contains("depth")
+        || lower.contains("alias")
+    {
+        (
+            Code::ConfigLimit,
+            "the file exceeds a safety limit (aliases, nesting depth or size); write it out plainly",
+        )
+    } else if lower.contains("multiple documents") || lower.contains("more than one") {
+        (
+            Code::ConfigSyntax,
+            "keep one YAML document in the file (remove the extra `---`)",
+        )
+    } else {
+        (
+            Code::ConfigSyntax,
+            "fix the YAML syntax at this position (indentation and `key: value` pairs are the usual causes)",
+        )
+    };
+    let first_line = text.lines().next().unwrap_or("invalid YAML").to_string();
+    let mut d = Diagnostic::new(
+        code,
+        format!("{} is not valid bulkhead YAML", path.display()),
+    )
+    .cause(first_line)
+    .suggest(suggestion);
+    match e.location() {
+        Some(loc) => d = d.at(path, pos_of(&loc)),
+        None => d = d.in_file(path),
+    }
+    d
+}
+
+/// The JSON Schema of the config file, for editors (`bulkhead config schema`).
+pub fn json_schema() -> serde_json::Value {
+    let mut s = shape::json_schema(&schema::RawConfig::shape());
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema".into();
+    s["title"] = "bulkhead configuration".into();
+    s
+}

@@ -1,0 +1,293 @@
+//! The effective configuration: defaults applied, `defaults` -> group ->
+//! service merged, every value checked. This is what the rest of bulkhead
+//! reads, and what `bulkhead validate --print` shows.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::schema::{
+    Action, CgroupRoot, IoClass, Isolation, Listen, ProbePort, RestartPolicy, Stall,
+};
+use super::units::{Cpu, CpuList, Dur, Percent, PortRange, Rlimit, Sig, Size};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file this was read from.
+    pub source: PathBuf,
+    pub supervisor: Supervisor,
+    /// Groups in file order.
+    pub groups: Vec<Group>,
+    /// Services in file order.
+    pub services: Vec<Service>,
+}
+
+impl Config {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Supervisor {
+    pub cgroup_root: CgroupRoot,
+    pub state_dir: PathBuf,
+    pub control_socket: PathBuf,
+    pub metrics_listen: Listen,
+    pub log_dir: PathBuf,
+    pub monitor_interval: Dur,
+    pub launch: Launch,
+    pub ports: PortRange,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Launch {
+    pub max_concurrent: u32,
+    pub max_queue: u32,
+    pub queue_timeout: Dur,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub command: Vec<String>,
+    /// `command[0]` resolved against PATH when it has no slash; absolute.
+    pub program: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub supplementary_groups: Vec<String>,
+    pub autostart: bool,
+    pub depends_on: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_of: Option<String>,
+    pub instances: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<IoPriority>,
+    /// `Some` makes the service a template of on-demand instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+    pub namespaces: Namespaces,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub mounts: Mounts,
+    pub resources: Resources,
+    pub security: Security,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    pub watch: Watch,
+    pub restart: Restart,
+    pub stop: Stop,
+    pub logs: Logs,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IoPriority {
+    pub class: IoClass,
+    pub level: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Namespaces {
+    pub pid: bool,
+    pub mount: bool,
+    pub net: bool,
+    pub uts: bool,
+    pub ipc: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Mounts {
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    pub tmpfs: Vec<PathBuf>,
+    pub inaccessible: Vec<PathBuf>,
+}
+
+/// Limits; `None` leaves the kernel's default (no limit) in place.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resources {
+    pub cpu: CpuLimits,
+    pub memory: MemoryLimits,
+    pub io: IoLimits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    /// By rlimit name (`nofile`, `core`, ...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rlimits: BTreeMap<String, Rlimit>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CpuLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Cpu>,
+    pub period: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<CpuList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mems: Option<CpuList>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MemoryLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_max: Option<Size>,
+    pub oom_group: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IoLimits {
+    pub devices: Vec<IoDevice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IoDevice {
+    pub device: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_bps: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_bps: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_iops: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_iops: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Security {
+    /// Canonical names (`CAP_NET_BIND_SERVICE`).
+    pub capabilities: Vec<String>,
+    pub no_new_privs: bool,
+    pub seccomp: Seccomp,
+}
+
+/// Which seccomp filter a service gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seccomp {
+    Unconfined,
+    /// A profile shipped with bulkhead (`default`, `strict`).
+    Builtin(String),
+    /// An OCI/Docker JSON profile on disk, absolute.
+    File(PathBuf),
+}
+
+/// The built-in seccomp profile names.
+pub const BUILTIN_PROFILES: &[&str] = &["default", "strict"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub probe: Probe,
+    pub interval: Dur,
+    pub timeout: Dur,
+    pub failures: u32,
+    pub start_period: Dur,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    Http {
+        host: String,
+        port: ProbePort,
+        path: String,
+    },
+    Tcp {
+        host: String,
+        port: ProbePort,
+    },
+    Exec {
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Watch {
+    pub oom: Rule,
+    pub memory_pressure: Rule,
+    pub cpu_pressure: Rule,
+    pub io_pressure: Rule,
+    pub cpu_throttled: Rule,
+    pub pids_max: Rule,
+    pub fds: Rule,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Percent>,
+    pub r#for: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall: Option<Stall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<Percent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    pub backoff: Backoff,
+    pub circuit_breaker: Breaker,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backoff {
+    pub initial: Dur,
+    pub max: Dur,
+    pub multiplier: f64,
+    pub jitter: Percent,
+    pub reset_after: Dur,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Breaker {
+    /// 0 disables the breaker.
+    pub failures: u32,
+    pub window: Dur,
+    pub cooldown: Dur,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stop {
+    pub signal: Sig,
+    pub grace: Dur,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Logs {
+    pub max_size: Size,
+    pub keep: u32,
+}

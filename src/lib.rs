@@ -1,0 +1,14 @@
+//! bulkhead: a cgroup v2 process supervisor. Each service runs in its own
+//! compartment (a cgroup v2 leaf, PID and mount namespaces, dropped
+//! privileges, a seccomp filter), and a failure inside one stays there.
+//!
+//! Module map (see DESIGN.md): `config` (the YAML schema, pure), `cgroup`
+//! (the cgroup v2 filesystem, rooted at injected paths), `sandbox` (the only
+//! module with `unsafe`), `check` (host preflight), `error` (user-facing
+//! errors with codes and suggestions).
+
+pub mod cgroup;
+pub mod check;
+pub mod config;
+pub mod error;
+pub mod sandbox;
