@@ -1,0 +1,57 @@
+//! Helpers shared by the privileged (VM) tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The reason every privileged test carries in `#[ignore]`; `cargo test`
+/// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
+pub const PRIVILEGED: &str = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test";
+
+/// The cgroup2 mount, asserting this is a host where cgroup v2 limits can be
+/// proven: a privileged test run elsewhere fails loudly instead of passing.
+pub fn cgroup2_with_controllers() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let mount = bulkhead::cgroup::discover::cgroup2_mount(&mountinfo).expect("no cgroup2 mount");
+    let offered = bulkhead::cgroup::controllers(&mount).expect("read cgroup.controllers");
+    for c in bulkhead::cgroup::REQUIRED_CONTROLLERS {
+        assert!(
+            offered.iter().any(|o| o == c),
+            "controller {c} missing in {} (offered: {offered:?}): run privileged tests with scripts/vm-test",
+            mount.display()
+        );
+    }
+    assert!(nix::unistd::geteuid().is_root(), "privileged tests need root");
+    mount
+}
+
+/// A fresh cgroup directory for one test under `<mount>/bulkhead-test`,
+/// with the required controllers enabled down to it. Removed on drop.
+pub struct TestCgroup {
+    pub dir: PathBuf,
+}
+
+impl TestCgroup {
+    pub fn new(name: &str) -> Self {
+        let mount = cgroup2_with_controllers();
+        let parent = mount.join("bulkhead-test");
+        bulkhead::cgroup::enable_controllers(&mount, bulkhead::cgroup::REQUIRED_CONTROLLERS).unwrap();
+        bulkhead::cgroup::create(&parent).unwrap();
+        bulkhead::cgroup::enable_controllers(&parent, bulkhead::cgroup::REQUIRED_CONTROLLERS).unwrap();
+        let dir = parent.join(name);
+        bulkhead::cgroup::create(&dir).unwrap();
+        TestCgroup { dir }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // Best effort: kill what is left, then remove.
+        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
