@@ -66,10 +66,7 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Schema,
         } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&config::json_schema()).unwrap_or_default()
-            );
+            emit(&serde_json::to_string_pretty(&config::json_schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Command::Check { config, json } => run_check(config, json),
@@ -86,26 +83,24 @@ fn validate(path: &std::path::Path, print: bool, json: bool) -> ExitCode {
                     serde_saphyr::to_string(&cfg).map_err(|e| e.to_string())
                 };
                 match text {
-                    Ok(t) => println!("{}", t.trim_end()),
+                    Ok(t) => emit(t.trim_end()),
                     Err(e) => {
                         eprintln!("error: cannot print the config: {e}");
                         return ExitCode::FAILURE;
                     }
                 }
             } else if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"valid": true, "services": cfg.services.len(), "groups": cfg.groups.len()})
-                );
+                let summary = serde_json::json!({"valid": true, "services": cfg.services.len(), "groups": cfg.groups.len()});
+                emit(&summary.to_string());
             } else {
                 let n = cfg.services.len();
-                println!(
+                emit(&format!(
                     "{}: ok ({n} service{}, {} group{})",
                     path.display(),
                     if n == 1 { "" } else { "s" },
                     cfg.groups.len(),
                     if cfg.groups.len() == 1 { "" } else { "s" }
-                );
+                ));
             }
             ExitCode::SUCCESS
         }
@@ -118,7 +113,7 @@ fn validate(path: &std::path::Path, print: bool, json: bool) -> ExitCode {
 
 fn report(diags: &Diagnostics, path: &std::path::Path, json: bool) {
     if json {
-        println!("{}", serde_json::json!({"valid": false, "errors": diags}));
+        emit(&serde_json::json!({"valid": false, "errors": diags}).to_string());
     } else {
         let source = std::fs::read_to_string(path).ok();
         eprint!("{}", diags.render(source.as_deref()));
@@ -142,16 +137,25 @@ fn run_check(config_path: Option<PathBuf>, json: bool) -> ExitCode {
     }
     let findings = check::run(&roots);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&findings).unwrap_or_default()
-        );
+        emit(&serde_json::to_string_pretty(&findings).unwrap_or_default());
     } else {
-        print!("{}", check::render(&findings));
+        emit(check::render(&findings).trim_end());
     }
     if findings.iter().any(|f| f.status == check::Status::Fail) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints a line to stdout. A closed pipe (`bulkhead ... | head`) is not an
+/// error worth a panic: the reader has what it wanted.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
     }
 }

@@ -54,7 +54,10 @@ fn unescape(s: &str) -> String {
 /// The cgroup2 mount point, if any. With several, the first in mount order
 /// wins: the system's own mount comes before later bind mounts of it.
 pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
-    parse_mountinfo(mountinfo).into_iter().find(|m| m.fs_type == "cgroup2").map(|m| m.mount_point)
+    parse_mountinfo(mountinfo)
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup2")
+        .map(|m| m.mount_point)
 }
 
 /// Whether cgroup v1 hierarchies are mounted too (hybrid or legacy mode).

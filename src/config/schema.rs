@@ -228,18 +228,18 @@ section! {
         read_bps: leaf Size,
         /// Bytes per second written.
         write_bps: leaf Size,
-        /// Read operations per second.
-        read_iops: leaf u64,
-        /// Write operations per second.
-        write_iops: leaf u64,
+        /// Read operations per second, or max.
+        read_iops: leaf MaxOr,
+        /// Write operations per second, or max.
+        write_iops: leaf MaxOr,
     }
 }
 
 section! {
     /// Process count limit.
     pub struct RawPids {
-        /// pids.max: fork and clone fail with EAGAIN past it.
-        max: leaf u64,
+        /// pids.max: fork and clone fail with EAGAIN past it; max lifts an inherited limit.
+        max: leaf MaxOr,
     }
 }
 
@@ -546,3 +546,27 @@ impl Leaf for ProbePort {
     }
 }
 leaf_deserialize!(ProbePort);
+
+/// A count, or `max` for no limit (`pids.max`, iops). `max` is a value of
+/// its own, so a service can lift a limit it inherits from `defaults`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct MaxOr(pub Option<u64>);
+
+impl Leaf for MaxOr {
+    fn from_value(v: &super::node::Value) -> Result<Self, super::units::Bad> {
+        if v.as_str() == Some("max") {
+            return Ok(MaxOr(None));
+        }
+        u64::from_value(v).map(|n| MaxOr(Some(n))).map_err(|_| {
+            super::units::Bad::new(
+                format!("{} is not a count", super::shape::describe(v)),
+                "write a whole number, or max for no limit",
+            )
+        })
+    }
+    fn json_schema() -> serde_json::Value {
+        serde_json::json!({"type": ["integer", "string"], "description": "a whole number or max"})
+    }
+}
+leaf_deserialize!(MaxOr);

@@ -386,17 +386,20 @@ impl Serialize for CpuList {
 
 // ---------------------------------------------------------------- percent
 
-pub const PERCENT_HINT: &str =
-    "write a percentage from 0% to 100%, e.g. \"20%\" (a bare number is read as percent)";
+pub const PERCENT_HINT: &str = "write a percentage from 0% to 100% with its sign, e.g. \"20%\"";
 
 /// A percentage in hundredths of a percent (`12.5%` -> 1250), 0..=100%.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(pub u32);
 
 impl Percent {
+    /// `"20%"` -> 2000. The sign is required: a bare `0.5` could mean half or
+    /// half a percent.
     pub fn parse(s: &str) -> Result<Percent, Bad> {
         let t = s.trim();
-        let num = t.strip_suffix('%').unwrap_or(t).trim();
+        let Some(num) = t.strip_suffix('%').map(str::trim) else {
+            return Err(Bad::new(format!("{s:?} has no % sign"), PERCENT_HINT));
+        };
         let x: f64 = num
             .parse()
             .map_err(|_| Bad::new(format!("{s:?} is not a percentage"), PERCENT_HINT))?;
@@ -713,7 +716,13 @@ mod tests {
     #[test]
     fn percents_signals_rlimits_ports() {
         assert_eq!(Percent::parse("20%"), Ok(Percent(2000)));
-        assert_eq!(Percent::parse("12.5"), Ok(Percent(1250)));
+        assert_eq!(Percent::parse("12.5%"), Ok(Percent(1250)));
+        assert!(
+            Percent::parse("0.5")
+                .unwrap_err()
+                .message
+                .contains("no % sign")
+        );
         assert!(Percent::parse("101%").is_err());
         assert_eq!(Percent(1250).to_string(), "12.5%");
         assert_eq!(Sig::parse("term").unwrap().to_string(), "SIGTERM");

@@ -12,7 +12,7 @@ use super::host::{DEFAULT_PATH, Host, PathKind, resolve_program};
 use super::model::*;
 use super::node::spanned_pos;
 use super::schema::*;
-use super::shape::{Entries, Merge, closest};
+use super::shape::{Merge, closest};
 use super::units::{Cpu, Dur, Limit, Percent, PortRange, Sig, Size};
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
@@ -118,6 +118,20 @@ pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Dia
         );
     }
     let mut services = Vec::new();
+    let mut merged_all = Vec::new();
+    for (gname, gpos, g) in raw_groups.iter() {
+        if let Some(m) = g.defaults.as_ref().and_then(|d| d.member_of.as_ref()) {
+            c.report(
+                Code::ConfigConflict,
+                spanned_pos(m),
+                format!(
+                    "groups.{gname}.defaults.member_of: a group's defaults cannot name a group"
+                ),
+                "set member_of on the service (or in the top-level defaults)",
+            );
+        }
+        let _ = gpos;
+    }
     for (name, pos, svc) in raw_services.iter() {
         if let Err(e) = check_name(name) {
             c.report(
@@ -127,7 +141,17 @@ pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Dia
                 "rename the service",
             );
         }
-        let group_defaults = match &svc.member_of {
+        if raw_groups.get(name).is_some() {
+            c.report(
+                Code::ConfigConflict,
+                pos,
+                format!("services.{name}: a group has the same name, and both would be the cgroup <root>/{name}"),
+                "rename the service or the group",
+            );
+        }
+        // The group comes from the service, else from the top-level defaults.
+        let member_of = svc.member_of.as_ref().or(defaults.member_of.as_ref());
+        let group_defaults = match member_of {
             Some(m) => match raw_groups.get(&m.value) {
                 Some(g) => g.value.defaults.clone(),
                 None => {
@@ -147,13 +171,14 @@ pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Dia
             },
             None => None,
         };
-        let merged = defaults
-            .clone()
-            .merge(group_defaults.unwrap_or_default())
-            .merge(svc.clone());
-        services.push(service(&mut c, name, pos, &merged));
+        let merged = merge_service(
+            merge_service(defaults.clone(), group_defaults.unwrap_or_default()),
+            svc.clone(),
+        );
+        services.push(service(&mut c, name, pos, &merged, svc));
+        merged_all.push((name.to_string(), merged));
     }
-    dependencies(&mut c, &raw_services, &services);
+    dependencies(&mut c, &merged_all, &services);
 
     if c.diags.is_empty() {
         Ok(Config {
@@ -165,6 +190,22 @@ pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Dia
     } else {
         Err(c.diags.finish())
     }
+}
+
+/// One merge step, field by field, except that a level naming a health probe
+/// (http, tcp or exec) replaces the inherited probe instead of adding a second.
+fn merge_service(base: RawService, over: RawService) -> RawService {
+    let over_probe = over
+        .health
+        .as_ref()
+        .map(|h| (h.http.clone(), h.tcp.clone(), h.exec.clone()));
+    let mut merged = base.merge(over);
+    if let (Some((http, tcp, exec)), Some(h)) = (over_probe, merged.health.as_mut())
+        && (http.is_some() || tcp.is_some() || exec.is_some())
+    {
+        (h.http, h.tcp, h.exec) = (http, tcp, exec);
+    }
+    merged
 }
 
 fn supervisor(c: &mut Checker, s: RawSupervisor) -> Supervisor {
@@ -210,7 +251,7 @@ fn supervisor(c: &mut Checker, s: RawSupervisor) -> Supervisor {
     }
 }
 
-fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService) -> Service {
+fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawService) -> Service {
     let at = |field: &str| format!("services.{name}.{field}");
     let command = list(&s.command);
     let env: BTreeMap<String, String> = s
@@ -281,7 +322,11 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService) -> Service {
     }
 
     let isolation = v(&s.isolation);
-    let instances = v(&s.instances).unwrap_or(1);
+    let instances = if isolation.is_some() {
+        1
+    } else {
+        v(&s.instances).unwrap_or(1)
+    };
     if instances == 0 {
         c.report(
             Code::ConfigInvalidValue,
@@ -290,10 +335,12 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService) -> Service {
             "set at least 1, or `autostart: false` to define a service that is started by hand",
         );
     }
-    if isolation.is_some() && s.instances.is_some() {
+    // An `instances` inherited from defaults does not apply to templates;
+    // one written on the template itself is a mistake.
+    if isolation.is_some() && own.instances.is_some() {
         c.report(
             Code::ConfigConflict,
-            p(&s.instances),
+            p(&own.instances),
             format!(
                 "{}: a template (isolation: ...) has no fixed instance count",
                 at("instances")
@@ -653,8 +700,8 @@ fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resources {
             device: device.0,
             read_bps: v(&d.read_bps),
             write_bps: v(&d.write_bps),
-            read_iops: v(&d.read_iops),
-            write_iops: v(&d.write_iops),
+            read_iops: v(&d.read_iops).and_then(|m| m.0),
+            write_iops: v(&d.write_iops).and_then(|m| m.0),
         };
         if entry.read_bps.is_none()
             && entry.write_bps.is_none()
@@ -691,7 +738,7 @@ fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resources {
     }
 
     let pids = r.pids.clone().unwrap_or_default();
-    let pids_max = v(&pids.max);
+    let pids_max = v(&pids.max).and_then(|m| m.0);
     if let Some(n) = pids_max
         && n < 2
     {
@@ -1012,18 +1059,14 @@ fn port_probe(
 
 fn watch(c: &mut Checker, name: &str, w: &RawWatch, res: &Resources) -> Watch {
     // (rule, raw, default action, measured as a level)
-    let rule = |c: &mut Checker,
-                key: &str,
-                r: &Option<RawRule>,
-                default: Action,
-                level: bool|
-     -> Rule {
-        let at = format!("services.{name}.watch.{key}");
-        let r = r.clone().unwrap_or_default();
-        let action = v(&r.action).unwrap_or(default);
-        let pressure = key.ends_with("_pressure");
-        if action == Action::Throttle && key != "memory_pressure" {
-            c.report(
+    let rule =
+        |c: &mut Checker, key: &str, r: &Option<RawRule>, default: Action, level: bool| -> Rule {
+            let at = format!("services.{name}.watch.{key}");
+            let r = r.clone().unwrap_or_default();
+            let action = v(&r.action).unwrap_or(default);
+            let pressure = key.ends_with("_pressure");
+            if action == Action::Throttle && key != "memory_pressure" {
+                c.report(
                 Code::ConfigConflict,
                 p(&r.action),
                 format!(
@@ -1031,71 +1074,81 @@ fn watch(c: &mut Checker, name: &str, w: &RawWatch, res: &Resources) -> Watch {
                 ),
                 "use warn, restart or stop here",
             );
-        }
-        if action == Action::Throttle && res.memory.high.is_none() && res.memory.max.is_none() {
-            c.report(
-                Code::ConfigConflict,
-                p(&r.action),
-                format!("{at}.action: throttle needs memory.high or memory.max to step down from"),
-                "set resources.memory.high (or max)",
-            );
-        }
-        let threshold = v(&r.threshold);
-        if level && action != Action::Off && threshold.is_none() {
-            c.report(
-                Code::ConfigMissingKey,
-                p(&r.action),
-                format!("{at}: a {key} rule needs a threshold"),
-                "add e.g. `threshold: 20%`",
-            );
-        }
-        if !level && r.threshold.is_some() {
-            c.report(
-                Code::ConfigConflict,
-                p(&r.threshold),
-                format!("{at}.threshold: {key} is an event and has no threshold"),
-                "remove the threshold",
-            );
-        }
-        if !pressure && r.stall.is_some() {
-            c.report(
-                Code::ConfigConflict,
-                p(&r.stall),
-                format!("{at}.stall: only pressure rules have some/full"),
-                "remove `stall`",
-            );
-        }
-        if action != Action::Throttle && r.step.is_some() {
-            c.report(
-                Code::ConfigConflict,
-                p(&r.step),
-                format!("{at}.step: only used by the throttle action"),
-                "remove `step` or set `action: throttle`",
-            );
-        }
-        if key == "cpu_throttled"
-            && action != Action::Off
-            && !matches!(res.cpu.max, Some(Cpu::Millicores(_)))
-        {
-            c.report(
-                Code::ConfigConflict,
-                p(&r.action),
-                format!("{at}: without resources.cpu.max the service is never throttled"),
-                "set resources.cpu.max, or remove the rule",
-            );
-        }
-        Rule {
-            action,
-            threshold,
-            r#for: v(&r.r#for).unwrap_or(if level { Dur::secs(10) } else { Dur::secs(0) }),
-            stall: if pressure {
-                Some(v(&r.stall).unwrap_or(Stall::Some))
-            } else {
-                None
-            },
-            step: (action == Action::Throttle).then(|| v(&r.step).unwrap_or(Percent(1000))),
-        }
-    };
+            }
+            if action == Action::Throttle && res.memory.high.is_none() && res.memory.max.is_none() {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.action),
+                    format!(
+                        "{at}.action: throttle needs memory.high or memory.max to step down from"
+                    ),
+                    "set resources.memory.high (or max)",
+                );
+            }
+            let threshold = v(&r.threshold);
+            if level && action != Action::Off && threshold.is_none() {
+                c.report(
+                    Code::ConfigMissingKey,
+                    p(&r.action),
+                    format!("{at}: a {key} rule needs a threshold"),
+                    "add e.g. `threshold: 20%`",
+                );
+            }
+            if !level && r.threshold.is_some() {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.threshold),
+                    format!("{at}.threshold: {key} is an event and has no threshold"),
+                    "remove the threshold",
+                );
+            }
+            if !level && r.r#for.is_some() {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.r#for),
+                    format!("{at}.for: {key} is an event; it acts when it happens"),
+                    "remove `for`",
+                );
+            }
+            if !pressure && r.stall.is_some() {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.stall),
+                    format!("{at}.stall: only pressure rules have some/full"),
+                    "remove `stall`",
+                );
+            }
+            if action != Action::Throttle && r.step.is_some() {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.step),
+                    format!("{at}.step: only used by the throttle action"),
+                    "remove `step` or set `action: throttle`",
+                );
+            }
+            if key == "cpu_throttled"
+                && action != Action::Off
+                && !matches!(res.cpu.max, Some(Cpu::Millicores(_)))
+            {
+                c.report(
+                    Code::ConfigConflict,
+                    p(&r.action),
+                    format!("{at}: without resources.cpu.max the service is never throttled"),
+                    "set resources.cpu.max, or remove the rule",
+                );
+            }
+            Rule {
+                action,
+                threshold,
+                r#for: v(&r.r#for).unwrap_or(if level { Dur::secs(10) } else { Dur::secs(0) }),
+                stall: if pressure {
+                    Some(v(&r.stall).unwrap_or(Stall::Some))
+                } else {
+                    None
+                },
+                step: (action == Action::Throttle).then(|| v(&r.step).unwrap_or(Percent(1000))),
+            }
+        };
     Watch {
         oom: rule(c, "oom", &w.oom, Action::Restart, false),
         memory_pressure: rule(c, "memory_pressure", &w.memory_pressure, Action::Off, true),
@@ -1178,9 +1231,10 @@ fn restart(c: &mut Checker, name: &str, r: &RawRestart) -> Restart {
 }
 
 /// Unknown names in `depends_on`, dependencies on templates, and cycles.
-fn dependencies(c: &mut Checker, raw: &Entries<RawService>, services: &[Service]) {
+/// Reads the merged services, so a `depends_on` from defaults is checked too.
+fn dependencies(c: &mut Checker, merged: &[(String, RawService)], services: &[Service]) {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-    for (name, _, svc) in raw.iter() {
+    for (name, svc) in merged {
         for dep in svc.depends_on.iter().flatten() {
             match services.iter().find(|s| s.name == dep.value) {
                 None => c.report(
@@ -1204,9 +1258,10 @@ fn dependencies(c: &mut Checker, raw: &Entries<RawService>, services: &[Service]
     }
     if let Some(cycle) = find_cycle(services) {
         let first = &cycle[0];
-        let pos = raw
-            .get(first)
-            .and_then(|s| s.value.depends_on.as_ref())
+        let pos = merged
+            .iter()
+            .find(|(n, _)| n == first)
+            .and_then(|(_, s)| s.depends_on.as_ref())
             .and_then(|d| d.iter().find(|x| x.value == cycle[1]))
             .map(spanned_pos)
             .unwrap_or(Pos::UNKNOWN);

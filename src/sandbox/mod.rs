@@ -2,3 +2,4 @@
 //! says why it is sound.
 
 pub mod probe;
+pub mod reactor;

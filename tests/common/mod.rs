@@ -1,11 +1,12 @@
 //! Helpers shared by the privileged (VM) tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
 /// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
-pub const PRIVILEGED: &str = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test";
+pub const PRIVILEGED: &str =
+    "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test";
 
 /// The cgroup2 mount, asserting this is a host where cgroup v2 limits can be
 /// proven: a privileged test run elsewhere fails loudly instead of passing.
@@ -20,7 +21,10 @@ pub fn cgroup2_with_controllers() -> PathBuf {
             mount.display()
         );
     }
-    assert!(nix::unistd::geteuid().is_root(), "privileged tests need root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "privileged tests need root"
+    );
     mount
 }
 
@@ -34,9 +38,11 @@ impl TestCgroup {
     pub fn new(name: &str) -> Self {
         let mount = cgroup2_with_controllers();
         let parent = mount.join("bulkhead-test");
-        bulkhead::cgroup::enable_controllers(&mount, bulkhead::cgroup::REQUIRED_CONTROLLERS).unwrap();
+        bulkhead::cgroup::enable_controllers(&mount, bulkhead::cgroup::REQUIRED_CONTROLLERS)
+            .unwrap();
         bulkhead::cgroup::create(&parent).unwrap();
-        bulkhead::cgroup::enable_controllers(&parent, bulkhead::cgroup::REQUIRED_CONTROLLERS).unwrap();
+        bulkhead::cgroup::enable_controllers(&parent, bulkhead::cgroup::REQUIRED_CONTROLLERS)
+            .unwrap();
         let dir = parent.join(name);
         bulkhead::cgroup::create(&dir).unwrap();
         TestCgroup { dir }

@@ -1,0 +1,1 @@
+//! A sampler that keeps cgroup files open and reads them with pread.

@@ -1,0 +1,1 @@
+//! Pure parsers for cgroup v2 stat files.
