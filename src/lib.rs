@@ -11,4 +11,5 @@ pub mod cgroup;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod sandbox;

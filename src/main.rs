@@ -39,6 +39,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run one command in a compartment: its own cgroup with limits, new PID
+    /// and mount namespaces, dropped privileges, a seccomp filter.
+    Exec(Box<ExecFlags>),
     /// Check that this host can run bulkhead: cgroup v2, controllers, PSI, clone3, seccomp, capabilities.
     Check {
         /// Use `supervisor.cgroup_root` from this config file, when it exists.
@@ -50,6 +53,80 @@ enum Command {
     },
 }
 
+/// `bulkhead exec` flags (see `bulkhead exec --help`).
+#[derive(clap::Args)]
+struct ExecFlags {
+    /// Run this service from a config file instead of flags (with --service).
+    #[arg(short, long, requires = "service")]
+    config: Option<PathBuf>,
+    /// The service to run from --config.
+    #[arg(long, requires = "config")]
+    service: Option<String>,
+    /// memory.max, e.g. 256M.
+    #[arg(long)]
+    memory: Option<String>,
+    /// memory.high.
+    #[arg(long)]
+    memory_high: Option<String>,
+    /// memory.swap.max (0 forbids swap).
+    #[arg(long)]
+    swap: Option<String>,
+    /// cpu.max as cores (0.5) or percent ("50%").
+    #[arg(long)]
+    cpus: Option<String>,
+    /// cpu.weight, 1..10000.
+    #[arg(long)]
+    cpu_weight: Option<u64>,
+    /// cpuset.cpus, e.g. 0-1.
+    #[arg(long)]
+    cpuset: Option<String>,
+    /// pids.max.
+    #[arg(long)]
+    pids: Option<u64>,
+    /// io.max rbps: DEV=RATE, e.g. /dev/sda=10M (repeatable).
+    #[arg(long, value_name = "DEV=RATE")]
+    io_read_bps: Vec<String>,
+    /// io.max wbps: DEV=RATE (repeatable).
+    #[arg(long, value_name = "DEV=RATE")]
+    io_write_bps: Vec<String>,
+    /// An rlimit: NAME=SOFT[:HARD], e.g. nofile=1024:4096 (repeatable).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    rlimit: Vec<String>,
+    /// Run as this user (name or uid).
+    #[arg(long)]
+    user: Option<String>,
+    /// Run with this group (name or gid).
+    #[arg(long)]
+    group: Option<String>,
+    /// Keep this capability (repeatable); none are kept by default.
+    #[arg(long = "cap", value_name = "CAP")]
+    caps: Vec<String>,
+    /// seccomp profile: default, strict, unconfined or a JSON file.
+    #[arg(long)]
+    seccomp: Option<String>,
+    /// Make PATH read-only (repeatable).
+    #[arg(long, value_name = "PATH")]
+    ro: Vec<PathBuf>,
+    /// Keep PATH writable inside a read-only one (repeatable).
+    #[arg(long, value_name = "PATH")]
+    rw: Vec<PathBuf>,
+    /// Cover PATH with an empty tmpfs (repeatable).
+    #[arg(long, value_name = "PATH")]
+    tmpfs: Vec<PathBuf>,
+    /// Extra namespaces: net, uts, ipc (comma-separated).
+    #[arg(long, value_name = "NS")]
+    ns: Vec<String>,
+    /// An environment variable K=V (repeatable).
+    #[arg(long, value_name = "K=V")]
+    env: Vec<String>,
+    /// Working directory.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the JSON Schema of the config file (for editor completion).
@@ -57,6 +134,11 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    // The init of a compartment is this binary re-executed (DESIGN.md
+    // decision 5); it never goes through the command line parser.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "__init") {
+        bulkhead::sandbox::init::main();
+    }
     match Cli::parse().command {
         Command::Validate {
             config,
@@ -70,6 +152,84 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config, json } => run_check(config, json),
+        Command::Exec(flags) => run_exec(*flags),
+    }
+}
+
+fn run_exec(f: ExecFlags) -> ExitCode {
+    use bulkhead::exec;
+    let loaded = match (&f.config, &f.service) {
+        (Some(path), Some(name)) => config::load(path)
+            .map_err(|d| (d, Some(path.clone())))
+            .and_then(|cfg| match cfg.service(name).cloned() {
+                Some(svc) => Ok((cfg, svc)),
+                None => Err((
+                    bulkhead::error::Diagnostic::new(
+                        bulkhead::error::Code::ConfigUnknownReference,
+                        format!("no service named {name} in {}", path.display()),
+                    )
+                    .suggest("`bulkhead validate --print -c FILE` lists the services")
+                    .into(),
+                    None,
+                )),
+            }),
+        _ => {
+            if f.command.is_empty() {
+                eprintln!(
+                    "error: no command given\n   = help: bulkhead exec [FLAGS] -- COMMAND [ARGS...]"
+                );
+                return ExitCode::from(2);
+            }
+            let args = exec::ExecArgs {
+                memory: f.memory,
+                memory_high: f.memory_high,
+                swap: f.swap,
+                cpus: f.cpus,
+                cpu_weight: f.cpu_weight,
+                cpuset: f.cpuset,
+                pids: f.pids,
+                io_read_bps: f.io_read_bps,
+                io_write_bps: f.io_write_bps,
+                rlimits: f.rlimit,
+                user: f.user,
+                group: f.group,
+                caps: f.caps,
+                seccomp: f.seccomp,
+                ro: f.ro,
+                rw: f.rw,
+                tmpfs: f.tmpfs,
+                ns: f.ns,
+                env: f.env,
+                cwd: f.cwd,
+                command: f.command,
+            };
+            exec::service_from_flags(&args).map_err(|d| (d, None))
+        }
+    };
+    let (cfg, svc) = match loaded {
+        Ok(x) => x,
+        Err((diags, path)) => {
+            let source = path.and_then(|p| std::fs::read_to_string(p).ok());
+            eprint!("{}", diags.render(source.as_deref()));
+            return ExitCode::from(2);
+        }
+    };
+    let program = match exec::seccomp_program(&svc) {
+        Ok(p) => p,
+        Err(diags) => {
+            eprint!("{}", diags.render(None));
+            return ExitCode::from(2);
+        }
+    };
+    match exec::run(&cfg, &svc, program) {
+        Ok(outcome) => {
+            eprintln!("{}", outcome.report(&svc.command.join(" ")));
+            ExitCode::from(outcome.exit_code())
+        }
+        Err(diags) => {
+            eprint!("{}", diags.render(None));
+            ExitCode::from(125)
+        }
     }
 }
 

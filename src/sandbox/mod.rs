@@ -1,5 +1,9 @@
 //! The isolated spawn. This is the only module with `unsafe`; every block
 //! says why it is sound.
 
+pub mod init;
+pub mod plan;
 pub mod probe;
 pub mod reactor;
+pub mod spawn;
+pub mod spec;

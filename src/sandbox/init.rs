@@ -1,0 +1,377 @@
+//! bulkhead's init: PID 1 of the service's PID namespace (DESIGN.md decision 5).
+//!
+//! It is the bulkhead binary re-executed (`bulkhead-init __init`), a fresh
+//! single-threaded process with no async runtime, so it may allocate. It:
+//! 1. reads the [`InitSpec`] from fd 3, keeps fd 4 to report failed steps;
+//! 2. opens the status file, then makes the mount namespace's changes
+//!    (private propagation, a fresh /proc, read-only / read-write / tmpfs /
+//!    inaccessible paths) and sets the hostname;
+//! 3. forks the service, which sets rlimits, nice, oom_score_adj, io priority,
+//!    working dir, groups/gid/uid, capabilities, no_new_privs, closes every fd
+//!    but stdio, installs the seccomp filter last, and execs;
+//! 4. forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
+//!    service, reaps every child (orphans included), and when the service
+//!    ends records how in the status file and exits with its status
+//!    (128 + signal for a signal death). The kernel then ends whatever else
+//!    is left in the namespace.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::mount::{MsFlags, mount};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
+
+const SPEC_FD: RawFd = 3;
+const ERR_FD: RawFd = 4;
+
+/// Signals the init passes on to the service.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Reports a failed step on the error pipe and exits.
+fn fail(step: Step, errno: i32) -> ! {
+    let rec = encode_failure(step, errno);
+    // SAFETY: ERR_FD is the error pipe the spawn placed at fd 4 (or closed,
+    // in which case write fails harmlessly); `rec` is a valid buffer.
+    unsafe {
+        libc::write(ERR_FD, rec.as_ptr().cast(), rec.len());
+        libc::_exit(127)
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn check<T>(step: Step, r: nix::Result<T>) -> T {
+    r.unwrap_or_else(|e| fail(step, e as i32))
+}
+
+/// The init's entry point (`bulkhead __init`). Never returns.
+pub fn main() -> ! {
+    // fd 4 must not leak into the service beyond its exec.
+    // SAFETY: fcntl on an fd number is sound whatever the fd is.
+    unsafe { libc::fcntl(ERR_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let spec = read_spec();
+    let mut status_file = spec.status_file.as_ref().map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(p)
+            .unwrap_or_else(|e| fail(Step::StatusFile, errno_of(&e)))
+    });
+    setup_mounts(&spec);
+    if let Some(h) = &spec.hostname {
+        check(Step::Hostname, nix::unistd::sethostname(h));
+    }
+
+    // Block the signals the init handles before forking, so none is lost
+    // between fork and the wait loop; the service unblocks them.
+    let mut handled = SigSet::empty();
+    for s in FORWARDED {
+        handled.add(s);
+    }
+    handled.add(Signal::SIGCHLD);
+    check(Step::Signals, handled.thread_block());
+
+    // SAFETY: this process is single-threaded (a fresh exec), so the child
+    // may do anything a normal process may.
+    let service = match check(Step::Fork, unsafe { nix::unistd::fork() }) {
+        ForkResult::Child => service(&spec),
+        ForkResult::Parent { child } => child,
+    };
+    // Our copy of the error pipe goes; the service's closes at its exec,
+    // and the parent's read then sees EOF: every step succeeded.
+    // SAFETY: closing fd 4, which this process owns.
+    unsafe { libc::close(ERR_FD) };
+
+    let record = supervise(service, &handled);
+    if let Some(f) = status_file.as_mut()
+        && let Ok(json) = serde_json::to_vec(&record)
+    {
+        let _ = f
+            .set_len(0)
+            .and_then(|()| f.rewind())
+            .and_then(|_| f.write_all(&json))
+            .and_then(|()| f.sync_all());
+    }
+    std::process::exit(record.shell_status())
+}
+
+fn read_spec() -> InitSpec {
+    // SAFETY: the spawn placed the read end of the spec pipe at fd 3 and
+    // nothing else in this fresh process owns it.
+    let mut f = unsafe { File::from_raw_fd(SPEC_FD) };
+    let mut buf = Vec::new();
+    if let Err(e) = f.read_to_end(&mut buf) {
+        fail(Step::ReadSpec, errno_of(&e));
+    }
+    serde_json::from_slice(&buf).unwrap_or_else(|_| fail(Step::ReadSpec, libc::EINVAL))
+}
+
+fn setup_mounts(spec: &InitSpec) {
+    let none: Option<&str> = None;
+    let any_mounts = spec.mount_proc
+        || !(spec.read_only.is_empty()
+            && spec.read_write.is_empty()
+            && spec.tmpfs.is_empty()
+            && spec.inaccessible.is_empty());
+    if !any_mounts {
+        return;
+    }
+    // Nothing done here may propagate back to the host's mounts.
+    check(
+        Step::MountPrivate,
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none),
+    );
+    if spec.mount_proc {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        check(
+            Step::MountProc,
+            mount(Some("proc"), "/proc", Some("proc"), flags, none),
+        );
+    }
+    for p in &spec.read_only {
+        bind(p, true, Step::MountReadOnly);
+    }
+    // After read_only, so a writable path inside a read-only one wins.
+    for p in &spec.read_write {
+        bind(p, false, Step::MountReadWrite);
+    }
+    for p in &spec.tmpfs {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        check(
+            Step::MountTmpfs,
+            mount(
+                Some("tmpfs"),
+                p.as_path(),
+                Some("tmpfs"),
+                flags,
+                Some("mode=0755"),
+            ),
+        );
+    }
+    for p in &spec.inaccessible {
+        inaccessible(p);
+    }
+}
+
+fn bind(p: &Path, read_only: bool, step: Step) {
+    let none: Option<&str> = None;
+    check(
+        step,
+        mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
+    );
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    check(step, mount(none, p, none, flags, none));
+}
+
+/// A directory is covered by an empty, read-only tmpfs with mode 000; a file
+/// by /dev/null, read-only.
+fn inaccessible(p: &Path) {
+    let none: Option<&str> = None;
+    if p.is_dir() {
+        let flags =
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+        check(
+            Step::MountInaccessible,
+            mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("mode=000")),
+        );
+    } else {
+        check(
+            Step::MountInaccessible,
+            mount(Some("/dev/null"), p, none, MsFlags::MS_BIND, none),
+        );
+        check(
+            Step::MountInaccessible,
+            mount(
+                none,
+                p,
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                none,
+            ),
+        );
+    }
+}
+
+/// Waits for the service, forwarding signals and reaping every child.
+fn supervise(service: Pid, handled: &SigSet) -> ExitRecord {
+    loop {
+        let sig = match handled.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(service, sig);
+            continue;
+        }
+        // One SIGCHLD may stand for several exits: reap until none is left.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == service => {
+                    return ExitRecord::Exited { code };
+                }
+                Ok(WaitStatus::Signaled(pid, s, core)) if pid == service => {
+                    return ExitRecord::Signaled {
+                        signal: s as i32,
+                        core_dumped: core,
+                    };
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The service child: the per-process steps, in order, then exec.
+fn service(spec: &InitSpec) -> ! {
+    check(Step::Signals, SigSet::all().thread_unblock());
+    for &(res, soft, hard) in &spec.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: `lim` is a valid rlimit; `res` is an RLIMIT_* number.
+        if unsafe { libc::setrlimit(res.cast_unsigned(), &raw const lim) } != 0 {
+            fail(Step::Rlimit, errno_of(&std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(n) = spec.nice {
+        // SAFETY: setpriority on our own process.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+            fail(Step::Nice, errno_of(&std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(adj) = spec.oom_score_adj
+        && let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+    {
+        fail(Step::OomScoreAdj, errno_of(&e));
+    }
+    if let Some((class, level)) = spec.io_priority {
+        // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)
+        let prio = i64::from((class << 13) | level);
+        // SAFETY: a plain syscall on our own process with integer arguments.
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) } != 0 {
+            fail(Step::IoPriority, errno_of(&std::io::Error::last_os_error()));
+        }
+    }
+    check(Step::Chdir, nix::unistd::chdir(spec.working_dir.as_path()));
+    credentials(spec);
+    if spec.no_new_privs {
+        check(Step::NoNewPrivs, nix::sys::prctl::set_no_new_privs());
+    }
+    // Every fd above stdio closes at exec; the error pipe (fd 4) stays
+    // usable until then.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) } != 0 {
+        fail(Step::CloseFds, errno_of(&std::io::Error::last_os_error()));
+    }
+    if !spec.seccomp.is_empty() {
+        install_seccomp(&spec.seccomp);
+    }
+    let cstr = |s: &[u8]| CString::new(s).unwrap_or_else(|_| fail(Step::Exec, libc::EINVAL));
+    let program = cstr(spec.program.as_os_str().as_bytes());
+    let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a.as_bytes())).collect();
+    let env: Vec<CString> = spec.env.iter().map(|e| cstr(e.as_bytes())).collect();
+    // Default SIGPIPE for the service (the init's Rust runtime ignores it).
+    // SAFETY: resetting a signal disposition to default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
+    fail(Step::Exec, e as i32)
+}
+
+/// Groups, gid, uid and capabilities, in the only order that works: drop the
+/// bounding set while still privileged, keep capabilities across setuid,
+/// then set the kept set and (for non-root) raise it as ambient.
+fn credentials(spec: &InitSpec) {
+    use caps::CapSet;
+    let keep: caps::CapsHashSet = caps::all()
+        .into_iter()
+        .filter(|c| spec.capabilities.contains(&c.index()))
+        .collect();
+    for c in caps::all() {
+        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, c)
+                .unwrap_or_else(|_| fail(Step::CapBounding, libc::EPERM));
+        }
+    }
+    let non_root = spec.uid.is_some_and(|u| u != 0);
+    if non_root && !keep.is_empty() {
+        check(Step::KeepCaps, nix::sys::prctl::set_keepcaps(true));
+    }
+    if spec.uid.is_some() || spec.gid.is_some() || !spec.groups.is_empty() {
+        let groups: Vec<nix::unistd::Gid> = spec
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        check(Step::Setgroups, nix::unistd::setgroups(&groups));
+    }
+    if let Some(g) = spec.gid {
+        check(
+            Step::Setgid,
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(g)),
+        );
+    }
+    if let Some(u) = spec.uid {
+        check(
+            Step::Setuid,
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(u)),
+        );
+    }
+    // Effective first (it must stay within permitted), then permitted,
+    // then inheritable (needed for ambient).
+    for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
+        caps::set(None, set, &keep).unwrap_or_else(|_| fail(Step::Capabilities, libc::EPERM));
+    }
+    if non_root {
+        for c in &keep {
+            caps::raise(None, CapSet::Ambient, *c)
+                .unwrap_or_else(|_| fail(Step::AmbientCaps, libc::EPERM));
+        }
+    }
+}
+
+/// Installs the compiled filter. Needs no_new_privs (or CAP_SYS_ADMIN).
+fn install_seccomp(prog: &[(u16, u8, u8, u32)]) {
+    let filter: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(filter.len()).unwrap_or_else(|_| fail(Step::Seccomp, libc::E2BIG)),
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `filter`, alive for the call; the kernel
+    // copies the program.
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &raw const fprog,
+        )
+    } != 0
+    {
+        fail(Step::Seccomp, errno_of(&std::io::Error::last_os_error()));
+    }
+}

@@ -1,0 +1,287 @@
+//! What the parent hands to the init (serialized over a pipe), and how a
+//! failed setup step comes back: a fixed 8-byte record (step, errno) over a
+//! CLOEXEC pipe, so the parent can say which step failed and why, and a
+//! successful exec of the service closes the pipe with nothing written.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the init and the service need, resolved by the parent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InitSpec {
+    /// Absolute program path and argv (argv[0] included).
+    pub program: PathBuf,
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` entries, the whole environment.
+    pub env: Vec<String>,
+    pub working_dir: PathBuf,
+    /// Numeric credentials; `None` keeps root.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<u32>,
+    /// (RLIMIT_* resource number, soft, hard); `u64::MAX` is infinity.
+    pub rlimits: Vec<(i32, u64, u64)>,
+    pub nice: Option<i32>,
+    pub oom_score_adj: Option<i32>,
+    /// (class, level) for ioprio_set.
+    pub io_priority: Option<(u32, u32)>,
+    /// Capability numbers the service keeps (bounding, permitted, effective,
+    /// inheritable, and ambient when it runs as non-root).
+    pub capabilities: Vec<u8>,
+    pub no_new_privs: bool,
+    /// A compiled BPF program: (code, jt, jf, k) per instruction; empty = none.
+    pub seccomp: Vec<(u16, u8, u8, u32)>,
+    /// Mount the new PID namespace's /proc (when the PID and mount
+    /// namespaces are new).
+    pub mount_proc: bool,
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    pub tmpfs: Vec<PathBuf>,
+    pub inaccessible: Vec<PathBuf>,
+    pub hostname: Option<String>,
+    /// Where the init records how the service ended (opened before mounts).
+    pub status_file: Option<PathBuf>,
+}
+
+/// A setup step, in the order the child runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    Pdeathsig = 1,
+    ExecInit,
+    ReadSpec,
+    StatusFile,
+    MountPrivate,
+    MountProc,
+    MountReadOnly,
+    MountReadWrite,
+    MountTmpfs,
+    MountInaccessible,
+    Hostname,
+    Fork,
+    Signals,
+    Rlimit,
+    Nice,
+    OomScoreAdj,
+    IoPriority,
+    Chdir,
+    Setgroups,
+    Setgid,
+    CapBounding,
+    KeepCaps,
+    Setuid,
+    Capabilities,
+    AmbientCaps,
+    NoNewPrivs,
+    CloseFds,
+    Seccomp,
+    Exec,
+}
+
+impl Step {
+    pub const ALL: [Step; 29] = [
+        Step::Pdeathsig,
+        Step::ExecInit,
+        Step::ReadSpec,
+        Step::StatusFile,
+        Step::MountPrivate,
+        Step::MountProc,
+        Step::MountReadOnly,
+        Step::MountReadWrite,
+        Step::MountTmpfs,
+        Step::MountInaccessible,
+        Step::Hostname,
+        Step::Fork,
+        Step::Signals,
+        Step::Rlimit,
+        Step::Nice,
+        Step::OomScoreAdj,
+        Step::IoPriority,
+        Step::Chdir,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::CapBounding,
+        Step::KeepCaps,
+        Step::Setuid,
+        Step::Capabilities,
+        Step::AmbientCaps,
+        Step::NoNewPrivs,
+        Step::CloseFds,
+        Step::Seccomp,
+        Step::Exec,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<Step> {
+        Step::ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Pdeathsig => "pdeathsig",
+            Step::ExecInit => "exec-init",
+            Step::ReadSpec => "read-spec",
+            Step::StatusFile => "status-file",
+            Step::MountPrivate => "mount-private",
+            Step::MountProc => "mount-proc",
+            Step::MountReadOnly => "mount-read-only",
+            Step::MountReadWrite => "mount-read-write",
+            Step::MountTmpfs => "mount-tmpfs",
+            Step::MountInaccessible => "mount-inaccessible",
+            Step::Hostname => "hostname",
+            Step::Fork => "fork",
+            Step::Signals => "signals",
+            Step::Rlimit => "rlimit",
+            Step::Nice => "nice",
+            Step::OomScoreAdj => "oom-score-adj",
+            Step::IoPriority => "io-priority",
+            Step::Chdir => "chdir",
+            Step::Setgroups => "setgroups",
+            Step::Setgid => "setgid",
+            Step::CapBounding => "cap-bounding",
+            Step::KeepCaps => "keep-caps",
+            Step::Setuid => "setuid",
+            Step::Capabilities => "capabilities",
+            Step::AmbientCaps => "ambient-caps",
+            Step::NoNewPrivs => "no-new-privs",
+            Step::CloseFds => "close-fds",
+            Step::Seccomp => "seccomp",
+            Step::Exec => "exec",
+        }
+    }
+
+    /// What a person can do when this step fails with `errno`.
+    pub fn suggestion(self, errno: i32) -> &'static str {
+        match (self, errno) {
+            (Step::Exec, libc::ENOENT) => {
+                "the command does not exist inside the compartment: check the path and the mounts"
+            }
+            (Step::Exec, libc::EACCES) => {
+                "the command is not executable by the service's user, or its filesystem is mounted noexec"
+            }
+            (Step::Exec, libc::EPERM) => {
+                "the exec was refused, possibly by the seccomp profile: try `seccomp: unconfined` to find out"
+            }
+            (Step::Chdir, _) => {
+                "working_dir must exist inside the compartment and be reachable by the service's user"
+            }
+            (Step::Setuid | Step::Setgid | Step::Setgroups, _) => {
+                "bulkhead must run as root to change to another user"
+            }
+            (
+                Step::MountReadOnly | Step::MountReadWrite | Step::MountInaccessible,
+                libc::ENOENT,
+            ) => "a path in mounts does not exist on this host",
+            (
+                Step::MountReadOnly
+                | Step::MountReadWrite
+                | Step::MountTmpfs
+                | Step::MountInaccessible
+                | Step::MountProc
+                | Step::MountPrivate,
+                _,
+            ) => "mount changes need a new mount namespace and root (CAP_SYS_ADMIN)",
+            (Step::Seccomp, libc::EACCES) => {
+                "a seccomp filter needs no_new_privs or CAP_SYS_ADMIN: keep `no_new_privs: true`"
+            }
+            (Step::Seccomp, _) => {
+                "the kernel refused the seccomp program: check the profile with `bulkhead seccomp check`"
+            }
+            (Step::Rlimit, libc::EPERM) => {
+                "raising a hard rlimit above the daemon's own needs CAP_SYS_RESOURCE"
+            }
+            (Step::CapBounding | Step::Capabilities | Step::AmbientCaps | Step::KeepCaps, _) => {
+                "bulkhead needs CAP_SETPCAP to drop capabilities: run it as root"
+            }
+            (Step::Fork, libc::EAGAIN) => {
+                "pids.max leaves no room for the init and the service: raise it"
+            }
+            (Step::ExecInit | Step::ReadSpec, _) => {
+                "the bulkhead binary could not start its init: is /proc mounted and the binary still in place?"
+            }
+            _ => "see the errno; `bulkhead check` lists what the host allows",
+        }
+    }
+}
+
+/// The wire form of a failed step: step and errno, little-endian u32/i32.
+pub fn encode_failure(step: Step, errno: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&(step as u32).to_le_bytes());
+    b[4..].copy_from_slice(&errno.to_le_bytes());
+    b
+}
+
+pub fn decode_failure(b: &[u8]) -> Option<(Step, i32)> {
+    let step = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+    let errno = i32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
+    Some((Step::from_u32(step)?, errno))
+}
+
+/// How the service ended, as the init records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitRecord {
+    Exited { code: i32 },
+    Signaled { signal: i32, core_dumped: bool },
+}
+
+impl ExitRecord {
+    /// The status a shell would report: the code, or 128 + signal.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ExitRecord::Exited { code } => code,
+            ExitRecord::Signaled { signal, .. } => 128 + signal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_round_trip() {
+        for s in Step::ALL {
+            assert_eq!(
+                decode_failure(&encode_failure(s, libc::EPERM)),
+                Some((s, libc::EPERM))
+            );
+            assert!(!s.suggestion(libc::EPERM).is_empty());
+        }
+        assert_eq!(decode_failure(&[1, 2, 3]), None);
+        assert_eq!(
+            decode_failure(&encode_failure(Step::Exec, 2)[..]).map(|f| f.0.name()),
+            Some("exec")
+        );
+        // Step numbers are distinct.
+        let mut nums: Vec<u32> = Step::ALL.iter().map(|s| *s as u32).collect();
+        nums.dedup();
+        assert_eq!(nums.len(), Step::ALL.len());
+    }
+
+    #[test]
+    fn shell_status() {
+        assert_eq!(ExitRecord::Exited { code: 3 }.shell_status(), 3);
+        assert_eq!(
+            ExitRecord::Signaled {
+                signal: 9,
+                core_dumped: false
+            }
+            .shell_status(),
+            137
+        );
+    }
+
+    #[test]
+    fn spec_round_trips_as_json() {
+        let s = InitSpec {
+            program: "/bin/true".into(),
+            argv: vec!["true".into()],
+            seccomp: vec![(6, 0, 0, 0x7fff0000)],
+            ..Default::default()
+        };
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<InitSpec>(&j).unwrap(), s);
+    }
+}
