@@ -56,6 +56,8 @@ pub enum Code {
     CgroupControllerMissing,
     /// A cgroup filesystem operation failed.
     CgroupIo,
+    /// A setup step of the isolated spawn failed (step and errno in context).
+    SpawnFailed,
 }
 
 impl Code {
@@ -82,6 +84,7 @@ impl Code {
             Code::CgroupV2Missing => "CGROUP_V2_MISSING",
             Code::CgroupControllerMissing => "CGROUP_CONTROLLER_MISSING",
             Code::CgroupIo => "CGROUP_IO",
+            Code::SpawnFailed => "SPAWN_FAILED",
         }
     }
 }

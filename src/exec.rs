@@ -465,27 +465,7 @@ fn run_in(
         die_with_parent: true,
         init_exe: &exe,
     };
-    let child = spawn::spawn(&req).map_err(|e| {
-        let suggestion = e.suggestion();
-        let d = match &e {
-            spawn::SpawnError::Step {
-                step: crate::sandbox::spec::Step::Exec,
-                errno,
-            } if *errno == libc::ENOENT => Diagnostic::new(
-                Code::ConfigCommand,
-                format!("command not found: {}", svc.program.display()),
-            ),
-            _ => Diagnostic::new(
-                Code::ConfigCommand,
-                format!("cannot start {}", svc.command.join(" ")),
-            ),
-        };
-        Diagnostics::from(
-            d.context("step", step_name(&e))
-                .cause(&e)
-                .suggest(suggestion),
-        )
-    })?;
+    let child = spawn::spawn(&req).map_err(|e| spawn_diagnostic(&e, svc))?;
 
     // Wait for the init, passing signals on. It forwards them to the command.
     loop {
@@ -525,6 +505,31 @@ fn run_in(
         });
     let _ = std::fs::remove_file(&status_file);
     Ok(Outcome::collect(dir, record))
+}
+
+/// `SPAWN_FAILED` with the step and errno, or "command not found".
+pub fn spawn_diagnostic(e: &spawn::SpawnError, svc: &Service) -> Diagnostics {
+    let mut d = match e {
+        spawn::SpawnError::Step {
+            step: crate::sandbox::spec::Step::Exec,
+            errno,
+        } if *errno == libc::ENOENT => Diagnostic::new(
+            Code::SpawnFailed,
+            format!("command not found: {}", svc.program.display()),
+        ),
+        _ => Diagnostic::new(
+            Code::SpawnFailed,
+            format!("cannot start `{}`", svc.command.join(" ")),
+        ),
+    };
+    d = d.context("step", step_name(e));
+    if let spawn::SpawnError::Step { errno, .. } = e {
+        d = d.context(
+            "errno",
+            format!("{:?}", nix::errno::Errno::from_raw(*errno)),
+        );
+    }
+    d.cause(e).suggest(e.suggestion()).into()
 }
 
 fn step_name(e: &spawn::SpawnError) -> &'static str {

@@ -7,7 +7,8 @@
 //!    (private propagation, a fresh /proc, read-only / read-write / tmpfs /
 //!    inaccessible paths) and sets the hostname;
 //! 3. forks the service, which sets rlimits, nice, oom_score_adj, io priority,
-//!    working dir, groups/gid/uid, capabilities, no_new_privs, closes every fd
+//!    groups/gid/uid, capabilities, working dir (as the service's user),
+//!    no_new_privs, closes every fd
 //!    but stdio, installs the seccomp filter last, and execs;
 //! 4. forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
 //!    service, reaps every child (orphans included), and when the service
@@ -275,8 +276,10 @@ fn service(spec: &InitSpec) -> ! {
             fail(Step::IoPriority, errno_of(&std::io::Error::last_os_error()));
         }
     }
-    check(Step::Chdir, nix::unistd::chdir(spec.working_dir.as_path()));
     credentials(spec);
+    // After the credential change, as systemd does: the directory must be
+    // reachable by the service's own user, not just by root.
+    check(Step::Chdir, nix::unistd::chdir(spec.working_dir.as_path()));
     if spec.no_new_privs {
         check(Step::NoNewPrivs, nix::sys::prctl::set_no_new_privs());
     }
