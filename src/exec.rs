@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::cgroup::{self, discover, kill, limits, subtree};
 use crate::config::{self, Config, Service, schema::CgroupRoot};
 use crate::error::{Code, Diagnostic, Diagnostics};
-use crate::sandbox::spec::ExitRecord;
+use crate::sandbox::spec::{ExitRecord, LogSpec};
 use crate::sandbox::{init, plan, spawn};
 
 /// The `bulkhead exec` flags, as given.
@@ -364,6 +364,7 @@ pub fn run(
     cfg: &Config,
     svc: &Service,
     seccomp: Vec<(u16, u8, u8, u32)>,
+    log: Option<&Path>,
 ) -> Result<Outcome, Diagnostics> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mount = discover::cgroup2_mount(&mountinfo).ok_or_else(|| {
@@ -384,7 +385,7 @@ pub fn run(
     let dir = tree
         .create_instance(None, "exec", &me, &wanted)
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
-    let result = run_in(&dir, cfg, svc, seccomp);
+    let result = run_in(&dir, cfg, svc, seccomp, log);
     // Whatever happened, the cgroup goes (killing stragglers).
     let _ = kill::remove_killing(&dir, Duration::from_secs(10));
     result
@@ -395,6 +396,7 @@ fn run_in(
     cfg: &Config,
     svc: &Service,
     seccomp: Vec<(u16, u8, u8, u32)>,
+    log: Option<&Path>,
 ) -> Result<Outcome, Diagnostics> {
     let devices = limits::resolve_devices(&svc.resources).map_err(|e| {
         diag(
@@ -423,7 +425,7 @@ fn run_in(
             std::process::id().to_string(),
         ),
     ];
-    let spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone())).map_err(|e| {
+    let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone())).map_err(|e| {
         diag(
             Code::ConfigUnknownAccount,
             "cannot prepare the command",
@@ -431,6 +433,24 @@ fn run_in(
             "check user, group and capabilities",
         )
     })?;
+    if let Some(path) = log {
+        let path = std::path::absolute(path).map_err(|e| {
+            diag(
+                Code::ConfigPath,
+                format!("bad log path {}", path.display()),
+                e,
+                "give a file path",
+            )
+        })?;
+        spec.log = Some(LogSpec {
+            path,
+            max_size: match svc.logs.max_size {
+                config::units::Size::Bytes(b) => b,
+                config::units::Size::Max => u64::MAX,
+            },
+            keep: svc.logs.keep,
+        });
+    }
 
     // Block the signals we forward before spawning; the child resets its mask.
     let mut sigs = nix::sys::signal::SigSet::empty();
@@ -464,6 +484,7 @@ fn run_in(
         namespaces: plan::namespaces(svc),
         die_with_parent: true,
         init_exe: &exe,
+        attach_after_clone: false,
     };
     let child = spawn::spawn(&req).map_err(|e| spawn_diagnostic(&e, svc))?;
 

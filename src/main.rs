@@ -122,6 +122,11 @@ struct ExecFlags {
     /// Working directory.
     #[arg(long)]
     cwd: Option<PathBuf>,
+    /// Write the command's stdout and stderr to FILE, size-rotated by the
+    /// service's logs.max_size and logs.keep, as a supervised service's
+    /// output is (stdin is then /dev/null).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true)]
     command: Vec<String>,
@@ -221,7 +226,7 @@ fn run_exec(f: ExecFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match exec::run(&cfg, &svc, program) {
+    match exec::run(&cfg, &svc, program, f.log.as_deref()) {
         Ok(outcome) => {
             eprintln!("{}", outcome.report(&svc.command.join(" ")));
             ExitCode::from(outcome.exit_code())

@@ -19,15 +19,17 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
+use super::logsink::LogSink;
 use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
 
 const SPEC_FD: RawFd = 3;
@@ -76,6 +78,14 @@ pub fn main() -> ! {
             .open(p)
             .unwrap_or_else(|e| fail(Step::StatusFile, errno_of(&e)))
     });
+    // The log file and its directory are opened before the mounts change,
+    // which may hide them; the pipe carries the service's stdout and stderr.
+    let output = spec.log.as_ref().map(|l| {
+        let sink = LogSink::open(l).unwrap_or_else(|e| fail(Step::LogFile, errno_of(&e)));
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .unwrap_or_else(|e| fail(Step::LogFile, e.raw_os_error()));
+        (sink, r, w)
+    });
     setup_mounts(&spec);
     if let Some(h) = &spec.hostname {
         check(Step::Hostname, nix::unistd::sethostname(h));
@@ -93,15 +103,17 @@ pub fn main() -> ! {
     // SAFETY: this process is single-threaded (a fresh exec), so the child
     // may do anything a normal process may.
     let service = match check(Step::Fork, unsafe { nix::unistd::fork() }) {
-        ForkResult::Child => service(&spec),
+        ForkResult::Child => service(&spec, output.as_ref().map(|o| &o.2)),
         ForkResult::Parent { child } => child,
     };
+    // The service holds the pipe's write end now; the init reads only.
+    let output = output.map(|(sink, r, _w)| (sink, r));
     // Our copy of the error pipe goes; the service's closes at its exec,
     // and the parent's read then sees EOF: every step succeeded.
     // SAFETY: closing fd 4, which this process owns.
     unsafe { libc::close(ERR_FD) };
 
-    let record = supervise(service, &handled);
+    let record = supervise(service, &handled, output);
     if let Some(f) = status_file.as_mut()
         && let Ok(json) = serde_json::to_vec(&record)
     {
@@ -214,39 +226,97 @@ fn inaccessible(p: &Path) {
     }
 }
 
-/// Waits for the service, forwarding signals and reaping every child.
-fn supervise(service: Pid, handled: &SigSet) -> ExitRecord {
+/// Waits for the service, forwarding signals, reaping every child and
+/// copying the service's output to its log file, if it has one.
+fn supervise(service: Pid, handled: &SigSet, mut output: Option<(LogSink, OwnedFd)>) -> ExitRecord {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use rustix::io::Errno;
+
+    let sfd = check(
+        Step::Signals,
+        SignalFd::with_flags(handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK),
+    );
+    if let Some((_, r)) = &output {
+        // Drained until EAGAIN, so a wakeup never blocks in read.
+        let _ = rustix::io::ioctl_fionbio(r, true);
+    }
+    let mut buf = [0u8; 16 * 1024];
     loop {
-        let sig = match handled.wait() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(service, sig);
-            continue;
+        let mut fds = vec![PollFd::new(&sfd, PollFlags::IN)];
+        if let Some((_, r)) = &output {
+            fds.push(PollFd::new(r, PollFlags::IN));
         }
-        // One SIGCHLD may stand for several exits: reap until none is left.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == service => {
-                    return ExitRecord::Exited { code };
-                }
-                Ok(WaitStatus::Signaled(pid, s, core)) if pid == service => {
-                    return ExitRecord::Signaled {
-                        signal: s as i32,
-                        core_dumped: core,
-                    };
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
+            // Nothing sensible is left to do but keep reaping.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+        drop(fds);
+        if pump(&mut output, &mut buf) {
+            output = None;
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            if let Ok(sig) = Signal::try_from(signo)
+                && sig != Signal::SIGCHLD
+            {
+                let _ = nix::sys::signal::kill(service, sig);
             }
+        }
+        if let Some(record) = reap(service) {
+            // What the service wrote before it ended still goes to the log.
+            pump(&mut output, &mut buf);
+            return record;
+        }
+    }
+}
+
+/// Copies what the pipe holds to the log; true at end of file.
+fn pump(output: &mut Option<(LogSink, OwnedFd)>, buf: &mut [u8]) -> bool {
+    let Some((sink, r)) = output else {
+        return false;
+    };
+    loop {
+        match rustix::io::read(&*r, &mut *buf) {
+            Ok(0) => return true,
+            Ok(n) => sink.write(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Reaps every child that has ended; the service's end is returned.
+fn reap(service: Pid) -> Option<ExitRecord> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == service => {
+                return Some(ExitRecord::Exited { code });
+            }
+            Ok(WaitStatus::Signaled(pid, s, core)) if pid == service => {
+                return Some(ExitRecord::Signaled {
+                    signal: s as i32,
+                    core_dumped: core,
+                });
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => {}
         }
     }
 }
 
 /// The service child: the per-process steps, in order, then exec.
-fn service(spec: &InitSpec) -> ! {
+fn service(spec: &InitSpec, log_pipe: Option<&OwnedFd>) -> ! {
     check(Step::Signals, SigSet::all().thread_unblock());
+    if let Some(w) = log_pipe {
+        // stdout and stderr to the init's log pipe, stdin from /dev/null:
+        // a supervised service has no terminal.
+        let null =
+            std::fs::File::open("/dev/null").unwrap_or_else(|e| fail(Step::Stdio, errno_of(&e)));
+        check(Step::Stdio, nix::unistd::dup2_stdin(&null));
+        check(Step::Stdio, nix::unistd::dup2_stdout(w));
+        check(Step::Stdio, nix::unistd::dup2_stderr(w));
+    }
     for &(res, soft, hard) in &spec.rlimits {
         let lim = libc::rlimit {
             rlim_cur: soft,

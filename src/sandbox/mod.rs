@@ -2,6 +2,7 @@
 //! says why it is sound.
 
 pub mod init;
+pub mod logsink;
 pub mod plan;
 pub mod probe;
 pub mod reactor;

@@ -176,6 +176,7 @@ pub fn init_spec(
         inaccessible: svc.mounts.inaccessible.clone(),
         hostname: svc.hostname.clone(),
         status_file,
+        log: None,
     })
 }
 

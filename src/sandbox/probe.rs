@@ -9,21 +9,25 @@ use std::path::Path;
 /// `c_int` that overflows (DESIGN.md decision 3).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// The size of the first `struct clone_args` (Linux 5.3), without `set_tid`
+/// and `cgroup`.
+pub const CLONE_ARGS_SIZE_VER0: usize = 64;
+
 /// `struct clone_args` as of Linux 5.7 (CLONE_ARGS_SIZE_VER2, 88 bytes).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 /// Clones a child that exits at once, born in `cgroup_dir` with new PID and

@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::probe::CLONE_INTO_CGROUP;
+use super::probe::{CLONE_ARGS_SIZE_VER0, CLONE_INTO_CGROUP, CloneArgs};
 use super::spec::{InitSpec, Step, decode_failure, encode_failure};
 
 /// Namespaces beyond the cgroup.
@@ -66,6 +66,10 @@ pub struct SpawnRequest<'a> {
     pub die_with_parent: bool,
     /// The bulkhead binary to run as init.
     pub init_exe: &'a Path,
+    /// Place the child by writing its pid to `cgroup.procs` while it waits
+    /// on a pipe, instead of `CLONE_INTO_CGROUP`. Kernels before 5.7 need
+    /// this and get it automatically; setting it forces that path (tests).
+    pub attach_after_clone: bool,
 }
 
 /// A running init, the service's PID 1.
@@ -107,23 +111,6 @@ impl SpawnError {
             SpawnError::Timeout(_) => "the init hung before exec: check the mounts and the command",
         }
     }
-}
-
-/// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
 
 fn prep(what: &'static str) -> impl FnOnce(io::Error) -> SpawnError {
@@ -172,53 +159,61 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     })?;
     let cgroup_fd = u64::try_from(cgroup_dir.as_raw_fd())
         .map_err(|_| prep("cgroup fd")(io::Error::from_raw_os_error(libc::EBADF)))?;
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP
-            | u64::from(libc::CLONE_PIDFD.unsigned_abs())
-            | req.namespaces.clone_flags(),
-        pidfd: &raw mut pidfd as u64,
-        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
-        cgroup: cgroup_fd,
-        ..CloneArgs::default()
+    let fds = ChildFds {
+        die_with_parent: req.die_with_parent,
+        spec_r: spec_r.as_raw_fd(),
+        err_w: err_w.as_raw_fd(),
+        go: None,
     };
-    let (spec_r_raw, err_w_raw) = (spec_r.as_raw_fd(), err_w.as_raw_fd());
-
-    // SAFETY: `args` is a valid clone_args of the size passed and outlives the
-    // call, as does `pidfd`. Without CLONE_VM or a stack, clone3 behaves like
-    // fork: the child has a copy of this address space and, in `child`, only
-    // makes async-signal-safe calls on data prepared above.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &raw const args,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret == 0 {
-        // SAFETY: we are the freshly cloned child; `child` never returns.
-        unsafe {
-            child(
-                req.die_with_parent,
-                spec_r_raw,
-                err_w_raw,
-                &exe,
-                &argv,
-                &envp,
-            )
+    let ns = u64::from(libc::CLONE_PIDFD.unsigned_abs()) | req.namespaces.clone_flags();
+    let mut cloned = None;
+    if !req.attach_after_clone {
+        // SAFETY: the child side runs `child`, which only makes
+        // async-signal-safe calls on memory prepared above.
+        match unsafe { clone3(ns | CLONE_INTO_CGROUP, cgroup_fd, &fds, &exe, &argv, &envp) } {
+            Ok(c) => cloned = Some(c),
+            // E2BIG: the kernel predates clone_args.cgroup (5.7); fall back.
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {}
+            Err(source) => {
+                return Err(SpawnError::Clone {
+                    cgroup: req.cgroup.to_path_buf(),
+                    source,
+                });
+            }
         }
     }
-    if ret < 0 {
-        return Err(SpawnError::Clone {
-            cgroup: req.cgroup.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    let pid = libc::pid_t::try_from(ret)
-        .map_err(|_| prep("pid")(io::Error::from_raw_os_error(libc::ERANGE)))?;
-    // SAFETY: clone3 succeeded, so the kernel stored a new descriptor in
-    // `pidfd` that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let (pid, pidfd) = match cloned {
+        Some(c) => c,
+        None => {
+            // The child waits on `go` until the parent has written its pid
+            // to cgroup.procs: it runs nothing of its own outside the cgroup.
+            let (go_r, go_w) = high_pipe().map_err(prep("go pipe"))?;
+            let fds = ChildFds {
+                go: Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
+                ..fds
+            };
+            // SAFETY: as above.
+            let (pid, pidfd) =
+                unsafe { clone3(ns, 0, &fds, &exe, &argv, &envp) }.map_err(|source| {
+                    SpawnError::Clone {
+                        cgroup: req.cgroup.to_path_buf(),
+                        source,
+                    }
+                })?;
+            drop(go_r);
+            if let Err(e) = std::fs::write(req.cgroup.join("cgroup.procs"), pid.to_string()) {
+                // Closing `go` unwritten ends the child before its exec.
+                drop(go_w);
+                reap(pid);
+                return Err(SpawnError::Step {
+                    step: Step::JoinCgroup,
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                });
+            }
+            let _ = std::fs::File::from(go_w).write_all(b"1");
+            (pid, pidfd)
+        }
+    };
     drop((spec_r, err_w, cgroup_dir));
 
     // Hand over the spec. A write error means the child died before reading:
@@ -270,15 +265,69 @@ fn reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
 }
 
+/// The fds and choices the child needs, all plain integers.
+#[derive(Clone, Copy)]
+struct ChildFds {
+    die_with_parent: bool,
+    spec_r: RawFd,
+    err_w: RawFd,
+    /// The fallback's (read, write) go pipe.
+    go: Option<(RawFd, RawFd)>,
+}
+
+/// clone3 with `flags` (and `cgroup` when CLONE_INTO_CGROUP is in them);
+/// returns the child's pid and pidfd. The child runs [`child`].
+///
+/// # Safety
+/// The pointers must refer to NUL-terminated arrays prepared before the call.
+unsafe fn clone3(
+    flags: u64,
+    cgroup: u64,
+    fds: &ChildFds,
+    exe: &CString,
+    argv: &[*const libc::c_char; 3],
+    envp: &[*const libc::c_char; 1],
+) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags,
+        pidfd: &raw mut pidfd as u64,
+        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
+        cgroup,
+        ..CloneArgs::default()
+    };
+    // Without CLONE_INTO_CGROUP, the first version of the struct, so that
+    // kernels 5.3 to 5.6 accept it.
+    let size = if flags & CLONE_INTO_CGROUP == 0 {
+        CLONE_ARGS_SIZE_VER0
+    } else {
+        std::mem::size_of::<CloneArgs>()
+    };
+    // SAFETY: `args` is a valid clone_args at least `size` bytes long and
+    // outlives the call, as does `pidfd`. Without CLONE_VM or a stack, clone3
+    // behaves like fork: the child has a copy of this address space and, in
+    // `child`, only makes async-signal-safe calls on data prepared before.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size) };
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child; `child` never returns.
+        unsafe { child(*fds, exe, argv, envp) }
+    }
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let pid = libc::pid_t::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::ERANGE))?;
+    // SAFETY: clone3 succeeded, so the kernel stored a new descriptor in
+    // `pidfd` that nothing else owns.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
 /// The cloned child: async-signal-safe calls only, then exec of the init.
 ///
 /// # Safety
 /// Must only be called in the child right after clone3, with pointers to
 /// NUL-terminated arrays that stay valid (they live in the copied stack).
 unsafe fn child(
-    die_with_parent: bool,
-    spec_r: RawFd,
-    err_w: RawFd,
+    fds: ChildFds,
     exe: &CString,
     argv: &[*const libc::c_char; 3],
     envp: &[*const libc::c_char; 1],
@@ -290,20 +339,38 @@ unsafe fn child(
         // SAFETY: write(2) and _exit(2) are async-signal-safe; `rec` is a
         // valid buffer of the length given.
         unsafe {
-            libc::write(err_w, rec.as_ptr().cast(), rec.len());
+            libc::write(fds.err_w, rec.as_ptr().cast(), rec.len());
             libc::_exit(127)
         }
     };
-    // SAFETY: prctl, dup2, sigprocmask, signal and execve are
+    // SAFETY: prctl, close, read, dup2, sigprocmask, signal and execve are
     // async-signal-safe; every pointer refers to memory prepared before the
     // clone and still mapped in this copy of the address space.
     unsafe {
-        if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        if fds.die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             fail(Step::Pdeathsig);
+        }
+        if let Some((go_r, go_w)) = fds.go {
+            // Our copy of the write end must go, or a dead parent would
+            // leave us waiting forever.
+            libc::close(go_w);
+            let mut b = 0u8;
+            loop {
+                let n = libc::read(go_r, (&raw mut b).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                // The parent could not place us: it reports why.
+                libc::_exit(127);
+            }
+            libc::close(go_r);
         }
         // The init finds the spec on fd 3 and reports failures on fd 4;
         // dup2 clears CLOEXEC on the copies so they survive the exec.
-        if libc::dup2(spec_r, 3) < 0 || libc::dup2(err_w, 4) < 0 {
+        if libc::dup2(fds.spec_r, 3) < 0 || libc::dup2(fds.err_w, 4) < 0 {
             fail(Step::ExecInit);
         }
         // A clean signal state: nothing blocked, SIGPIPE back to default

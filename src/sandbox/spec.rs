@@ -42,6 +42,20 @@ pub struct InitSpec {
     pub hostname: Option<String>,
     /// Where the init records how the service ended (opened before mounts).
     pub status_file: Option<PathBuf>,
+    /// Where the service's stdout and stderr go. `None` passes the init's own
+    /// stdio through (`bulkhead exec`); a file is size-rotated by the init.
+    pub log: Option<LogSpec>,
+}
+
+/// A size-rotated log file the init writes the service's output to:
+/// `path`, then `path.1` .. `path.<keep>` (oldest), as logrotate names them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogSpec {
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this many bytes (at least 4 KiB).
+    pub max_size: u64,
+    /// Rotated files kept; 0 truncates in place.
+    pub keep: u32,
 }
 
 /// A setup step, in the order the child runs them.
@@ -49,9 +63,11 @@ pub struct InitSpec {
 #[repr(u32)]
 pub enum Step {
     Pdeathsig = 1,
+    JoinCgroup,
     ExecInit,
     ReadSpec,
     StatusFile,
+    LogFile,
     MountPrivate,
     MountProc,
     MountReadOnly,
@@ -61,6 +77,7 @@ pub enum Step {
     Hostname,
     Fork,
     Signals,
+    Stdio,
     Rlimit,
     Nice,
     OomScoreAdj,
@@ -80,11 +97,13 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 29] = [
+    pub const ALL: [Step; 32] = [
         Step::Pdeathsig,
+        Step::JoinCgroup,
         Step::ExecInit,
         Step::ReadSpec,
         Step::StatusFile,
+        Step::LogFile,
         Step::MountPrivate,
         Step::MountProc,
         Step::MountReadOnly,
@@ -94,6 +113,7 @@ impl Step {
         Step::Hostname,
         Step::Fork,
         Step::Signals,
+        Step::Stdio,
         Step::Rlimit,
         Step::Nice,
         Step::OomScoreAdj,
@@ -119,9 +139,11 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Pdeathsig => "pdeathsig",
+            Step::JoinCgroup => "join-cgroup",
             Step::ExecInit => "exec-init",
             Step::ReadSpec => "read-spec",
             Step::StatusFile => "status-file",
+            Step::LogFile => "log-file",
             Step::MountPrivate => "mount-private",
             Step::MountProc => "mount-proc",
             Step::MountReadOnly => "mount-read-only",
@@ -131,6 +153,7 @@ impl Step {
             Step::Hostname => "hostname",
             Step::Fork => "fork",
             Step::Signals => "signals",
+            Step::Stdio => "stdio",
             Step::Rlimit => "rlimit",
             Step::Nice => "nice",
             Step::OomScoreAdj => "oom-score-adj",
@@ -192,6 +215,12 @@ impl Step {
             }
             (Step::CapBounding | Step::Capabilities | Step::AmbientCaps | Step::KeepCaps, _) => {
                 "bulkhead needs CAP_SETPCAP to drop capabilities: run it as root"
+            }
+            (Step::JoinCgroup, _) => {
+                "the parent could not move the child into its cgroup: is the cgroup still there, and pids.max not reached?"
+            }
+            (Step::LogFile | Step::StatusFile, _) => {
+                "the state and log directories must be writable by root: check supervisor.state_dir and log_dir"
             }
             (Step::Fork, libc::EAGAIN) => {
                 "pids.max leaves no room for the init and the service: raise it"

@@ -1,0 +1,218 @@
+//! The spawn path on the host: the cgroup2 mount exists here (without
+//! controllers), so being born in a cgroup, the fallback placement, the
+//! init's log file and its memory footprint can all be shown without the VM.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use bulkhead::sandbox::spawn::{self, NamespaceFlags, SpawnError, SpawnRequest};
+use bulkhead::sandbox::spec::{ExitRecord, InitSpec, LogSpec, Step};
+
+/// A cgroup directly under the cgroup2 mount, removed on drop.
+struct HostCgroup {
+    dir: PathBuf,
+    /// The path /proc/self/cgroup shows for it.
+    rel: String,
+}
+
+impl HostCgroup {
+    fn new(name: &str) -> HostCgroup {
+        assert!(nix::unistd::geteuid().is_root(), "spawn tests need root");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = bulkhead::cgroup::discover::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
+        let leaf = format!("bulkhead-spawn-test-{}-{name}", std::process::id());
+        let dir = mount.join(&leaf);
+        std::fs::create_dir(&dir).unwrap();
+        // /proc/self/cgroup shows paths from the root of our cgroup namespace,
+        // which is where the mount's root is on these hosts and in the VM.
+        HostCgroup {
+            dir,
+            rel: format!("/{leaf}"),
+        }
+    }
+}
+
+impl Drop for HostCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+fn spec(script: &str, dir: &Path) -> InitSpec {
+    InitSpec {
+        program: "/bin/sh".into(),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec!["PATH=/usr/bin:/bin".into()],
+        working_dir: "/".into(),
+        mount_proc: true,
+        status_file: Some(dir.join("status.json")),
+        log: Some(LogSpec {
+            path: dir.join("out.log"),
+            max_size: 1 << 20,
+            keep: 1,
+        }),
+        ..InitSpec::default()
+    }
+}
+
+fn start(spec: &InitSpec, cgroup: &Path, attach_after_clone: bool) -> Result<i32, SpawnError> {
+    let req = SpawnRequest {
+        spec,
+        cgroup,
+        namespaces: NamespaceFlags {
+            pid: true,
+            mount: true,
+            net: false,
+            uts: false,
+            ipc: false,
+        },
+        die_with_parent: true,
+        init_exe: Path::new(env!("CARGO_BIN_EXE_bulkhead")),
+        attach_after_clone,
+    };
+    spawn::spawn(&req).map(|s| s.pid)
+}
+
+/// Waits for the init and returns its exit code.
+fn wait(pid: i32) -> i32 {
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap() {
+        nix::sys::wait::WaitStatus::Exited(_, code) => code,
+        other => panic!("init ended as {other:?}"),
+    }
+}
+
+fn born_in_the_cgroup(attach_after_clone: bool) {
+    let cg = HostCgroup::new(if attach_after_clone { "attach" } else { "into" });
+    let tmp = tempfile::tempdir().unwrap();
+    // The first thing the service does is read its own cgroup.
+    let s = spec(
+        "cat /proc/self/cgroup; echo pid=$$; echo to-stderr >&2; exit 7",
+        tmp.path(),
+    );
+    let pid = start(&s, &cg.dir, attach_after_clone).unwrap();
+    assert_eq!(wait(pid), 7, "the init exits with the service's status");
+    let log = std::fs::read_to_string(tmp.path().join("out.log")).unwrap();
+    println!("{log}");
+    // On a hybrid host the v1 hierarchies are listed too; the v2 line is
+    // the one that counts.
+    let v2 = log.lines().find(|l| l.starts_with("0::")).unwrap();
+    assert_eq!(v2, format!("0::{}", cg.rel));
+    // The service is PID 2: the init is PID 1 of the new namespace.
+    assert!(log.contains("pid=2\n"), "{log}");
+    assert!(log.contains("to-stderr\n"), "stderr goes to the log too");
+    let status: ExitRecord =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("status.json")).unwrap()).unwrap();
+    assert_eq!(status, ExitRecord::Exited { code: 7 });
+}
+
+#[test]
+fn born_inside_its_cgroup_with_clone_into_cgroup() {
+    born_in_the_cgroup(false);
+}
+
+#[test]
+fn born_inside_its_cgroup_when_placed_after_the_clone() {
+    born_in_the_cgroup(true);
+}
+
+#[test]
+fn a_failed_placement_is_its_own_step_and_runs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    let s = spec(&format!("touch {}", marker.display()), tmp.path());
+    // /proc is no cgroup: writing its cgroup.procs fails.
+    match start(&s, Path::new("/proc"), true) {
+        Err(SpawnError::Step {
+            step: Step::JoinCgroup,
+            ..
+        }) => {}
+        other => panic!("expected a join-cgroup failure, got {other:?}"),
+    }
+    assert!(!marker.exists(), "the command ran outside its cgroup");
+}
+
+#[test]
+fn the_log_file_rotates_by_size() {
+    let cg = HostCgroup::new("rotate");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(
+        "i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+        tmp.path(),
+    );
+    if let Some(l) = s.log.as_mut() {
+        l.max_size = 4096;
+        l.keep = 2;
+    }
+    let pid = start(&s, &cg.dir, false).unwrap();
+    assert_eq!(wait(pid), 0);
+    let read = |n: &str| std::fs::read_to_string(tmp.path().join(n)).unwrap_or_default();
+    let (cur, one, two) = (read("out.log"), read("out.log.1"), read("out.log.2"));
+    assert!(cur.ends_with("line-299-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"));
+    for f in [&cur, &one, &two] {
+        assert!(!f.is_empty() && f.len() <= 4096, "{} bytes", f.len());
+    }
+    assert!(!tmp.path().join("out.log.3").exists());
+}
+
+/// The init is charged to the service's memory.max, so it must stay small:
+/// its unique memory (USS: private clean + private dirty pages) while it
+/// supervises a service. Measured as in production, where the spawning
+/// bulkhead process (the daemon, here `bulkhead exec`) maps the same binary,
+/// so the binary's unchanged pages are shared and not the init's own.
+#[test]
+fn the_init_stays_under_one_mib_of_unique_memory() {
+    let mut exec = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["exec", "--seccomp", "unconfined", "--", "/bin/sleep", "3"])
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", exec.id());
+    let mut init = None;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let pid = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = pid.split_whitespace().next() {
+            // Wait until the init has forked the service.
+            let grandchildren = format!("/proc/{pid}/task/{pid}/children");
+            if !std::fs::read_to_string(grandchildren)
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+            {
+                init = Some(pid.to_string());
+                break;
+            }
+        }
+    }
+    let init = init.expect("the init and its service started");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let rollup = std::fs::read_to_string(format!("/proc/{init}/smaps_rollup")).unwrap();
+    let kb = |field: &str| -> u64 {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (clean, dirty) = (kb("Private_Clean:"), kb("Private_Dirty:"));
+    println!(
+        "init USS {} KiB (private clean {clean}, private dirty {dirty}; RSS {} KiB)",
+        clean + dirty,
+        kb("Rss:")
+    );
+    // SIGTERM reaches the service; exec then removes its cgroup.
+    let exec_pid = nix::unistd::Pid::from_raw(i32::try_from(exec.id()).unwrap());
+    nix::sys::signal::kill(exec_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let _ = exec.wait();
+    assert!(
+        clean + dirty < 1024,
+        "the init uses {} KiB of unique memory",
+        clean + dirty
+    );
+}
