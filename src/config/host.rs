@@ -48,9 +48,25 @@ impl Host for RealHost {
     }
 
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        use std::io::Read as _;
+        // Files named in a config (seccomp profiles) are a few KiB; a device
+        // such as /dev/zero would never end.
+        let mut text = String::new();
+        std::fs::File::open(path)?
+            .take(MAX_READ_BYTES + 1)
+            .read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_READ_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than {MAX_READ_BYTES} bytes"),
+            ));
+        }
+        Ok(text)
     }
 }
+
+/// The most [`RealHost::read_to_string`] reads.
+pub const MAX_READ_BYTES: u64 = 1 << 20;
 
 /// The PATH a service gets when its env does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::*;
 
-use crate::error::{Code, Diagnostic, Diagnostics};
+use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 use node::{Node, pos_of};
 use shape::Shaped;
 
@@ -102,7 +102,7 @@ fn options() -> serde_saphyr::Options {
 pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Config, Diagnostics> {
     let tree: Node = match serde_saphyr::from_str_with_options(text, options()) {
         Ok(n) => n,
-        Err(e) => return Err(yaml_error(&e, path).into()),
+        Err(e) => return Err(yaml_error(&e, path, text).into()),
     };
     let mut problems = Vec::new();
     shape::walk(&tree, &schema::RawConfig::shape(), "", &mut problems);
@@ -120,7 +120,7 @@ pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Confi
     // as much as possible.
     let raw: schema::RawConfig = match serde_saphyr::from_str_with_options(text, options()) {
         Ok(r) => r,
-        Err(e) if diags.is_empty() => return Err(yaml_error(&e, path).into()),
+        Err(e) if diags.is_empty() => return Err(yaml_error(&e, path, text).into()),
         Err(_) => return Err(diags.finish()),
     };
     let abs = if path.is_absolute() {
@@ -130,7 +130,7 @@ pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Confi
             .map(|d| d.join(path))
             .unwrap_or_else(|_| PathBuf::from(path))
     };
-    match validate::build(raw, &abs, host) {
+    match validate::build(raw, &abs, host, top_key_pos(&tree, "services")) {
         Ok(mut cfg) if diags.is_empty() => {
             cfg.source = path.to_path_buf();
             Ok(cfg)
@@ -148,38 +148,86 @@ pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Confi
     }
 }
 
-fn yaml_error(e: &serde_saphyr::Error, path: &Path) -> Diagnostic {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    let (code, suggestion) = if lower.contains("budget")
-        || lower.contains("limit")
-        || lower.contains("depth")
-        || lower.contains("alias")
+/// Where a top-level key is written, if it is.
+fn top_key_pos(tree: &Node, key: &str) -> Pos {
+    match &tree.value {
+        node::Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.key_text() == key)
+            .map_or(Pos::UNKNOWN, |(k, _)| k.pos),
+        _ => Pos::UNKNOWN,
+    }
+}
+
+fn yaml_error(e: &serde_saphyr::Error, path: &Path, source: &str) -> Diagnostic {
+    use serde_saphyr::budget::BudgetBreach;
+    let mut inner = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
     {
-        (
-            Code::ConfigLimit,
-            "the file exceeds a safety limit (aliases, nesting depth or size); write it out plainly",
-        )
-    } else if lower.contains("multiple documents") || lower.contains("more than one") {
-        (
+        inner = error;
+    }
+    let breach = match inner {
+        serde_saphyr::Error::Budget { breach, .. } => Some(breach),
+        _ => None,
+    };
+    let (code, suggestion) = match breach {
+        Some(BudgetBreach::Documents { .. }) => (
             Code::ConfigSyntax,
-            "keep one YAML document in the file (remove the extra `---`)",
-        )
-    } else {
-        (
+            "keep one YAML document in the file (remove the extra `---` and what follows it)",
+        ),
+        Some(BudgetBreach::Depth { .. }) => (
+            Code::ConfigLimit,
+            "the values nest more than 32 levels deep; a bulkhead config needs far fewer, so check the indentation",
+        ),
+        Some(
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::Anchors { .. }
+            | BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::AliasAnchorRatio { .. }
+            | BudgetBreach::MergeKeys { .. },
+        ) => (
+            Code::ConfigLimit,
+            "the anchors and aliases (&name, *name) expand to too much; write the values out plainly",
+        ),
+        Some(_) => (
+            Code::ConfigLimit,
+            "the file exceeds a safety limit (values, nodes or text size); a bulkhead config is far smaller, so check that this is the right file",
+        ),
+        None => (
             Code::ConfigSyntax,
             "fix the YAML syntax at this position (indentation and `key: value` pairs are the usual causes)",
-        )
+        ),
     };
+    let text = e.to_string();
     let first_line = text.lines().next().unwrap_or("invalid YAML").to_string();
+    let tabs = first_line.contains("tabs disallowed");
     let mut d = Diagnostic::new(
         code,
         format!("{} is not valid bulkhead YAML", path.display()),
     )
     .cause(first_line)
-    .suggest(suggestion);
+    .suggest(if tabs {
+        "indent with spaces: YAML does not allow tabs for indentation"
+    } else {
+        suggestion
+    });
     match e.location() {
-        Some(loc) => d = d.at(path, pos_of(&loc)),
+        Some(loc) => {
+            let mut pos = pos_of(&loc);
+            // The parser reports the first character after a tab; the tab
+            // itself is what needs fixing.
+            if tabs
+                && let Some(line) = source.lines().nth(pos.line.saturating_sub(1) as usize)
+                && let Some(i) = line
+                    .chars()
+                    .take(pos.column as usize)
+                    .position(|c| c == '\t')
+            {
+                pos.column = u32::try_from(i + 1).unwrap_or(pos.column);
+            }
+            d = d.at(path, pos);
+        }
         None => d = d.in_file(path),
     }
     d

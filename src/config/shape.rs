@@ -331,7 +331,7 @@ impl Leaf for bool {
     fn from_value(v: &Value) -> Result<Self, Bad> {
         match v {
             Value::Scalar(Scalar::Bool(b)) => Ok(*b),
-            other => Err(Bad::new(
+            other => Err(Bad::kind(
                 format!("expected true or false, found {}", describe(other)),
                 "write true or false",
             )),
@@ -345,7 +345,7 @@ impl Leaf for bool {
 impl Leaf for String {
     fn from_value(v: &Value) -> Result<Self, Bad> {
         scalar_text(v).ok_or_else(|| {
-            Bad::new(
+            Bad::kind(
                 format!("expected text, found {}", v.kind_name()),
                 "write a single value",
             )
@@ -392,7 +392,7 @@ macro_rules! int_leaf {
                     Value::Scalar(Scalar::Int(i)) => <$t>::try_from(*i).map_err(|_| {
                         Bad::new(format!("{i} is out of range ({}..={})", <$t>::MIN, <$t>::MAX), HINT)
                     }),
-                    other => Err(Bad::new(format!("expected a whole number, found {}", describe(other)), HINT)),
+                    other => Err(Bad::kind(format!("expected a whole number, found {}", describe(other)), HINT)),
                 }
             }
             fn json_schema() -> Json {
@@ -413,7 +413,7 @@ impl Leaf for f64 {
             // Exact for every integer a person would write here.
             #[allow(clippy::cast_precision_loss)]
             Value::Scalar(Scalar::Int(i)) => Ok(*i as f64),
-            other => Err(Bad::new(
+            other => Err(Bad::kind(
                 format!("expected a number, found {}", describe(other)),
                 "write a number such as 2 or 1.5",
             )),
@@ -454,7 +454,14 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                 ));
             };
             check_duplicates(entries, path, out);
+            check_keys(entries, path, out);
             for (k, v) in entries {
+                if matches!(
+                    k.value,
+                    Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
+                ) {
+                    continue;
+                }
                 let key = k.key_text();
                 let sub = join(path, &key);
                 match fields.iter().find(|f| f.name == key) {
@@ -492,8 +499,19 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                 ));
             };
             check_duplicates(entries, path, out);
+            check_keys(entries, path, out);
             for (k, v) in entries {
-                walk(v, value, &join(path, &k.key_text()), out);
+                let sub = join(path, &k.key_text());
+                if matches!(v.value, Value::Scalar(Scalar::Null)) {
+                    // Nothing after the colon: point at the name.
+                    let at_key = Node {
+                        value: v.value.clone(),
+                        pos: k.pos,
+                    };
+                    walk_entry(&at_key, value, &sub, out);
+                } else {
+                    walk_entry(v, value, &sub, out);
+                }
             }
         }
         Shape::List { item } => {
@@ -506,24 +524,87 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                 ));
             };
             for (i, it) in items.iter().enumerate() {
-                walk(it, item, &format!("{path}[{i}]"), out);
+                walk_entry(it, item, &format!("{path}[{i}]"), out);
             }
         }
-        Shape::Leaf(spec) => {
-            if let Err(bad) = (spec.check)(&node.value) {
-                let code = match node.value {
-                    Value::Scalar(_) => Code::ConfigInvalidValue,
-                    _ => Code::ConfigType,
-                };
-                out.push(WalkError {
-                    code,
-                    pos: node.pos,
-                    path: path.to_string(),
-                    message: format!("{path}: {}", bad.message),
-                    suggestion: bad.hint.to_string(),
-                });
-            }
+        Shape::Leaf(spec) => walk_leaf(node, spec, path, out),
+    }
+}
+
+/// A list item or a named entry (`env`, `services`). Unlike a key left empty,
+/// an empty item is not "not set": `command: [~]` is a list with a null in
+/// it, so a value that must be text or a number is reported.
+fn walk_entry(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
+    let null = matches!(node.value, Value::Scalar(Scalar::Null));
+    match shape {
+        Shape::Leaf(spec) => walk_leaf(node, spec, path, out),
+        Shape::Section { .. } if null => out.push(kind_error(
+            node,
+            path,
+            "a mapping of keys",
+            "write its keys indented under it",
+        )),
+        Shape::Map { .. } if null => out.push(kind_error(
+            node,
+            path,
+            "a mapping of names to values",
+            "write `name: value` entries indented under it",
+        )),
+        Shape::List { .. } if null => out.push(kind_error(
+            node,
+            path,
+            "a list",
+            "write a list: [a, b] or one `- item` per line",
+        )),
+        other => walk(node, other, path, out),
+    }
+}
+
+fn walk_leaf(node: &Node, spec: &LeafSpec, path: &str, out: &mut Vec<WalkError>) {
+    if let Err(bad) = (spec.check)(&node.value) {
+        let code = match node.value {
+            Value::Scalar(_) if !bad.wrong_kind => Code::ConfigInvalidValue,
+            _ => Code::ConfigType,
+        };
+        out.push(WalkError {
+            code,
+            pos: node.pos,
+            path: path.to_string(),
+            message: format!("{path}: {}", bad.message),
+            suggestion: bad.hint.to_string(),
+        });
+    }
+}
+
+/// Names (of services, groups, variables) must be plain words: a list, a
+/// mapping or nothing cannot be a key.
+fn check_keys(entries: &[(Node, Node)], path: &str, out: &mut Vec<WalkError>) {
+    for (k, _) in entries {
+        if matches!(
+            k.value,
+            Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
+        ) {
+            out.push(WalkError {
+                code: Code::ConfigType,
+                pos: k.pos,
+                path: path.to_string(),
+                message: format!(
+                    "{}: a key must be a name, found {}",
+                    where_(path),
+                    k.value.kind_name()
+                ),
+                suggestion: "write the name as plain text before the colon".to_string(),
+            });
         }
+    }
+}
+
+/// How a path reads in a message: `services.web`, or `the top level`.
+fn where_(path: &str) -> &str {
+    if path.is_empty() {
+        "the top level"
+    } else {
+        path
     }
 }
 
@@ -533,7 +614,8 @@ fn kind_error(node: &Node, path: &str, expected: &str, hint: &str) -> WalkError 
         pos: node.pos,
         path: path.to_string(),
         message: format!(
-            "{path}: expected {expected}, found {}",
+            "{}: expected {expected}, found {}",
+            if path.is_empty() { "the file" } else { path },
             describe(&node.value)
         ),
         suggestion: hint.to_string(),
@@ -628,6 +710,70 @@ mod tests {
         assert_eq!(closest("memroy", &known), Some("memory"));
         assert_eq!(closest("cpus", &known), Some("cpu"));
         assert_eq!(closest("network", &known), None);
+    }
+
+    fn walk_text(text: &str) -> Vec<WalkError> {
+        let node: Node = serde_saphyr::from_str(text).unwrap();
+        let shape = Shape::Section {
+            doc: "",
+            fields: vec![
+                FieldShape {
+                    name: "flag",
+                    doc: "",
+                    shape: bool::shape(),
+                },
+                FieldShape {
+                    name: "names",
+                    doc: "",
+                    shape: Shape::List {
+                        item: Box::new(String::shape()),
+                    },
+                },
+                FieldShape {
+                    name: "vars",
+                    doc: "",
+                    shape: Shape::Map {
+                        value: Box::new(String::shape()),
+                    },
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        walk(&node, &shape, "", &mut out);
+        out
+    }
+
+    #[test]
+    fn wrong_kinds_are_type_errors() {
+        let e = walk_text("flag: 1\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].code, Code::ConfigType);
+        assert_eq!(e[0].pos, Pos { line: 1, column: 7 });
+    }
+
+    #[test]
+    fn empty_keys_are_unset_but_empty_items_are_errors() {
+        assert!(walk_text("flag:\nnames:\nvars:\n").is_empty());
+        let e = walk_text("names: [a, ~]\nvars:\n  A: ~\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().all(|w| w.code == Code::ConfigType));
+        assert_eq!(
+            e[0].pos,
+            Pos {
+                line: 1,
+                column: 12
+            }
+        );
+        // An empty entry points at its name.
+        assert_eq!(e[1].pos, Pos { line: 3, column: 3 });
+    }
+
+    #[test]
+    fn keys_must_be_names() {
+        let e = walk_text("vars:\n  ? [a]\n  : x\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].code, Code::ConfigType);
+        assert_eq!(e[0].pos, Pos { line: 2, column: 5 });
     }
 
     #[test]

@@ -14,6 +14,9 @@ use super::node::{Scalar, Value};
 pub struct Bad {
     pub message: String,
     pub hint: &'static str,
+    /// The value is of the wrong kind altogether (a number where true or
+    /// false belongs), rather than a value of the right kind that is unusable.
+    pub wrong_kind: bool,
 }
 
 impl Bad {
@@ -21,6 +24,15 @@ impl Bad {
         Bad {
             message: message.into(),
             hint,
+            wrong_kind: false,
+        }
+    }
+
+    /// A value of the wrong kind (reported as `CONFIG_TYPE`).
+    pub fn kind(message: impl Into<String>, hint: &'static str) -> Self {
+        Bad {
+            wrong_kind: true,
+            ..Bad::new(message, hint)
         }
     }
 }
@@ -39,7 +51,7 @@ pub fn scalar_text(v: &Value) -> Option<String> {
 
 fn expect_scalar(v: &Value, hint: &'static str) -> Result<String, Bad> {
     scalar_text(v).ok_or_else(|| {
-        Bad::new(
+        Bad::kind(
             format!("expected a single value, found {}", v.kind_name()),
             hint,
         )

@@ -73,8 +73,15 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the effective config, or every problem found.
-pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Diagnostics> {
+/// Builds the effective config, or every problem found. `services_key` is
+/// where the top-level `services:` key is written (if it is), for the error
+/// when it defines no service.
+pub fn build(
+    raw: RawConfig,
+    file: &Path,
+    host: &dyn Host,
+    services_key: Pos,
+) -> Result<Config, Diagnostics> {
     let mut c = Checker {
         file,
         host,
@@ -113,7 +120,7 @@ pub fn build(raw: RawConfig, file: &Path, host: &dyn Host) -> Result<Config, Dia
     if raw_services.0.is_empty() {
         c.diags.push(
             Diagnostic::new(Code::ConfigMissingKey, "no services are defined")
-                .in_file(file)
+                .at(file, services_key)
                 .suggest("add a `services:` section with at least one service and its `command`"),
         );
     }
@@ -279,11 +286,8 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
     match command.first() {
         None => c.report(
             Code::ConfigMissingKey,
-            if s.command.is_some() {
-                p_list(&s.command)
-            } else {
-                pos
-            },
+            // `command: []` has no item to point at: point at the service.
+            first_known(&[p_list(&s.command)]).unwrap_or(pos),
             format!("services.{name} has no command"),
             "add `command: [\"/path/to/program\", \"arg\"]`",
         ),
@@ -824,6 +828,29 @@ pub fn canonical_capability(name: &str) -> String {
     }
 }
 
+/// The capability a misspelt name most likely means. The shared `CAP_`
+/// prefix is left out of the comparison (it would make every name look
+/// close), and a unique name the word begins (`CAP_NET_BIND` ->
+/// `CAP_NET_BIND_SERVICE`) counts as a match.
+fn closest_capability(canon: &str) -> Option<String> {
+    let all: Vec<String> = caps::all().iter().map(ToString::to_string).collect();
+    let bare: Vec<&str> = all
+        .iter()
+        .map(|n| n.strip_prefix("CAP_").unwrap_or(n))
+        .collect();
+    let word = canon.strip_prefix("CAP_").unwrap_or(canon);
+    if let Some(b) = closest(word, &bare) {
+        return Some(format!("CAP_{b}"));
+    }
+    let mut starting = bare
+        .iter()
+        .filter(|n| word.len() >= 3 && n.starts_with(word));
+    match (starting.next(), starting.next()) {
+        (Some(b), None) => Some(format!("CAP_{b}")),
+        _ => None,
+    }
+}
+
 fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
     let mut capabilities = Vec::new();
     for cap in s.capabilities.iter().flatten() {
@@ -833,8 +860,6 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
                 capabilities.push(canon);
             }
         } else {
-            let all: Vec<String> = caps::all().iter().map(ToString::to_string).collect();
-            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
             c.report(
                 Code::ConfigUnknownCapability,
                 spanned_pos(cap),
@@ -842,7 +867,7 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
                     "services.{name}.security.capabilities: `{}` is not a capability",
                     cap.value
                 ),
-                match closest(&canon, &refs) {
+                match closest_capability(&canon) {
                     Some(b) => format!("did you mean `{b}`?"),
                     None => {
                         "see capabilities(7) for the names, e.g. CAP_NET_BIND_SERVICE".to_string()
@@ -876,7 +901,7 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
             Seccomp::Unconfined
         }
         Some(path) => {
-            let full = c.base_dir().join(path);
+            let full = c.base_dir().join(path.strip_prefix("./").unwrap_or(path));
             seccomp_file(c, p(&s.seccomp), name, &full);
             Seccomp::File(full)
         }
@@ -903,6 +928,19 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
 /// (The full profile semantics are checked when it is compiled.)
 fn seccomp_file(c: &mut Checker, pos: Pos, name: &str, path: &Path) {
     let field = format!("services.{name}.security.seccomp");
+    if !matches!(
+        c.host.path_kind(path),
+        PathKind::File { .. } | PathKind::Missing
+    ) {
+        return c.diags.push(
+            Diagnostic::new(
+                Code::ConfigSeccompProfile,
+                format!("{field}: {} is not a regular file", path.display()),
+            )
+            .at(c.file, pos)
+            .suggest("name a JSON file holding an OCI/Docker seccomp profile"),
+        );
+    }
     let text = match c.host.read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -951,8 +989,9 @@ fn health(c: &mut Checker, name: &str, pos: Pos, h: &RawHealth) -> Option<Health
                 "write a URL path such as /healthz",
             );
         }
+        let inside = first_known(&[p(&http.path), p(&http.host)]).unwrap_or(pos);
         probes.push(
-            port_probe(c, &at("http.port"), pos, &http.port).map(|port| Probe::Http {
+            port_probe(c, &at("http.port"), inside, &http.port).map(|port| Probe::Http {
                 host: v(&http.host).unwrap_or_else(|| "127.0.0.1".into()),
                 port,
                 path,
@@ -960,8 +999,9 @@ fn health(c: &mut Checker, name: &str, pos: Pos, h: &RawHealth) -> Option<Health
         );
     }
     if let Some(tcp) = &h.tcp {
+        let inside = first_known(&[p(&tcp.host)]).unwrap_or(pos);
         probes.push(
-            port_probe(c, &at("tcp.port"), pos, &tcp.port).map(|port| Probe::Tcp {
+            port_probe(c, &at("tcp.port"), inside, &tcp.port).map(|port| Probe::Tcp {
                 host: v(&tcp.host).unwrap_or_else(|| "127.0.0.1".into()),
                 port,
             }),
@@ -1011,15 +1051,29 @@ fn health(c: &mut Checker, name: &str, pos: Pos, h: &RawHealth) -> Option<Health
         );
     }
     if timeout > interval {
-        c.report(
-            Code::ConfigConflict,
-            p(&h.timeout),
-            format!(
-                "{}: {timeout} is longer than the interval ({interval})",
-                at("timeout")
-            ),
-            "make the timeout shorter than the interval so probes never overlap",
-        );
+        // Point at the value the user wrote: the timeout, or else the
+        // interval that is shorter than the default timeout.
+        if h.timeout.is_some() {
+            c.report(
+                Code::ConfigConflict,
+                p(&h.timeout),
+                format!(
+                    "{}: {timeout} is longer than the interval ({interval})",
+                    at("timeout")
+                ),
+                "make the timeout shorter than the interval so probes never overlap",
+            );
+        } else {
+            c.report(
+                Code::ConfigConflict,
+                p(&h.interval),
+                format!(
+                    "{}: {interval} is shorter than the default timeout ({timeout})",
+                    at("interval")
+                ),
+                "set a shorter `timeout` too, so probes never overlap",
+            );
+        }
     }
     let failures = v(&h.failures).unwrap_or(3);
     if failures == 0 {
@@ -1037,6 +1091,12 @@ fn health(c: &mut Checker, name: &str, pos: Pos, h: &RawHealth) -> Option<Health
         failures,
         start_period: v(&h.start_period).unwrap_or(Dur::secs(0)),
     })
+}
+
+/// The earliest of some positions that are known: where a section's keys
+/// begin, for an error about a key missing from it.
+fn first_known(positions: &[Pos]) -> Option<Pos> {
+    positions.iter().copied().filter(|p| p.is_known()).min()
 }
 
 fn port_probe(
@@ -1178,12 +1238,24 @@ fn restart(c: &mut Checker, name: &str, r: &RawRestart) -> Restart {
         );
     }
     if max < initial {
-        c.report(
-            Code::ConfigConflict,
-            p(&b.max),
-            format!("{}: {max} is below initial ({initial})", at("backoff.max")),
-            "set max at or above initial",
-        );
+        if b.max.is_some() {
+            c.report(
+                Code::ConfigConflict,
+                p(&b.max),
+                format!("{}: {max} is below initial ({initial})", at("backoff.max")),
+                "set max at or above initial",
+            );
+        } else {
+            c.report(
+                Code::ConfigConflict,
+                p(&b.initial),
+                format!(
+                    "{}: {initial} is above the default max ({max})",
+                    at("backoff.initial")
+                ),
+                "lower initial, or set `max` at or above it",
+            );
+        }
     }
     if !(1.0..=100.0).contains(&multiplier) {
         c.report(
@@ -1348,4 +1420,24 @@ pub fn start_order(services: &[Service]) -> Vec<&Service> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_suggestions_ignore_the_prefix() {
+        assert_eq!(
+            closest_capability("CAP_NET_BIND").as_deref(),
+            Some("CAP_NET_BIND_SERVICE")
+        );
+        assert_eq!(
+            closest_capability("CAP_SYS_ADMN").as_deref(),
+            Some("CAP_SYS_ADMIN")
+        );
+        assert_eq!(closest_capability("CAP_NETWORK_EVERYTHING"), None);
+        // A prefix of several names is no suggestion.
+        assert_eq!(closest_capability("CAP_SYS_"), None);
+    }
 }
