@@ -5,5 +5,6 @@ pub mod init;
 pub mod plan;
 pub mod probe;
 pub mod reactor;
+pub mod seccomp;
 pub mod spawn;
 pub mod spec;
