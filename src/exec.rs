@@ -309,17 +309,10 @@ impl Outcome {
     }
 }
 
-/// The compiled seccomp program for `svc` (empty when unconfined).
+/// The compiled seccomp program for `svc`, resolved against its
+/// capabilities and this host (empty when unconfined).
 pub fn seccomp_program(svc: &Service) -> Result<Vec<(u16, u8, u8, u32)>, Diagnostics> {
-    match &svc.security.seccomp {
-        config::Seccomp::Unconfined => Ok(Vec::new()),
-        other => Err(Diagnostic::new(
-            Code::ConfigSeccompProfile,
-            format!("seccomp profile {other:?} cannot be compiled yet"),
-        )
-        .suggest("use --seccomp unconfined")
-        .into()),
-    }
+    crate::sandbox::seccomp::load(&svc.security.seccomp, &svc.security.capabilities)
 }
 
 fn diag(

@@ -42,6 +42,11 @@ enum Command {
     /// Run one command in a compartment: its own cgroup with limits, new PID
     /// and mount namespaces, dropped privileges, a seccomp filter.
     Exec(Box<ExecFlags>),
+    /// seccomp profile tools.
+    Seccomp {
+        #[command(subcommand)]
+        command: SeccompCommand,
+    },
     /// Check that this host can run bulkhead: cgroup v2, controllers, PSI, clone3, seccomp, capabilities.
     Check {
         /// Use `supervisor.cgroup_root` from this config file, when it exists.
@@ -133,6 +138,18 @@ struct ExecFlags {
 }
 
 #[derive(Subcommand)]
+enum SeccompCommand {
+    /// Validate and compile a profile for this host, and print what it allows.
+    Check {
+        /// default, strict, unconfined, or a path to an OCI/Docker JSON profile.
+        profile: String,
+        /// Resolve it as for a service that keeps this capability (repeatable).
+        #[arg(long = "cap", value_name = "CAP")]
+        caps: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the JSON Schema of the config file (for editor completion).
     Schema,
@@ -158,6 +175,65 @@ fn main() -> ExitCode {
         }
         Command::Check { config, json } => run_check(config, json),
         Command::Exec(flags) => run_exec(*flags),
+        Command::Seccomp {
+            command: SeccompCommand::Check { profile, caps },
+        } => seccomp_check(&profile, &caps),
+    }
+}
+
+/// `bulkhead seccomp check`: 0 when the profile compiles, 2 when it does not.
+fn seccomp_check(profile: &str, caps: &[String]) -> ExitCode {
+    use bulkhead::error::{Code, Diagnostic};
+    use bulkhead::sandbox::seccomp;
+    let fail = |d: Diagnostics, source: Option<&str>| {
+        eprint!("{}", d.render(source));
+        ExitCode::from(2)
+    };
+    let mut kept = Vec::new();
+    for c in caps {
+        let canon = config::validate::canonical_capability(c);
+        if canon.parse::<caps::Capability>().is_err() {
+            return fail(
+                Diagnostic::new(
+                    Code::ConfigUnknownCapability,
+                    format!("--cap: `{c}` is not a capability"),
+                )
+                .suggest("see capabilities(7) for the names, e.g. CAP_NET_BIND_SERVICE")
+                .into(),
+                None,
+            );
+        }
+        if !kept.contains(&canon) {
+            kept.push(canon);
+        }
+    }
+    let choice = match seccomp::named(profile) {
+        Ok(c) => c,
+        Err(d) => return fail(d.into(), None),
+    };
+    let (label, text) = match seccomp::source(&choice) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            emit("unconfined: no seccomp filter, every system call is allowed");
+            return ExitCode::SUCCESS;
+        }
+        Err(d) => return fail(d.into(), None),
+    };
+    match seccomp::build(&text, &label, &kept) {
+        Ok((resolved, program)) => {
+            emit(
+                seccomp::report::render(
+                    &label,
+                    &resolved,
+                    &kept,
+                    seccomp::host_kernel(),
+                    program.len(),
+                )
+                .trim_end(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(d) => fail(d, Some(&text)),
     }
 }
 

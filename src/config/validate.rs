@@ -902,7 +902,7 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
         }
         Some(path) => {
             let full = c.base_dir().join(path.strip_prefix("./").unwrap_or(path));
-            seccomp_file(c, p(&s.seccomp), name, &full);
+            seccomp_file(c, p(&s.seccomp), name, &full, &capabilities);
             Seccomp::File(full)
         }
     };
@@ -924,9 +924,11 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
     }
 }
 
-/// A profile file must exist and be an OCI/Docker seccomp JSON object.
-/// (The full profile semantics are checked when it is compiled.)
-fn seccomp_file(c: &mut Checker, pos: Pos, name: &str, path: &Path) {
+/// A profile file must exist and be a valid OCI/Docker profile that
+/// compiles for this service's capabilities on this host. The profile's own
+/// location (file:line:column) goes into the context: the diagnostic points
+/// at the `seccomp` key of the config file.
+fn seccomp_file(c: &mut Checker, pos: Pos, name: &str, path: &Path, caps: &[String]) {
     let field = format!("services.{name}.security.seccomp");
     if !matches!(
         c.host.path_kind(path),
@@ -955,24 +957,24 @@ fn seccomp_file(c: &mut Checker, pos: Pos, name: &str, path: &Path) {
             );
         }
     };
-    let problem = match serde_json::from_str::<serde_json::Value>(&text) {
-        Err(e) => Some(format!("not valid JSON: {e}")),
-        Ok(j)
-            if !j
-                .get("defaultAction")
-                .is_some_and(serde_json::Value::is_string) =>
-        {
-            Some("it has no \"defaultAction\"".into())
-        }
-        Ok(_) => None,
+    let Err(found) = crate::sandbox::seccomp::build(&text, path, caps) else {
+        return;
     };
-    if let Some(problem) = problem {
-        c.diags.push(
-            Diagnostic::new(Code::ConfigSeccompProfile, format!("{field}: {} is not a seccomp profile", path.display()))
-                .at(c.file, pos)
-                .cause(problem)
-                .suggest("write an OCI/Docker profile: {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [...]}"),
-        );
+    for d in found.0 {
+        let location = match (&d.file, d.pos) {
+            (Some(f), Some(p)) => format!("{}:{}:{}", f.display(), p.line, p.column),
+            (Some(f), None) => f.display().to_string(),
+            (None, _) => path.display().to_string(),
+        };
+        let mut out = Diagnostic::new(
+            Code::ConfigSeccompProfile,
+            format!("{field}: {}", d.message),
+        )
+        .at(c.file, pos)
+        .context("profile", location);
+        out.cause = d.cause;
+        out.suggestion = d.suggestion;
+        c.diags.push(out);
     }
 }
 
@@ -1439,5 +1441,70 @@ mod tests {
         assert_eq!(closest_capability("CAP_NETWORK_EVERYTHING"), None);
         // A prefix of several names is no suggestion.
         assert_eq!(closest_capability("CAP_SYS_"), None);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod seccomp_tests {
+    use super::*;
+    use crate::config::host::fake::FakeHost;
+
+    /// A config whose one service uses the profile `./p.json`, with `caps`.
+    fn load(profile: &str, caps: &str) -> Result<crate::config::Config, Diagnostics> {
+        let mut h = FakeHost::typical();
+        h.files
+            .insert("/etc/bulkhead/p.json".into(), profile.into());
+        let yaml = format!(
+            "services:\n  web:\n    command: [/bin/true]\n    security:\n      capabilities: [{caps}]\n      seccomp: ./p.json\n"
+        );
+        crate::config::parse_str(&yaml, Path::new("/etc/bulkhead/bulkhead.yaml"), &h)
+    }
+
+    #[test]
+    fn a_profile_file_is_fully_checked_at_validation() {
+        let cfg = load(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.services[0].security.seccomp,
+            Seccomp::File("/etc/bulkhead/p.json".into())
+        );
+        let e = load(
+            "{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALOW\"}]}",
+            "",
+        )
+        .unwrap_err();
+        let d = &e.0[0];
+        assert_eq!(d.code, Code::ConfigSeccompProfile);
+        assert_eq!(
+            d.message,
+            "services.web.security.seccomp: syscalls[0].action: unknown action `SCMP_ACT_ALOW`"
+        );
+        // The diagnostic points into the config; the context into the profile.
+        assert_eq!(
+            d.file.as_deref(),
+            Some(Path::new("/etc/bulkhead/bulkhead.yaml"))
+        );
+        assert_eq!(
+            d.context,
+            [(
+                "profile".to_string(),
+                "/etc/bulkhead/p.json:2:35".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn profile_checks_use_the_service_capabilities() {
+        // Two rules that conflict only when CAP_SYS_ADMIN opens the second.
+        let profile = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+  {"names": ["mount"], "action": "SCMP_ACT_KILL_PROCESS"},
+  {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}"#;
+        assert!(load(profile, "").is_ok());
+        let e = load(profile, "CAP_SYS_ADMIN").unwrap_err();
+        assert!(e.0[0].message.contains("`mount` gets ALLOW"), "{e}");
     }
 }

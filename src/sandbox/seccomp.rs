@@ -1,0 +1,318 @@
+//! seccomp filters from OCI/Docker JSON profiles.
+//!
+//! Four steps, each its own function:
+//! 1. [`parse`]: the JSON into a checked [`Profile`]; any field, action,
+//!    operator, architecture, capability or flag bulkhead does not know is an
+//!    error at its JSON path and line:column, never dropped.
+//! 2. [`resolve`] (pure): the rules that apply to a service, given its
+//!    capabilities, the architecture and the kernel version, as Docker
+//!    resolves `includes` (all conditions hold) and `excludes` (any holds).
+//!    Names this architecture has no such system call for are set aside and
+//!    counted, as Docker skips them.
+//! 3. [`compile`]: libseccomp turns the rules into a BPF program, in the
+//!    parent, once.
+//! 4. The init installs it in the service just before exec
+//!    (`init::install_seccomp`); it sets no_new_privs itself.
+//!
+//! Built-in profiles live in `seccomp-profiles/*.json`, embedded here.
+//!
+//! Where the formats leave it open, bulkhead decides:
+//! - `errnoRet` absent on an ERRNO rule means EPERM (as runc);
+//!   `defaultErrnoRet` is for the default action only, and an errno given
+//!   with any other action is an error.
+//! - SCMP_ACT_KILL is KILL_THREAD; TRACE and NOTIFY (and `listenerPath`,
+//!   `listenerMetadata`) are refused: there is no tracer or listener.
+//! - `flags`: only SECCOMP_FILTER_FLAG_TSYNC, a no-op for a filter installed
+//!   while single-threaded; the others cannot go through prctl and are errors.
+//! - Two comparisons of one argument in one rule are an error (runc turns
+//!   them into an OR, which would widen an allow rule).
+//! - A rule whose action is the default action does nothing (libseccomp
+//!   refuses it) and is listed as not applied.
+//! - An unconditional rule and another rule for the same call with a
+//!   different action are an error: libseccomp would keep only the first.
+//! - A call through an ABI the filter does not cover kills the process.
+
+mod compile;
+pub mod locate;
+mod profile;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use libseccomp::ScmpArch;
+
+pub use compile::{MAX_INSNS, compile, conflicts};
+pub use profile::{
+    ACTIONS, Action, Arches, ArgCmp, Cond, OPS, Op, Profile, Rule, arch_name, errno_name, parse,
+    parse_arch, parse_kernel,
+};
+
+use crate::config::Seccomp;
+use crate::error::{Code, Diagnostic, Diagnostics};
+
+/// One BPF instruction: (code, jt, jf, k), as `struct sock_filter`.
+pub type Insn = (u16, u8, u8, u32);
+
+/// The built-in profiles, by name.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "default",
+        include_str!("../../seccomp-profiles/default.json"),
+    ),
+    ("strict", include_str!("../../seccomp-profiles/strict.json")),
+];
+
+/// The text of a built-in profile.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// How a built-in profile is named in messages.
+pub fn builtin_label(name: &str) -> PathBuf {
+    PathBuf::from(format!("seccomp-profiles/{name}.json (built in)"))
+}
+
+/// A profile as named on the command line: `unconfined`, a built-in name,
+/// or a path (a name that is neither and has no `/` and no `.json` is taken
+/// for a misspelt built-in).
+pub fn named(arg: &str) -> Result<Seccomp, Diagnostic> {
+    if arg == "unconfined" {
+        return Ok(Seccomp::Unconfined);
+    }
+    if builtin(arg).is_some() {
+        return Ok(Seccomp::Builtin(arg.to_string()));
+    }
+    if arg.contains('/') || arg.ends_with(".json") || Path::new(arg).exists() {
+        return Ok(Seccomp::File(PathBuf::from(arg)));
+    }
+    let mut names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+    names.push("unconfined");
+    Err(Diagnostic::new(
+        Code::ConfigSeccompProfile,
+        format!("no built-in seccomp profile named `{arg}`"),
+    )
+    .suggest(match crate::config::shape::closest(arg, &names) {
+        Some(b) => format!("did you mean `{b}`? A file needs a path, e.g. ./{arg}.json"),
+        None => format!(
+            "use {} or a path to an OCI/Docker JSON profile",
+            names.join(", ")
+        ),
+    }))
+}
+
+/// A rule that applies, with only the names this architecture has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRule {
+    /// Its index in the profile's `syscalls`.
+    pub index: usize,
+    pub names: Vec<String>,
+    pub action: Action,
+    pub args: Vec<ArgCmp>,
+}
+
+/// A rule left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotApplied {
+    pub index: usize,
+    pub names: Vec<String>,
+    pub reason: String,
+}
+
+/// A profile resolved for one service on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedProfile {
+    pub comment: Option<String>,
+    pub default_action: Action,
+    /// The architecture the filter is for (the host's).
+    pub arch: ScmpArch,
+    /// Every architecture the filter covers, `arch` first; a call made
+    /// through any other ABI kills the process.
+    pub arches: Vec<ScmpArch>,
+    pub rules: Vec<ResolvedRule>,
+    pub not_applied: Vec<NotApplied>,
+    /// Names none of `arches` has (`_llseek` on x86_64): skipped, sorted.
+    pub unknown: Vec<String>,
+}
+
+/// Does libseccomp know `name` as a real system call on `arch`? (Names of
+/// other architectures' calls resolve to negative pseudo-numbers.)
+fn exists_on(name: &str, arch: ScmpArch) -> bool {
+    libseccomp::ScmpSyscall::from_name_by_arch(name, arch).is_ok_and(|s| s.as_raw_syscall() >= 0)
+}
+
+/// Why a rule does not apply, or `None` when it does. Docker's semantics:
+/// `excludes` drops the rule when any of its conditions holds (the arch is
+/// listed, the service has one of the caps, the kernel is at least
+/// minKernel); `includes` keeps it only when all hold (the arch is listed,
+/// the service has every cap, the kernel is at least minKernel).
+fn skip_reason(rule: &Rule, caps: &[String], arch: ScmpArch, kernel: (u32, u32)) -> Option<String> {
+    let has = |c: &String| caps.contains(c);
+    let ex = &rule.excludes;
+    if ex.arches.contains(&arch) {
+        return Some(format!("excluded on {}", arch_name(arch)));
+    }
+    if let Some(c) = ex.caps.iter().find(|c| has(c)) {
+        return Some(format!("excluded with {c}"));
+    }
+    if let Some(k) = ex.min_kernel.filter(|k| kernel >= *k) {
+        return Some(format!("excluded from kernel {}.{}", k.0, k.1));
+    }
+    let inc = &rule.includes;
+    if !inc.arches.is_empty() && !inc.arches.contains(&arch) {
+        let list: Vec<&str> = inc.arches.iter().map(|a| arch_name(*a)).collect();
+        return Some(format!("only on {}", list.join(", ")));
+    }
+    let missing: Vec<&str> = inc
+        .caps
+        .iter()
+        .filter(|c| !has(c))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("needs {}", missing.join(" and ")));
+    }
+    if let Some(k) = inc.min_kernel.filter(|k| kernel < *k) {
+        return Some(format!("needs kernel {}.{}", k.0, k.1));
+    }
+    None
+}
+
+/// The rules of `profile` that apply to a service with capabilities `caps`
+/// (canonical names) on `arch` with kernel (major, minor) `kernel`.
+pub fn resolve(
+    profile: &Profile,
+    caps: &[String],
+    arch: ScmpArch,
+    kernel: (u32, u32),
+) -> ResolvedProfile {
+    let mut arches = vec![arch];
+    let extra: Vec<ScmpArch> = match &profile.arches {
+        Arches::List(list) => list.clone(),
+        Arches::Map(map) => map
+            .iter()
+            .filter(|(main, _)| *main == arch)
+            .flat_map(|(main, subs)| std::iter::once(*main).chain(subs.iter().copied()))
+            .collect(),
+    };
+    for a in extra {
+        if !arches.contains(&a) {
+            arches.push(a);
+        }
+    }
+    let mut rules = Vec::new();
+    let mut not_applied = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for rule in &profile.rules {
+        let reason = if rule.action == profile.default_action {
+            Some(format!("{} is the default action", rule.action))
+        } else {
+            skip_reason(rule, caps, arch, kernel)
+        };
+        if let Some(reason) = reason {
+            not_applied.push(NotApplied {
+                index: rule.index,
+                names: rule.names.clone(),
+                reason,
+            });
+            continue;
+        }
+        let (known, missing): (Vec<String>, Vec<String>) = rule
+            .names
+            .iter()
+            .cloned()
+            .partition(|n| arches.iter().any(|a| exists_on(n, *a)));
+        unknown.extend(missing);
+        if !known.is_empty() {
+            rules.push(ResolvedRule {
+                index: rule.index,
+                names: known,
+                action: rule.action,
+                args: rule.args.clone(),
+            });
+        }
+    }
+    unknown.sort();
+    unknown.dedup();
+    ResolvedProfile {
+        comment: profile.comment.clone(),
+        default_action: profile.default_action,
+        arch,
+        arches,
+        rules,
+        not_applied,
+        unknown,
+    }
+}
+
+/// The running kernel's (major, minor); (0, 0) when it cannot be read, so
+/// no `minKernel` condition holds.
+pub fn host_kernel() -> (u32, u32) {
+    let Ok(uts) = nix::sys::utsname::uname() else {
+        return (0, 0);
+    };
+    let release = uts.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    }
+}
+
+/// The text of a profile and the name it goes by in messages; `None` for
+/// unconfined.
+pub fn source(choice: &Seccomp) -> Result<Option<(PathBuf, String)>, Diagnostic> {
+    match choice {
+        Seccomp::Unconfined => Ok(None),
+        Seccomp::Builtin(name) => builtin(name)
+            .map(|t| Some((builtin_label(name), t.to_string())))
+            .ok_or_else(|| {
+                Diagnostic::new(
+                    Code::ConfigSeccompProfile,
+                    format!("no built-in seccomp profile named `{name}`"),
+                )
+                .suggest("use default, strict, unconfined or a path to an OCI/Docker JSON profile")
+            }),
+        Seccomp::File(path) => std::fs::read_to_string(path)
+            .map(|t| Some((path.clone(), t)))
+            .map_err(|e| read_error(path, &e)),
+    }
+}
+
+/// "cannot read" for a profile file.
+pub fn read_error(path: &Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::ConfigSeccompProfile,
+        format!("cannot read seccomp profile {}", path.display()),
+    )
+    .in_file(path)
+    .cause(e)
+    .suggest("give a readable OCI/Docker JSON profile, or default, strict or unconfined")
+}
+
+/// Parses, resolves and compiles a profile for a service with `caps` on
+/// this host.
+pub fn build(
+    text: &str,
+    label: &Path,
+    caps: &[String],
+) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
+    let profile = parse(text, label)?;
+    let resolved = resolve(&profile, caps, ScmpArch::native(), host_kernel());
+    let program = compile(&resolved).map_err(|d| Diagnostics::from(d.in_file(label)))?;
+    Ok((resolved, program))
+}
+
+/// The program for a service with capabilities `caps` (canonical names):
+/// empty when unconfined.
+pub fn load(choice: &Seccomp, caps: &[String]) -> Result<Vec<Insn>, Diagnostics> {
+    match source(choice)? {
+        None => Ok(Vec::new()),
+        Some((label, text)) => build(&text, &label, caps).map(|(_, p)| p),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
