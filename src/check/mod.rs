@@ -196,8 +196,18 @@ pub fn controllers_verdict(offered: &[String], where_: &Path) -> Finding {
 }
 
 fn controllers_finding(mount: &Path, root: &Path) -> Finding {
-    // The nearest existing ancestor of the root says what bulkhead can get.
-    let dir = root
+    // What bulkhead can get is what the root's parent offers: bulkhead
+    // enables controllers in the parent's subtree_control itself (so the
+    // root's own list only says what an earlier run happened to enable). A
+    // delegated root is the exception: its parent belongs to systemd.
+    let from = if is_delegated(root) {
+        root
+    } else {
+        root.parent()
+            .filter(|p| p.starts_with(mount))
+            .unwrap_or(mount)
+    };
+    let dir = from
         .ancestors()
         .find(|d| d.join("cgroup.controllers").exists())
         .unwrap_or(mount);

@@ -1,0 +1,185 @@
+//! `scripts/bench spawn`: N spawns of /bin/true four ways, in one run, so the
+//! ratios compare like with like on the same machine at the same moment.
+//!
+//! ```text
+//! spawn_bench BULKHEAD_BIN N
+//!   (a) posix_spawn       std::process::Command, no isolation (the baseline)
+//!   (b) unshare           unshare --fork --pid --mount --mount-proc /bin/true
+//!   (c) bulkhead spawn    the library's spawn path: a fresh cgroup, clone3
+//!                         into it with PID+mount namespaces, init, default
+//!                         seccomp, no capabilities, rlimits; waits, removes
+//!   (d) bulkhead exec     `bulkhead exec -- /bin/true` as a whole command
+//! ```
+//! Prints p50/p90/p99 per way and the ratio of each p50 to (a)'s.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead::exec::{self, ExecArgs};
+use bulkhead::sandbox::{plan, spawn};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((last as f64) * p).round() as usize;
+    sorted[i.min(last)]
+}
+
+fn time(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    // Warm caches (page cache, dentries, the seccomp compile is per call).
+    for _ in 0..n.min(5) {
+        f();
+    }
+    let mut v: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn run_ok(cmd: &mut Command) {
+    let st = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd:?} failed: {st:?}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bin = PathBuf::from(args.get(1).expect("usage: spawn_bench BULKHEAD_BIN N"));
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = bulkhead::cgroup::discover::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
+    let parent = mount.join(format!("bulkhead-bench-spawn-{}", std::process::id()));
+    std::fs::create_dir(&parent).unwrap();
+
+    let (_cfg, svc) = exec::service_from_flags(&ExecArgs {
+        command: vec!["/bin/true".into()],
+        rlimits: vec!["nofile=1024:4096".into(), "core=0".into()],
+        ..ExecArgs::default()
+    })
+    .unwrap_or_else(|d| panic!("{}", d.render(None)));
+    let seccomp = exec::seccomp_program(&svc).unwrap_or_else(|d| panic!("{}", d.render(None)));
+    let spec = plan::init_spec(&svc, &[], seccomp.clone(), None).unwrap();
+    let namespaces = plan::namespaces(&svc);
+
+    let mut i = 0u64;
+    // (c) by phase: until the service has exec'd, until the init has
+    // exited, and the cgroup's removal.
+    let mut phases: Vec<[Duration; 3]> = Vec::new();
+    let mut bulkhead_spawn = || {
+        i += 1;
+        let dir = parent.join(i.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let req = spawn::SpawnRequest {
+            spec: &spec,
+            cgroup: &dir,
+            namespaces,
+            die_with_parent: true,
+            init_exe: &bin,
+            attach_after_clone: false,
+        };
+        let t0 = Instant::now();
+        let child = spawn::spawn(&req).unwrap_or_else(|e| panic!("spawn: {e}"));
+        let t1 = Instant::now();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap();
+        assert!(
+            matches!(st, nix::sys::wait::WaitStatus::Exited(_, 0)),
+            "{st:?}"
+        );
+        let t2 = Instant::now();
+        remove(&dir);
+        phases.push([t1 - t0, t2 - t1, t2.elapsed()]);
+    };
+
+    let ways: Vec<(&str, Vec<Duration>)> = vec![
+        (
+            "(a) posix_spawn",
+            time(n, || run_ok(&mut Command::new("/bin/true"))),
+        ),
+        (
+            "(b) unshare --pid --mount",
+            time(n, || {
+                run_ok(Command::new("unshare").args([
+                    "--fork",
+                    "--pid",
+                    "--mount",
+                    "--mount-proc",
+                    "/bin/true",
+                ]))
+            }),
+        ),
+        ("(c) bulkhead spawn path", time(n, &mut bulkhead_spawn)),
+        (
+            "(d) bulkhead exec",
+            time(n, || {
+                run_ok(Command::new(&bin).args(["exec", "--", "/bin/true"]))
+            }),
+        ),
+    ];
+    let _ = std::fs::remove_dir(&parent);
+
+    let base = percentile(&ways[0].1, 0.5);
+    println!(
+        "spawn benchmark: {n} spawns of /bin/true each; seccomp program {} instructions",
+        seccomp.len()
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>12}",
+        "way", "p50", "p90", "p99", "p50 / (a)"
+    );
+    for (name, v) in &ways {
+        let p50 = percentile(v, 0.5);
+        println!(
+            "{:<28} {:>10.3?} {:>10.3?} {:>10.3?} {:>11.2}x",
+            name,
+            p50,
+            percentile(v, 0.9),
+            percentile(v, 0.99),
+            p50.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    let phase = |k: usize| {
+        let mut v: Vec<Duration> = phases.iter().map(|p| p[k]).collect();
+        v.sort();
+        percentile(&v, 0.5)
+    };
+    println!(
+        "(c) by phase, p50: clone3 to service exec {:.3?}, service run and init exit {:.3?}, cgroup removal {:.3?}",
+        phase(0),
+        phase(1),
+        phase(2)
+    );
+    let p50 = |i: usize| percentile(&ways[i].1, 0.5).as_secs_f64();
+    println!(
+        "goals: (c) within 2x of (a) at p50: {:.2}x; (d) faster than (b): {:.2}x of (b)",
+        p50(2) / p50(0),
+        p50(3) / p50(1)
+    );
+}
+
+fn remove(dir: &Path) {
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) => panic!("rmdir {}: {e}", dir.display()),
+        }
+    }
+    panic!("{} stayed busy", dir.display());
+}
