@@ -7,38 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
-use assert_cmd::Command;
+mod common;
 
-fn exec(args: &[&str]) -> std::process::Output {
-    let out = Command::cargo_bin("bulkhead")
-        .unwrap()
-        .arg("exec")
-        .args(args)
-        .output()
-        .unwrap();
-    println!(
-        "exec {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "exec tests need root (CI runs as root)"
-    );
-}
+use common::{exec, require_root, stderr, stdout};
 
 #[test]
 fn sees_only_its_own_processes_as_a_child_of_our_init() {

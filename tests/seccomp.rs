@@ -7,24 +7,11 @@
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+mod common;
+
+use common::{bulkhead, require_root, stderr, stdout};
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn bulkhead(args: &[&str]) -> std::process::Output {
-    let out = Command::cargo_bin("bulkhead")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    println!(
-        "bulkhead {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// `bulkhead exec FLAGS -- COMMAND`.
 fn exec(flags: &[&str], command: &[&str]) -> std::process::Output {
@@ -33,21 +20,6 @@ fn exec(flags: &[&str], command: &[&str]) -> std::process::Output {
     args.push("--");
     args.extend_from_slice(command);
     bulkhead(&args)
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "seccomp exec tests need root (CI runs as root)"
-    );
 }
 
 /// A profile file in a temporary directory (kept while the guard lives).

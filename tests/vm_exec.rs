@@ -9,18 +9,7 @@ use std::process::Output;
 
 fn exec(args: &[&str]) -> Output {
     common::cgroup2_with_controllers();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .arg("exec")
-        .args(args)
-        .output()
-        .unwrap();
-    println!(
-        "exec {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::exec(args)
 }
 
 fn text(b: &[u8]) -> String {

@@ -61,3 +61,42 @@ impl Drop for TestCgroup {
         }
     }
 }
+
+/// Runs the bulkhead binary with `args` and prints what it did, so a
+/// failing test shows the command's whole output.
+pub fn bulkhead(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .output()
+        .unwrap();
+    println!(
+        "bulkhead {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `bulkhead exec ARGS`.
+pub fn exec(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["exec"];
+    all.extend_from_slice(args);
+    bulkhead(&all)
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Host tests that spawn compartments need root, as CI has.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (CI runs as root)"
+    );
+}
