@@ -66,13 +66,14 @@ fn main() {
     let parent = mount.join(format!("bulkhead-bench-spawn-{}", std::process::id()));
     std::fs::create_dir(&parent).unwrap();
 
-    let (_cfg, svc) = exec::service_from_flags(&ExecArgs {
+    let (cfg, svc) = exec::service_from_flags(&ExecArgs {
         command: vec!["/bin/true".into()],
         rlimits: vec!["nofile=1024:4096".into(), "core=0".into()],
         ..ExecArgs::default()
     })
     .unwrap_or_else(|d| panic!("{}", d.render(None)));
-    let seccomp = exec::seccomp_program(&svc).unwrap_or_else(|d| panic!("{}", d.render(None)));
+    let seccomp =
+        exec::seccomp_program(&cfg, &svc).unwrap_or_else(|d| panic!("{}", d.render(None)));
     let spec = plan::init_spec(&svc, &[], seccomp.clone(), None).unwrap();
     let namespaces = plan::namespaces(&svc);
 

@@ -311,8 +311,15 @@ impl Outcome {
 
 /// The compiled seccomp program for `svc`, resolved against its
 /// capabilities and this host (empty when unconfined).
-pub fn seccomp_program(svc: &Service) -> Result<Vec<(u16, u8, u8, u32)>, Diagnostics> {
-    crate::sandbox::seccomp::load(&svc.security.seccomp, &svc.security.capabilities)
+pub fn seccomp_program(
+    cfg: &Config,
+    svc: &Service,
+) -> Result<Vec<(u16, u8, u8, u32)>, Diagnostics> {
+    crate::sandbox::seccomp::load_cached(
+        &svc.security.seccomp,
+        &svc.security.capabilities,
+        &cfg.supervisor.state_dir.join("seccomp-cache"),
+    )
 }
 
 fn diag(

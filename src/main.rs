@@ -295,7 +295,7 @@ fn run_exec(f: ExecFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let program = match exec::seccomp_program(&svc) {
+    let program = match exec::seccomp_program(&cfg, &svc) {
         Ok(p) => p,
         Err(diags) => {
             eprint!("{}", diags.render(None));

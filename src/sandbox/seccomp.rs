@@ -32,6 +32,7 @@
 //!   different action are an error: libseccomp would keep only the first.
 //! - A call through an ABI the filter does not cover kills the process.
 
+pub mod cache;
 mod compile;
 pub mod locate;
 mod profile;
@@ -311,6 +312,24 @@ pub fn load(choice: &Seccomp, caps: &[String]) -> Result<Vec<Insn>, Diagnostics>
         None => Ok(Vec::new()),
         Some((label, text)) => build(&text, &label, caps).map(|(_, p)| p),
     }
+}
+
+/// [`load`], through the compiled-program cache in `cache_dir`.
+pub fn load_cached(
+    choice: &Seccomp,
+    caps: &[String],
+    cache_dir: &Path,
+) -> Result<Vec<Insn>, Diagnostics> {
+    let Some((label, text)) = source(choice)? else {
+        return Ok(Vec::new());
+    };
+    let entry = cache::entry(cache_dir, &text, caps, host_kernel());
+    if let Some(prog) = cache::get(&entry) {
+        return Ok(prog);
+    }
+    let (_, prog) = build(&text, &label, caps)?;
+    cache::put(&entry, &prog);
+    Ok(prog)
 }
 
 #[cfg(test)]
