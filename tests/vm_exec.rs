@@ -59,17 +59,18 @@ fn the_command_is_born_inside_its_cgroup() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn a_fork_bomb_is_contained_by_pids_max() {
-    // A classic shell fork bomb; the shell itself stops after two seconds,
-    // which ends the PID namespace and every bomb process with it. It counts
-    // the namespace's tasks with a glob, a shell builtin: a fork would fail.
+    // A classic shell fork bomb. Once it runs, no fork succeeds, so the
+    // shell starts its timer first and then uses only builtins: it waits
+    // two seconds for the timer, counts the namespace's tasks with a glob
+    // and exits, which ends the PID namespace and every bomb process.
     let o = exec(&[
         "--pids",
         "16",
         "--",
         "/bin/sh",
         "-c",
-        "bomb() { bomb | bomb & }; bomb 2>/dev/null; sleep 2; \
-         set -- /proc/[0-9]*; echo procs=$#",
+        "sleep 2 & timer=$!; bomb() { bomb | bomb & }; bomb 2>/dev/null; \
+         wait $timer; set -- /proc/[0-9]*; echo procs=$#",
     ]);
     let out = text(&o.stdout);
     let err = text(&o.stderr);

@@ -18,7 +18,7 @@ run "$bin" exec --pids 64 -- /bin/cat /proc/self/cgroup
 
 step "a fork bomb under pids.max 16: the kernel refuses the 17th task, the host never notices"
 run "$bin" exec --pids 16 -- /bin/sh -c \
-    'bomb() { bomb | bomb & }; bomb 2>/dev/null; sleep 2; set -- /proc/[0-9]*; echo "tasks in the compartment: $#"'
+    'sleep 2 & timer=$!; bomb() { bomb | bomb & }; bomb 2>/dev/null; wait $timer; set -- /proc/[0-9]*; echo "tasks in the compartment: $#"'
 
 step "a 200 MiB allocation under memory.max 64M, no swap: OOM-killed inside its own cgroup only"
 run "$bin" exec --memory 64M --swap 0 -- /bin/dd if=/dev/zero of=/dev/null bs=200M count=1
