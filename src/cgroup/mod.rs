@@ -61,6 +61,9 @@ impl CgroupError {
             Some(libc::ENOENT) => {
                 "a controller file is missing: the controller is not enabled in the parent's cgroup.subtree_control"
             }
+            Some(libc::EMFILE) | Some(libc::ENFILE) => {
+                "too many open files: the stat sampler keeps each cgroup's files open; raise the limit (ulimit -n, systemd LimitNOFILE=)"
+            }
             Some(libc::EINVAL) => {
                 "the kernel refused the value: check the limit's syntax and range"
             }
