@@ -98,13 +98,29 @@ fn born_in_the_cgroup(attach_after_clone: bool) {
     assert_eq!(wait(pid), 7, "the init exits with the service's status");
     let log = std::fs::read_to_string(tmp.path().join("out.log")).unwrap();
     println!("{log}");
+    // Each line is "<RFC 3339 time> <out|err> <text>".
+    let lines: Vec<(&str, &str)> = log
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let ts = parts.next().unwrap();
+            assert!(
+                ts.len() == 24 && ts.ends_with('Z'),
+                "bad timestamp in {l:?}"
+            );
+            (parts.next().unwrap(), parts.next().unwrap_or(""))
+        })
+        .collect();
     // On a hybrid host the v1 hierarchies are listed too; the v2 line is
     // the one that counts.
-    let v2 = log.lines().find(|l| l.starts_with("0::")).unwrap();
-    assert_eq!(v2, format!("0::{}", cg.rel));
+    let v2 = lines.iter().find(|(_, t)| t.starts_with("0::")).unwrap();
+    assert_eq!(*v2, ("out", format!("0::{}", cg.rel).as_str()));
     // The service is PID 2: the init is PID 1 of the new namespace.
-    assert!(log.contains("pid=2\n"), "{log}");
-    assert!(log.contains("to-stderr\n"), "stderr goes to the log too");
+    assert!(lines.contains(&("out", "pid=2")), "{log}");
+    assert!(
+        lines.contains(&("err", "to-stderr")),
+        "stderr is tagged err"
+    );
     let status: ExitRecord =
         serde_json::from_slice(&std::fs::read(tmp.path().join("status.json")).unwrap()).unwrap();
     assert_eq!(status, ExitRecord::Exited { code: 7 });
@@ -166,8 +182,14 @@ fn the_log_file_rotates_by_size() {
 /// so the binary's unchanged pages are shared and not the init's own.
 #[test]
 fn the_init_stays_under_one_mib_of_unique_memory() {
+    // With a log file, the init's largest configuration: it reads two pipes
+    // and writes the lines.
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("out.log");
     let mut exec = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(["exec", "--seccomp", "unconfined", "--", "/bin/sleep", "3"])
+        .args(["exec", "--seccomp", "unconfined", "--log"])
+        .arg(&log)
+        .args(["--", "/bin/sh", "-c", "echo started; exec sleep 3"])
         .spawn()
         .unwrap();
     let children = format!("/proc/{0}/task/{0}/children", exec.id());

@@ -22,6 +22,7 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::SystemTime;
 
 use nix::mount::{MsFlags, mount};
 use nix::sys::signal::{SigSet, Signal};
@@ -29,7 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
-use super::logsink::LogSink;
+use super::logsink::{LogSink, Stream};
 use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
 
 const SPEC_FD: RawFd = 3;
@@ -79,12 +80,16 @@ pub fn main() -> ! {
             .unwrap_or_else(|e| fail(Step::StatusFile, errno_of(&e)))
     });
     // The log file and its directory are opened before the mounts change,
-    // which may hide them; the pipe carries the service's stdout and stderr.
+    // which may hide them; one pipe carries the service's stdout, another
+    // its stderr, so each line is tagged with its stream.
     let output = spec.log.as_ref().map(|l| {
         let sink = LogSink::open(l).unwrap_or_else(|e| fail(Step::LogFile, errno_of(&e)));
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .unwrap_or_else(|e| fail(Step::LogFile, e.raw_os_error()));
-        (sink, r, w)
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .unwrap_or_else(|e| fail(Step::LogFile, e.raw_os_error()))
+        };
+        let ((out_r, out_w), (err_r, err_w)) = (pipe(), pipe());
+        (sink, [out_r, err_r], [out_w, err_w])
     });
     setup_mounts(&spec);
     if let Some(h) = &spec.hostname {
@@ -106,8 +111,11 @@ pub fn main() -> ! {
         ForkResult::Child => service(&spec, output.as_ref().map(|o| &o.2)),
         ForkResult::Parent { child } => child,
     };
-    // The service holds the pipe's write end now; the init reads only.
-    let output = output.map(|(sink, r, _w)| (sink, r));
+    // The service holds the pipes' write ends now; the init reads only.
+    let output = output.map(|(sink, r, _w)| Output {
+        sink,
+        pipes: r.map(Some),
+    });
     // Our copy of the error pipe goes; the service's closes at its exec,
     // and the parent's read then sees EOF: every step succeeded.
     // SAFETY: closing fd 4, which this process owns.
@@ -226,9 +234,37 @@ fn inaccessible(p: &Path) {
     }
 }
 
+/// The service's output on its way to the log file.
+struct Output {
+    sink: LogSink,
+    /// stdout's and stderr's read ends, until each reaches end of file.
+    pipes: [Option<OwnedFd>; 2],
+}
+
+impl Output {
+    /// Copies what the pipes hold to the log, without blocking.
+    fn pump(&mut self, buf: &mut [u8]) {
+        for (stream, slot) in [Stream::Out, Stream::Err].into_iter().zip(&mut self.pipes) {
+            let Some(r) = slot else { continue };
+            loop {
+                match rustix::io::read(&*r, &mut *buf) {
+                    Ok(0) => {
+                        *slot = None;
+                        break;
+                    }
+                    Ok(n) => self.sink.stream(stream, &buf[..n], SystemTime::now()),
+                    Err(rustix::io::Errno::INTR) => {}
+                    // EAGAIN: drained for now.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
 /// Waits for the service, forwarding signals, reaping every child and
 /// copying the service's output to its log file, if it has one.
-fn supervise(service: Pid, handled: &SigSet, mut output: Option<(LogSink, OwnedFd)>) -> ExitRecord {
+fn supervise(service: Pid, handled: &SigSet, mut output: Option<Output>) -> ExitRecord {
     use rustix::event::{PollFd, PollFlags, poll};
     use rustix::io::Errno;
 
@@ -236,14 +272,14 @@ fn supervise(service: Pid, handled: &SigSet, mut output: Option<(LogSink, OwnedF
         Step::Signals,
         SignalFd::with_flags(handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK),
     );
-    if let Some((_, r)) = &output {
+    for r in output.iter().flat_map(|o| o.pipes.iter().flatten()) {
         // Drained until EAGAIN, so a wakeup never blocks in read.
         let _ = rustix::io::ioctl_fionbio(r, true);
     }
     let mut buf = [0u8; 16 * 1024];
     loop {
         let mut fds = vec![PollFd::new(&sfd, PollFlags::IN)];
-        if let Some((_, r)) = &output {
+        for r in output.iter().flat_map(|o| o.pipes.iter().flatten()) {
             fds.push(PollFd::new(r, PollFlags::IN));
         }
         match poll(&mut fds, None) {
@@ -252,8 +288,8 @@ fn supervise(service: Pid, handled: &SigSet, mut output: Option<(LogSink, OwnedF
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
         }
         drop(fds);
-        if pump(&mut output, &mut buf) {
-            output = None;
+        if let Some(o) = output.as_mut() {
+            o.pump(&mut buf);
         }
         while let Ok(Some(info)) = sfd.read_signal() {
             let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
@@ -264,24 +300,13 @@ fn supervise(service: Pid, handled: &SigSet, mut output: Option<(LogSink, OwnedF
             }
         }
         if let Some(record) = reap(service) {
-            // What the service wrote before it ended still goes to the log.
-            pump(&mut output, &mut buf);
+            // What the service wrote before it ended still goes to the log,
+            // its last unfinished lines included.
+            if let Some(o) = output.as_mut() {
+                o.pump(&mut buf);
+                o.sink.finish(SystemTime::now());
+            }
             return record;
-        }
-    }
-}
-
-/// Copies what the pipe holds to the log; true at end of file.
-fn pump(output: &mut Option<(LogSink, OwnedFd)>, buf: &mut [u8]) -> bool {
-    let Some((sink, r)) = output else {
-        return false;
-    };
-    loop {
-        match rustix::io::read(&*r, &mut *buf) {
-            Ok(0) => return true,
-            Ok(n) => sink.write(&buf[..n]),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return false,
         }
     }
 }
@@ -306,16 +331,16 @@ fn reap(service: Pid) -> Option<ExitRecord> {
 }
 
 /// The service child: the per-process steps, in order, then exec.
-fn service(spec: &InitSpec, log_pipe: Option<&OwnedFd>) -> ! {
+fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     check(Step::Signals, SigSet::all().thread_unblock());
-    if let Some(w) = log_pipe {
-        // stdout and stderr to the init's log pipe, stdin from /dev/null:
+    if let Some([out, err]) = log_pipes {
+        // stdout and stderr to the init's log pipes, stdin from /dev/null:
         // a supervised service has no terminal.
         let null =
             std::fs::File::open("/dev/null").unwrap_or_else(|e| fail(Step::Stdio, errno_of(&e)));
         check(Step::Stdio, nix::unistd::dup2_stdin(&null));
-        check(Step::Stdio, nix::unistd::dup2_stdout(w));
-        check(Step::Stdio, nix::unistd::dup2_stderr(w));
+        check(Step::Stdio, nix::unistd::dup2_stdout(out));
+        check(Step::Stdio, nix::unistd::dup2_stderr(err));
     }
     for &(res, soft, hard) in &spec.rlimits {
         let lim = libc::rlimit {

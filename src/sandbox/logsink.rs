@@ -1,5 +1,15 @@
-//! The init's log writer: the service's stdout and stderr arrive on a pipe
-//! and go to a size-rotated file (`name`, `name.1` .. `name.<keep>`).
+//! The init's log writer: the service's stdout and stderr arrive on two
+//! pipes and go to a size-rotated file (`name`, `name.1` .. `name.<keep>`),
+//! one line per line written, prefixed with the time (UTC, milliseconds)
+//! and the stream:
+//!
+//! ```text
+//! 2026-11-23T11:05:27.123Z out listening on 127.0.0.1:8080
+//! 2026-11-23T11:05:27.124Z err warning: no config, using defaults
+//! ```
+//! A line longer than [`MAX_LINE`] is cut there and continues on the next
+//! line with the same prefix; a last line without a newline is written
+//! when the stream ends.
 //!
 //! The directory is opened before the init changes its mounts and every later
 //! operation is relative to that fd, so a service whose `mounts` hide the log
@@ -21,7 +31,28 @@ use super::spec::LogSpec;
 /// every line.
 pub const MIN_SIZE: u64 = 4096;
 
+/// Which of the service's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out = 0,
+    Err = 1,
+}
+
+impl Stream {
+    fn tag(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+        }
+    }
+}
+
+/// The longest line kept whole.
+pub const MAX_LINE: usize = 16 * 1024;
+
 pub struct LogSink {
+    /// Each stream's unfinished last line.
+    partial: [Vec<u8>; 2],
     dir: OwnedFd,
     name: OsString,
     file: File,
@@ -54,6 +85,7 @@ impl LogSink {
         let file = open_append(&dir, &name, false)?;
         let size = file.metadata()?.len();
         Ok(LogSink {
+            partial: [Vec::new(), Vec::new()],
             dir,
             name,
             file,
@@ -62,6 +94,44 @@ impl LogSink {
             keep: spec.keep,
             dropped: 0,
         })
+    }
+
+    /// Takes what a stream produced: every completed line is written with
+    /// its prefix; the rest waits for its newline (or [`MAX_LINE`]).
+    pub fn stream(&mut self, stream: Stream, data: &[u8], now: std::time::SystemTime) {
+        let mut pending = std::mem::take(&mut self.partial[stream as usize]);
+        pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            self.line(stream, &pending[start..start + nl], now);
+            start += nl + 1;
+        }
+        while pending.len() - start >= MAX_LINE {
+            self.line(stream, &pending[start..start + MAX_LINE], now);
+            start += MAX_LINE;
+        }
+        pending.drain(..start);
+        self.partial[stream as usize] = pending;
+    }
+
+    /// Writes both streams' unfinished lines (the streams have ended).
+    pub fn finish(&mut self, now: std::time::SystemTime) {
+        for stream in [Stream::Out, Stream::Err] {
+            let rest = std::mem::take(&mut self.partial[stream as usize]);
+            if !rest.is_empty() {
+                self.line(stream, &rest, now);
+            }
+        }
+    }
+
+    fn line(&mut self, stream: Stream, text: &[u8], now: std::time::SystemTime) {
+        let mut line = timestamp(now).into_bytes();
+        line.push(b' ');
+        line.extend_from_slice(stream.tag().as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        self.write(&line);
     }
 
     /// Appends `data`, rotating whenever the file would pass the size limit.
@@ -132,6 +202,38 @@ impl LogSink {
         self.size = 0;
         Ok(())
     }
+}
+
+/// `2026-11-23T11:05:27.123Z`: RFC 3339 in UTC with milliseconds.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let s = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01, by eras of
+/// 400 years (146097 days), each starting on March 1st so that the leap day
+/// ends a year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Days since 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 fn numbered(name: &OsStr, i: u32) -> OsString {
@@ -225,6 +327,78 @@ mod tests {
             all.push_str(&f);
         }
         assert_eq!(all, text, "nothing lost, nothing reordered");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms);
+        assert_eq!(timestamp(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
+        assert_eq!(
+            timestamp(at(1_795_431_927, 123)),
+            "2026-11-23T11:05:27.123Z"
+        );
+        assert_eq!(
+            timestamp(at(4_107_542_399, 999)),
+            "2100-02-28T23:59:59.999Z"
+        );
+        assert_eq!(timestamp(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn civil_dates_match_a_day_by_day_walk() {
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        for days in 0..200_000u64 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let len = match m {
+                2 if leap(y) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            d += 1;
+            if d > len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn streams_become_prefixed_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), 1 << 20, 1);
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_431_927_123);
+        s.stream(Stream::Out, b"one\ntw", now);
+        s.stream(Stream::Err, b"oops\n", now);
+        s.stream(Stream::Out, b"o\nthree", now);
+        s.finish(now);
+        let ts = "2026-11-23T11:05:27.123Z";
+        assert_eq!(
+            read(d.path(), "svc.log").unwrap(),
+            format!("{ts} out one\n{ts} err oops\n{ts} out two\n{ts} out three\n")
+        );
+    }
+
+    #[test]
+    fn a_line_past_max_line_continues_on_the_next() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = sink(d.path(), 1 << 20, 1);
+        let now = std::time::UNIX_EPOCH;
+        s.stream(Stream::Out, &vec![b'x'; MAX_LINE + 10], now);
+        s.finish(now);
+        let text = read(d.path(), "svc.log").unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with(&"x".repeat(MAX_LINE)));
+        assert!(lines[1].ends_with(" out xxxxxxxxxx"));
     }
 
     #[test]
