@@ -11,27 +11,14 @@ use super::events::FileWatch;
 use super::{CgroupError, read, write};
 
 /// `populated` and `frozen` from `cgroup.events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CgroupState {
-    pub populated: bool,
-    pub frozen: bool,
-}
-
-/// Parses `cgroup.events` ("populated 1\nfrozen 0\n").
-pub fn parse_cgroup_events(text: &str) -> CgroupState {
-    let mut s = CgroupState::default();
-    for line in text.lines() {
-        match line.split_once(' ') {
-            Some(("populated", v)) => s.populated = v.trim() == "1",
-            Some(("frozen", v)) => s.frozen = v.trim() == "1",
-            _ => {}
-        }
-    }
-    s
-}
+pub use super::stats::CgroupEvents as CgroupState;
 
 pub fn state(dir: &Path) -> Result<CgroupState, CgroupError> {
-    read(dir, "cgroup.events").map(|t| parse_cgroup_events(&t))
+    let text = read(dir, "cgroup.events")?;
+    super::stats::parse_cgroup_events(&text).map_err(|e| CgroupError::Read {
+        path: dir.join("cgroup.events"),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// Waits, woken by inotify on `cgroup.events`, until `pred` holds for the
@@ -240,22 +227,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_cgroup_events() {
+    fn state_reads_cgroup_events_and_a_bad_file_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
         assert_eq!(
-            parse_cgroup_events("populated 1\nfrozen 0\n"),
-            CgroupState {
-                populated: true,
-                frozen: false
-            }
-        );
-        assert_eq!(
-            parse_cgroup_events("populated 0\nfrozen 1\n"),
+            state(t.path()).unwrap(),
             CgroupState {
                 populated: false,
                 frozen: true
             }
         );
-        assert_eq!(parse_cgroup_events(""), CgroupState::default());
+        std::fs::write(t.path().join("cgroup.events"), "").unwrap();
+        assert!(state(t.path()).is_err());
     }
 
     fn tree() -> tempfile::TempDir {
