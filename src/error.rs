@@ -58,6 +58,8 @@ pub enum Code {
     CgroupIo,
     /// A setup step of the isolated spawn failed (step and errno in context).
     SpawnFailed,
+    /// The restart circuit breaker is open: too many failures in its window.
+    CircuitOpen,
 }
 
 impl Code {
@@ -85,6 +87,7 @@ impl Code {
             Code::CgroupControllerMissing => "CGROUP_CONTROLLER_MISSING",
             Code::CgroupIo => "CGROUP_IO",
             Code::SpawnFailed => "SPAWN_FAILED",
+            Code::CircuitOpen => "CIRCUIT_OPEN",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! Module map (see DESIGN.md): `config` (the YAML schema, pure), `cgroup`
 //! (the cgroup v2 filesystem, rooted at injected paths), `sandbox` (the only
 //! module with `unsafe`), `check` (host preflight), `error` (user-facing
-//! errors with codes and suggestions).
+//! errors with codes and suggestions), `supervisor` (the per-instance
+//! lifecycle as a pure state machine, restart backoff, circuit breaker).
 
 pub mod cgroup;
 pub mod check;
@@ -13,3 +14,4 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod sandbox;
+pub mod supervisor;
