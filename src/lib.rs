@@ -8,6 +8,7 @@
 //! errors with codes and suggestions), `supervisor` (the per-instance
 //! lifecycle as a pure state machine, restart backoff, circuit breaker).
 
+pub mod api;
 pub mod cgroup;
 pub mod check;
 pub mod config;
