@@ -60,6 +60,21 @@ pub enum Code {
     SpawnFailed,
     /// The restart circuit breaker is open: too many failures in its window.
     CircuitOpen,
+    /// No daemon listens on the control socket (ENOENT, ECONNREFUSED).
+    DaemonNotRunning,
+    /// The daemon is stopping and no longer takes requests.
+    DaemonShuttingDown,
+    /// The control socket refused the caller: only root (or the daemon's
+    /// own user) may use it.
+    ControlDenied,
+    /// The control socket cannot be created (another daemon owns it, a bad
+    /// path) or the exchange on it failed (a timeout, a malformed reply).
+    ControlSocket,
+    /// The daemon refused a request for a reason without a code of its own
+    /// (an unknown endpoint, a malformed request); its own codes pass through.
+    ApiError,
+    /// A service's log file cannot be read.
+    LogRead,
 }
 
 impl Code {
@@ -88,6 +103,12 @@ impl Code {
             Code::CgroupIo => "CGROUP_IO",
             Code::SpawnFailed => "SPAWN_FAILED",
             Code::CircuitOpen => "CIRCUIT_OPEN",
+            Code::DaemonNotRunning => "DAEMON_NOT_RUNNING",
+            Code::DaemonShuttingDown => "DAEMON_SHUTTING_DOWN",
+            Code::ControlDenied => "CONTROL_DENIED",
+            Code::ControlSocket => "CONTROL_SOCKET",
+            Code::ApiError => "API_ERROR",
+            Code::LogRead => "LOG_READ",
         }
     }
 }
@@ -300,6 +321,21 @@ mod tests {
             text,
             "error[CONFIG_UNKNOWN_KEY]: unknown key `memroy`\n  --> b.yaml:2:3\n  |\n2 |   memroy: 1\n  |   ^\n   = context: service=web\n   = cause: not in the schema\n   = help: did you mean `memory`?\n"
         );
+    }
+
+    #[test]
+    fn control_codes_serialize_as_they_print() {
+        for code in [
+            Code::DaemonNotRunning,
+            Code::DaemonShuttingDown,
+            Code::ControlDenied,
+            Code::ControlSocket,
+            Code::ApiError,
+            Code::LogRead,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
     }
 
     #[test]

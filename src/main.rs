@@ -56,6 +56,86 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    // The daemon itself (`bulkhead run`) goes here; the commands below talk
+    // to it over its control socket.
+    /// Show the daemon's services: state, pid, uptime, restarts, CPU, memory, pids.
+    #[command(after_help = CONTROL_EXIT)]
+    Status {
+        /// Show this service only, with every field of each instance.
+        service: Option<String>,
+        /// The daemon's reply as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Start a service's instances.
+    #[command(after_help = CONTROL_EXIT)]
+    Start {
+        service: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Stop a service's instances (its stop signal, then SIGKILL after the grace period).
+    #[command(after_help = CONTROL_EXIT)]
+    Stop {
+        service: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Restart a service's instances; also closes an open circuit breaker.
+    #[command(after_help = CONTROL_EXIT)]
+    Restart {
+        service: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Have the daemon re-read its config file and apply what changed.
+    #[command(after_help = CONTROL_EXIT)]
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show a service's output: the last lines of all its instances, merged by time.
+    #[command(after_help = CONTROL_EXIT)]
+    Logs {
+        service: String,
+        /// Keep printing new output as it is written (Ctrl-C to stop).
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to show first.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
+        lines: usize,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// The exit statuses of the commands that talk to the daemon.
+const CONTROL_EXIT: &str =
+    "Exit status: 0 done; 1 an error (the message says why); 3 the daemon is not running.";
+
+/// `--socket`, shared by the commands that talk to the daemon.
+#[derive(clap::Args)]
+struct SocketArg {
+    /// The daemon's control socket [default: $BULKHEAD_SOCKET, else /run/bulkhead/control.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    /// `--socket`, else `$BULKHEAD_SOCKET`, else the config's default.
+    fn path(&self) -> PathBuf {
+        use bulkhead::api::{DEFAULT_SOCKET, SOCKET_ENV};
+        self.socket
+            .clone()
+            .or_else(|| {
+                std::env::var_os(SOCKET_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+    }
 }
 
 /// `bulkhead exec` flags (see `bulkhead exec --help`).
@@ -178,6 +258,106 @@ fn main() -> ExitCode {
         Command::Seccomp {
             command: SeccompCommand::Check { profile, caps },
         } => seccomp_check(&profile, &caps),
+        Command::Status {
+            service,
+            json,
+            socket,
+        } => status(service.as_deref(), json, &socket.path()),
+        Command::Start { service, socket } => action("start", &service, &socket.path()),
+        Command::Stop { service, socket } => action("stop", &service, &socket.path()),
+        Command::Restart { service, socket } => action("restart", &service, &socket.path()),
+        Command::Reload { socket } => reload(&socket.path()),
+        Command::Logs {
+            service,
+            follow,
+            lines,
+            socket,
+        } => logs(&service, lines, follow, &socket.path()),
+    }
+}
+
+/// Prints a failed control request: the daemon's own rendering of its
+/// error, or why it could not be reached; 3 when it is not running.
+fn control_failed(e: &bulkhead::api::client::ClientError) -> ExitCode {
+    eprint!("{}", e.render());
+    ExitCode::from(e.exit_code())
+}
+
+/// `bulkhead status [SERVICE]`: the table of everything, or one service in detail.
+fn status(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, proto::StatusReply, render};
+    let path = match service {
+        Some(s) => format!("/v1/status/{}", client::segment(s)),
+        None => "/v1/status".to_string(),
+    };
+    let reply: StatusReply = match client::get(socket, &path) {
+        Ok(r) => r,
+        Err(e) => return control_failed(&e),
+    };
+    if json {
+        emit(&serde_json::to_string_pretty(&reply).unwrap_or_default());
+    } else if service.is_some() {
+        let details: Vec<String> = reply.services.iter().map(render::service_detail).collect();
+        emit(details.join("\n").trim_end());
+    } else {
+        emit(&format!(
+            "{}\n\n{}",
+            render::daemon_line(&reply.daemon),
+            render::status_table(&reply).trim_end()
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `bulkhead start|stop|restart SERVICE`: prints what the daemon did.
+fn action(verb: &str, service: &str, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, proto::ActionReply};
+    let path = format!("/v1/services/{}/{verb}", client::segment(service));
+    match client::post::<ActionReply>(socket, &path) {
+        Ok(r) => {
+            emit(&format!("{}: {}", r.service, r.message));
+            ExitCode::SUCCESS
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead reload`: one line per change; an invalid config is refused
+/// with every error in it (exit 1) and the daemon keeps the old one.
+fn reload(socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, proto::ReloadReply};
+    match client::post::<ReloadReply>(socket, "/v1/reload") {
+        Ok(r) if r.changes.is_empty() => {
+            emit("no changes");
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            emit(&r.changes.join("\n"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead logs SERVICE [-f] [-n N]`: the daemon names the files, this
+/// process reads them (see `api::logs`).
+fn logs(service: &str, lines: usize, follow: bool, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, logs, proto::LogsReply};
+    let path = format!("/v1/services/{}/logs", client::segment(service));
+    let reply: LogsReply = match client::get(socket, &path) {
+        Ok(r) => r,
+        Err(e) => return control_failed(&e),
+    };
+    if reply.files.is_empty() {
+        eprintln!("{}: no log files", reply.service);
+        return ExitCode::SUCCESS;
+    }
+    match logs::print(&reply, lines, follow, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(d) => {
+            eprint!("{}", d.render(None));
+            ExitCode::FAILURE
+        }
     }
 }
 

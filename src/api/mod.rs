@@ -1,4 +1,25 @@
 //! The control socket: an HTTP+JSON server on a unix socket for the daemon,
 //! and the blocking client the CLI uses. [`proto`] is the wire format.
+//!
+//! ```text
+//! bulkhead status ──client──> control.sock ──server──> Call ──mpsc──> daemon loop
+//!        <── render ──────── JSON reply <──────────── oneshot reply <──┘
+//! ```
+//! [`server`] checks the caller's uid (`SO_PEERCRED`) and turns each route
+//! into a [`proto::Request`]; [`client`] is a plain HTTP/1.1 exchange on a
+//! std socket; [`render`] turns replies into tables (pure); [`logs`] reads
+//! the log files the daemon names, tails, merges and follows them.
 
+pub mod client;
+pub mod logs;
 pub mod proto;
+pub mod render;
+pub mod server;
+
+/// Where the daemon listens unless `supervisor.control_socket` says
+/// otherwise, and where the CLI looks unless `--socket` or
+/// `$BULKHEAD_SOCKET` say otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/bulkhead/control.sock";
+
+/// The environment variable that overrides [`DEFAULT_SOCKET`] for the CLI.
+pub const SOCKET_ENV: &str = "BULKHEAD_SOCKET";

@@ -131,6 +131,19 @@ pub struct ApiError {
     pub rendered: String,
 }
 
+impl ApiError {
+    /// `d` as the API reports it: its code and message, and `rendered` as
+    /// the CLI prints it.
+    pub fn from_diagnostic(status: u16, d: &crate::error::Diagnostic) -> ApiError {
+        ApiError {
+            status,
+            code: d.code.as_str().to_string(),
+            message: d.message.clone(),
+            rendered: d.render(None),
+        }
+    }
+}
+
 /// A request to the daemon, as the server hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {

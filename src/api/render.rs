@@ -1,0 +1,556 @@
+//! The daemon's replies as text for a terminal (pure: a reply in, a string
+//! out). `bulkhead status` is one row per instance, columns as wide as their
+//! widest cell:
+//!
+//! ```text
+//! SERVICE  STATE              PID  UPTIME  RESTARTS  CPU    MEMORY       PIDS    LAST
+//! web/0    running (healthy)  812  2h05m   0         3m04s  12.3M / 64M  3 / 64  -
+//! web/1    backoff            -    -       4         -      -            -       restart in 3.2s (exited with status 1)
+//! worker   failed             -    -       5         -      -            -       circuit open, retry in 25s (killed by SIGKILL)
+//! ```
+//! A limit that is not set is left out (`12.3M` rather than `12.3M / max`);
+//! `-` is a value the daemon does not know (nothing runs, or the cgroup
+//! file could not be read). `bulkhead status SERVICE` shows every field of
+//! each instance instead ([`service_detail`]).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::proto::{DaemonInfo, InstanceStatus, ServiceStatus, StatusReply};
+
+/// The line above the table: `bulkhead 0.1.0 (pid 812), up 3h05m, config /etc/bulkhead/bulkhead.yaml`.
+pub fn daemon_line(d: &DaemonInfo) -> String {
+    format!(
+        "bulkhead {} (pid {}), up {}, config {}",
+        d.version,
+        d.pid,
+        duration(d.uptime_secs),
+        d.config.display()
+    )
+}
+
+/// The table of every instance of every service in `reply`, in the
+/// daemon's order, ending with a newline.
+pub fn status_table(reply: &StatusReply) -> String {
+    if reply.services.is_empty() {
+        return "no services\n".to_string();
+    }
+    let mut rows: Vec<[String; 9]> = vec![
+        [
+            "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "PIDS", "LAST",
+        ]
+        .map(String::from),
+    ];
+    for s in &reply.services {
+        if s.instances.is_empty() {
+            let mut row = std::array::from_fn(|_| "-".to_string());
+            row[0].clone_from(&s.name);
+            row[8] = "no instances".to_string();
+            rows.push(row);
+        }
+        for i in &s.instances {
+            rows.push([
+                label(s, i),
+                state(i),
+                opt(i.pid),
+                i.uptime_secs.map_or_else(dash, duration),
+                i.restarts.to_string(),
+                i.cpu_usage_usec.map_or_else(dash, cpu_time),
+                usage(i.memory_current, i.memory_max, bytes),
+                usage(i.pids_current, i.pids_max, |n| n.to_string()),
+                last(i),
+            ]);
+        }
+    }
+    table(&rows)
+}
+
+/// Every field of every instance of one service, for `bulkhead status
+/// SERVICE`:
+///
+/// ```text
+/// web: group frontend, autostart, 2 instances
+///
+/// instance 0: running (healthy)
+///   pid           812
+///   uptime        2h05m
+///   ...
+/// ```
+pub fn service_detail(s: &ServiceStatus) -> String {
+    let mut head = vec![];
+    if let Some(g) = &s.group {
+        head.push(format!("group {g}"));
+    }
+    head.push(
+        if s.autostart {
+            "autostart"
+        } else {
+            "manual start"
+        }
+        .to_string(),
+    );
+    let n = s.instances.len();
+    head.push(format!("{n} instance{}", if n == 1 { "" } else { "s" }));
+    let mut out = format!("{}: {}\n", s.name, head.join(", "));
+    for i in &s.instances {
+        let fields: [(&str, String); 12] = [
+            ("pid", opt(i.pid)),
+            ("uptime", i.uptime_secs.map_or_else(dash, duration)),
+            ("restarts", i.restarts.to_string()),
+            (
+                "healthy",
+                match i.healthy {
+                    Some(true) => "yes".to_string(),
+                    Some(false) => "no".to_string(),
+                    None => "- (no health check)".to_string(),
+                },
+            ),
+            ("cpu", i.cpu_usage_usec.map_or_else(dash, cpu_time)),
+            ("memory", limited(i.memory_current, i.memory_max, bytes)),
+            (
+                "pids",
+                limited(i.pids_current, i.pids_max, |n| n.to_string()),
+            ),
+            ("cgroup", i.cgroup.display().to_string()),
+            (
+                "adopted",
+                if i.adopted {
+                    "yes (taken over from an earlier daemon)".to_string()
+                } else {
+                    "no".to_string()
+                },
+            ),
+            ("last exit", i.last_exit.clone().unwrap_or_else(dash)),
+            ("last event", i.last_event.clone().unwrap_or_else(dash)),
+            (
+                "next attempt",
+                i.next_attempt_secs
+                    .map_or_else(dash, |s| format!("in {}", countdown(s))),
+            ),
+        ];
+        let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let _ = writeln!(out, "\ninstance {}: {}", i.instance, state(i));
+        for (k, v) in &fields {
+            let _ = writeln!(out, "  {k:<width$}  {v}");
+        }
+    }
+    out
+}
+
+fn dash() -> String {
+    "-".to_string()
+}
+
+fn opt(v: Option<impl ToString>) -> String {
+    v.map_or_else(dash, |v| v.to_string())
+}
+
+/// `web` for a single instance, `web/1` among several.
+fn label(s: &ServiceStatus, i: &InstanceStatus) -> String {
+    if s.instances.len() > 1 {
+        format!("{}/{}", s.name, i.instance)
+    } else {
+        s.name.clone()
+    }
+}
+
+/// The state, with the health check's verdict while it runs.
+fn state(i: &InstanceStatus) -> String {
+    match (i.state.as_str(), i.healthy) {
+        ("running", Some(true)) => "running (healthy)".to_string(),
+        ("running", Some(false)) => "running (unhealthy)".to_string(),
+        (s, _) => s.to_string(),
+    }
+}
+
+/// `12.3M / 64M`; `12.3M` without a limit; `- / 64M` when the usage is unknown.
+fn usage(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) -> String {
+    match (current, max) {
+        (Some(c), Some(m)) => format!("{} / {}", fmt(c), fmt(m)),
+        (Some(c), None) => fmt(c),
+        (None, Some(m)) => format!("- / {}", fmt(m)),
+        (None, None) => dash(),
+    }
+}
+
+/// The detail view's spelled-out form: `12.3M (max 64M)`, `12.3M (no limit)`.
+fn limited(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) -> String {
+    let c = current.map_or_else(dash, &fmt);
+    match max {
+        Some(m) => format!("{c} (max {})", fmt(m)),
+        None => format!("{c} (no limit)"),
+    }
+}
+
+/// What happened last, or what happens next: a pending restart or an open
+/// circuit with its countdown and the exit that caused it.
+fn last(i: &InstanceStatus) -> String {
+    let why = i
+        .last_exit
+        .as_ref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    match (i.state.as_str(), i.next_attempt_secs) {
+        ("backoff", Some(s)) => format!("restart in {}{why}", countdown(s)),
+        ("failed", Some(s)) => format!("circuit open, retry in {}{why}", countdown(s)),
+        ("failed", None) => format!("circuit open{why}"),
+        _ => i
+            .last_event
+            .clone()
+            .or_else(|| i.last_exit.clone())
+            .unwrap_or_else(dash),
+    }
+}
+
+/// Left-aligned columns two spaces apart, without trailing blanks.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Whole seconds of a float from the wire; negative or NaN is 0.
+fn whole_secs(secs: f64) -> u64 {
+    Duration::try_from_secs_f64(secs).map_or(0, |d| d.as_secs())
+}
+
+/// A duration in its two largest units: `45s`, `3m12s`, `2h05m`, `3d4h`.
+pub fn duration(secs: f64) -> String {
+    human(whole_secs(secs))
+}
+
+fn human(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+/// CPU time from `usage_usec`: tenths of a second below a minute (`1.2s`),
+/// then as [`duration`] (`3m04s`).
+pub fn cpu_time(usec: u64) -> String {
+    let tenths = usec / 100_000;
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else {
+        human(usec / 1_000_000)
+    }
+}
+
+/// Time until something: `3.2s` below ten seconds, then as [`duration`].
+pub fn countdown(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{:.1}s", secs.max(0.0))
+    } else {
+        duration(secs)
+    }
+}
+
+/// A size with a binary suffix, as cgroup limits are written: `512B`,
+/// `64M` (exact), `12.3M`, `150K`; one decimal below 100 of a unit.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    let mut unit = 0;
+    let mut div = 1024u64;
+    if n < div {
+        return format!("{n}B");
+    }
+    while unit + 1 < UNITS.len() && n >= div * 1024 {
+        div *= 1024;
+        unit += 1;
+    }
+    let suffix = UNITS[unit];
+    if n.is_multiple_of(div) {
+        return format!("{}{suffix}", n / div);
+    }
+    // Display only: the precision lost by the float is far below a decimal.
+    #[allow(clippy::cast_precision_loss)]
+    let v = n as f64 / div as f64;
+    if v < 100.0 {
+        format!("{v:.1}{suffix}")
+    } else {
+        format!("{v:.0}{suffix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const M: u64 = 1 << 20;
+
+    fn running(instance: &str) -> InstanceStatus {
+        InstanceStatus {
+            instance: instance.into(),
+            state: "running".into(),
+            pid: Some(812),
+            uptime_secs: Some(7512.4),
+            restarts: 0,
+            healthy: Some(true),
+            adopted: false,
+            cgroup: PathBuf::from(format!("/sys/fs/cgroup/bulkhead/web/{instance}")),
+            cpu_usage_usec: Some(184_300_000),
+            memory_current: Some(12 * M + 300 * 1024),
+            memory_max: Some(64 * M),
+            pids_current: Some(3),
+            pids_max: Some(64),
+            last_exit: None,
+            last_event: None,
+            next_attempt_secs: None,
+        }
+    }
+
+    fn stopped(instance: &str, state: &str) -> InstanceStatus {
+        InstanceStatus {
+            instance: instance.into(),
+            state: state.into(),
+            cgroup: PathBuf::from("/sys/fs/cgroup/bulkhead/x"),
+            ..InstanceStatus::default()
+        }
+    }
+
+    fn fixture() -> StatusReply {
+        let mut web1 = stopped("1", "backoff");
+        web1.restarts = 4;
+        web1.last_exit = Some("exited with status 1".into());
+        web1.next_attempt_secs = Some(3.24);
+        let mut worker = stopped("0", "failed");
+        worker.restarts = 5;
+        worker.last_exit = Some("killed by SIGKILL".into());
+        worker.next_attempt_secs = Some(25.7);
+        let mut cron = running("0");
+        cron.healthy = None;
+        cron.pid = Some(1204);
+        cron.uptime_secs = Some(45.9);
+        cron.cpu_usage_usec = Some(1_234_567);
+        cron.memory_current = Some(900 * 1024);
+        cron.memory_max = None;
+        cron.pids_current = Some(1);
+        cron.pids_max = None;
+        cron.last_event = Some("2026-11-23T11:05:27Z memory.high reached, throttled".into());
+        StatusReply {
+            daemon: DaemonInfo {
+                pid: 77,
+                version: "0.1.0".into(),
+                config: "/etc/bulkhead/bulkhead.yaml".into(),
+                cgroup_root: "/sys/fs/cgroup/bulkhead".into(),
+                uptime_secs: 273_600.0,
+            },
+            services: vec![
+                ServiceStatus {
+                    name: "web".into(),
+                    group: Some("frontend".into()),
+                    autostart: true,
+                    instances: vec![running("0"), web1],
+                },
+                ServiceStatus {
+                    name: "worker".into(),
+                    group: None,
+                    autostart: true,
+                    instances: vec![worker],
+                },
+                ServiceStatus {
+                    name: "cron".into(),
+                    group: None,
+                    autostart: false,
+                    instances: vec![cron],
+                },
+                ServiceStatus {
+                    name: "idle".into(),
+                    group: None,
+                    autostart: false,
+                    instances: vec![stopped("0", "stopped")],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_status_table_golden() {
+        let expected = "\
+SERVICE  STATE              PID   UPTIME  RESTARTS  CPU    MEMORY       PIDS    LAST
+web/0    running (healthy)  812   2h05m   0         3m04s  12.3M / 64M  3 / 64  -
+web/1    backoff            -     -       4         -      -            -       restart in 3.2s (exited with status 1)
+worker   failed             -     -       5         -      -            -       circuit open, retry in 25s (killed by SIGKILL)
+cron     running            1204  45s     0         1.2s   900K         1       2026-11-23T11:05:27Z memory.high reached, throttled
+idle     stopped            -     -       0         -      -            -       -
+";
+        assert_eq!(status_table(&fixture()), expected);
+    }
+
+    #[test]
+    fn the_daemon_line() {
+        assert_eq!(
+            daemon_line(&fixture().daemon),
+            "bulkhead 0.1.0 (pid 77), up 3d4h, config /etc/bulkhead/bulkhead.yaml"
+        );
+    }
+
+    #[test]
+    fn no_services_and_no_instances_say_so() {
+        assert_eq!(status_table(&StatusReply::default()), "no services\n");
+        let reply = StatusReply {
+            services: vec![ServiceStatus {
+                name: "web".into(),
+                ..ServiceStatus::default()
+            }],
+            ..StatusReply::default()
+        };
+        assert_eq!(
+            status_table(&reply),
+            "\
+SERVICE  STATE  PID  UPTIME  RESTARTS  CPU  MEMORY  PIDS  LAST
+web      -      -    -       -         -    -       -     no instances
+"
+        );
+    }
+
+    #[test]
+    fn unknown_usage_under_a_limit_and_an_open_circuit_without_a_countdown() {
+        let mut i = stopped("0", "failed");
+        i.memory_max = Some(64 * M);
+        i.pids_max = Some(10);
+        let reply = StatusReply {
+            services: vec![ServiceStatus {
+                name: "db".into(),
+                instances: vec![i],
+                ..ServiceStatus::default()
+            }],
+            ..StatusReply::default()
+        };
+        assert_eq!(
+            status_table(&reply),
+            "\
+SERVICE  STATE   PID  UPTIME  RESTARTS  CPU  MEMORY   PIDS    LAST
+db       failed  -    -       0         -    - / 64M  - / 10  circuit open
+"
+        );
+    }
+
+    #[test]
+    fn the_service_detail_golden() {
+        let reply = fixture();
+        let expected = "\
+web: group frontend, autostart, 2 instances
+
+instance 0: running (healthy)
+  pid           812
+  uptime        2h05m
+  restarts      0
+  healthy       yes
+  cpu           3m04s
+  memory        12.3M (max 64M)
+  pids          3 (max 64)
+  cgroup        /sys/fs/cgroup/bulkhead/web/0
+  adopted       no
+  last exit     -
+  last event    -
+  next attempt  -
+
+instance 1: backoff
+  pid           -
+  uptime        -
+  restarts      4
+  healthy       - (no health check)
+  cpu           -
+  memory        - (no limit)
+  pids          - (no limit)
+  cgroup        /sys/fs/cgroup/bulkhead/x
+  adopted       no
+  last exit     exited with status 1
+  last event    -
+  next attempt  in 3.2s
+";
+        assert_eq!(service_detail(&reply.services[0]), expected);
+        let mut cron = reply.services[2].clone();
+        cron.instances[0].adopted = true;
+        let text = service_detail(&cron);
+        assert!(text.starts_with("cron: manual start, 1 instance\n\ninstance 0: running\n"));
+        assert!(text.contains("  adopted       yes (taken over from an earlier daemon)\n"));
+        assert!(text.contains("  memory        900K (no limit)\n"));
+    }
+
+    #[test]
+    fn durations_keep_their_two_largest_units() {
+        let cases = [
+            (0.0, "0s"),
+            (0.99, "0s"),
+            (45.0, "45s"),
+            (59.99, "59s"),
+            (60.0, "1m00s"),
+            (192.0, "3m12s"),
+            (3599.0, "59m59s"),
+            (3600.0, "1h00m"),
+            (7500.0, "2h05m"),
+            (86_399.0, "23h59m"),
+            (86_400.0, "1d0h"),
+            (273_600.0, "3d4h"),
+            (-5.0, "0s"),
+            (f64::NAN, "0s"),
+            (f64::INFINITY, "0s"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(duration(secs), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn cpu_time_has_tenths_below_a_minute() {
+        assert_eq!(cpu_time(0), "0.0s");
+        assert_eq!(cpu_time(99_999), "0.0s");
+        assert_eq!(cpu_time(1_250_000), "1.2s");
+        assert_eq!(cpu_time(59_999_999), "59.9s");
+        assert_eq!(cpu_time(60_000_000), "1m00s");
+        assert_eq!(cpu_time(184_000_000), "3m04s");
+        assert_eq!(cpu_time(90_000 * 1_000_000), "1d1h");
+    }
+
+    #[test]
+    fn countdowns_have_tenths_below_ten_seconds() {
+        assert_eq!(countdown(3.24), "3.2s");
+        assert_eq!(countdown(0.0), "0.0s");
+        assert_eq!(countdown(-1.0), "0.0s");
+        assert_eq!(countdown(9.94), "9.9s");
+        assert_eq!(countdown(25.7), "25s");
+        assert_eq!(countdown(125.0), "2m05s");
+    }
+
+    #[test]
+    fn bytes_use_binary_suffixes() {
+        let cases = [
+            (0, "0B"),
+            (1023, "1023B"),
+            (1024, "1K"),
+            (1536, "1.5K"),
+            (150 * 1024 + 100, "150K"),
+            (64 * M, "64M"),
+            (12 * M + 300 * 1024, "12.3M"),
+            (M - 1, "1024K"),
+            (3 << 30, "3G"),
+            ((5 << 30) + (1 << 29), "5.5G"),
+            (2 << 40, "2T"),
+            (4096 << 50, "4096P"),
+            (u64::MAX, "16384P"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(bytes(n), text, "{n}");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The daemon's side of the control socket: [`bind`] claims the socket path,
+//! [`serve`] answers HTTP on it and hands every request to the daemon's loop
+//! as a [`Call`], whose reply becomes the HTTP response.
+//!
+//! Who may ask: the kernel tells the server the uid of the process at the
+//! other end of each connection (`SO_PEERCRED`, taken when it connected, so
+//! it cannot be forged or changed later). Root and the daemon's own user are
+//! served; anyone else gets `403 CONTROL_DENIED` on every route. The socket's
+//! mode (0600) already keeps others out; the check is what still holds when
+//! someone loosens the mode or the directory.
+//!
+//! Status codes: the daemon's [`ApiError::status`] as it is; `503
+//! DAEMON_SHUTTING_DOWN` when the loop no longer takes calls (the channel is
+//! closed, or the reply was dropped); `404`/`405 API_ERROR` for a route that
+//! does not exist.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use super::proto::{ApiError, Call, Request, Response};
+use crate::error::{Code, Diagnostic};
+
+/// How long [`bind`] waits for a connect to an existing socket. A daemon
+/// that is alive but stuck with a full backlog blocks the connect; that
+/// socket is in use too.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Claims the control socket at `path`: creates its directory (0755) when
+/// missing, refuses when a daemon already answers there, removes a stale
+/// socket left by one that died, binds, and restricts the socket to its
+/// owner (0600). Call it inside a tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, Diagnostic> {
+    let fail = |message: String| {
+        Diagnostic::new(Code::ControlSocket, message).context("path", path.display())
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| {
+                fail(format!(
+                    "cannot create the control socket's directory {}",
+                    dir.display()
+                ))
+                .cause(e)
+            })?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(fail(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ))
+            .suggest("remove it, or set supervisor.control_socket to another path"));
+        }
+        Ok(_) => match probe(path) {
+            Probe::Live => {
+                return Err(fail(format!(
+                    "another bulkhead daemon is running: {} accepts connections",
+                    path.display()
+                ))
+                .suggest(
+                    "stop it first (`systemctl stop bulkhead`), or give this one another supervisor.control_socket",
+                ));
+            }
+            Probe::Stale => match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(fail(format!(
+                        "cannot remove the stale control socket {}",
+                        path.display()
+                    ))
+                    .cause(e));
+                }
+            },
+            Probe::Failed(e) => {
+                return Err(fail(format!(
+                    "cannot tell whether a daemon listens on {}",
+                    path.display()
+                ))
+                .cause(e));
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(format!("cannot inspect {}", path.display())).cause(e)),
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| fail(format!("cannot bind {}", path.display())).cause(e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(format!("cannot chmod 0600 {}", path.display())).cause(e))?;
+    Ok(listener)
+}
+
+enum Probe {
+    /// Something accepted (or is too busy to refuse) the connection.
+    Live,
+    /// ECONNREFUSED: the socket file outlived its daemon.
+    Stale,
+    Failed(io::Error),
+}
+
+fn probe(path: &Path) -> Probe {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target: PathBuf = path.to_path_buf();
+    // A plain blocking connect in a thread: std has no connect timeout for
+    // unix sockets, and this runs once at startup.
+    std::thread::spawn(move || {
+        let _ = tx.send(std::os::unix::net::UnixStream::connect(&target).map(drop));
+    });
+    match rx.recv_timeout(PROBE_TIMEOUT) {
+        Ok(Ok(())) | Err(_) => Probe::Live,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Probe::Stale,
+        Ok(Err(e)) => Probe::Failed(e),
+    }
+}
+
+/// Answers HTTP on `listener` until `shutdown` completes, then stops
+/// accepting and returns once the requests in progress are answered. Every
+/// request becomes a [`Call`] on `calls`; connections run as tasks on the
+/// current runtime, so a current-thread runtime is enough.
+pub async fn serve(
+    listener: UnixListener,
+    calls: mpsc::Sender<Call>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let own = rustix::process::geteuid().as_raw();
+    let app = router(calls)
+        .layer(middleware::from_fn_with_state(own, check_peer))
+        .into_make_service_with_connect_info::<Peer>();
+    // axum retries failed accepts itself; this only returns at shutdown.
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!("control socket: {e}");
+    }
+}
+
+/// The other end of a connection, from `SO_PEERCRED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// `None` when the kernel would not say (then the peer is refused).
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(c) => Peer {
+                uid: Some(c.uid()),
+                pid: c.pid(),
+            },
+            Err(_) => Peer {
+                uid: None,
+                pid: None,
+            },
+        }
+    }
+}
+
+/// Whether `peer` may use the socket of a daemon running as `own_euid`.
+pub fn allowed(peer: Peer, own_euid: u32) -> bool {
+    peer.uid.is_some_and(|uid| uid == 0 || uid == own_euid)
+}
+
+async fn check_peer(
+    State(own_euid): State<u32>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    request: axum::extract::Request,
+    next: Next,
+) -> HttpResponse {
+    if allowed(peer, own_euid) {
+        return next.run(request).await;
+    }
+    let who = peer
+        .uid
+        .map_or_else(|| "unknown".to_string(), |u| u.to_string());
+    tracing::warn!(
+        peer_uid = %who,
+        peer_pid = ?peer.pid,
+        "control socket: refused {} {}",
+        request.method(),
+        request.uri()
+    );
+    let mut d = Diagnostic::new(
+        Code::ControlDenied,
+        format!("the control socket is for root (peer uid {who})"),
+    )
+    .context("uid", &who);
+    if let Some(pid) = peer.pid {
+        d = d.context("pid", pid);
+    }
+    ApiError::from_diagnostic(403, &d.suggest("run the command with sudo")).into_response()
+}
+
+type Calls = mpsc::Sender<Call>;
+
+fn router(calls: Calls) -> Router {
+    Router::new()
+        .route("/v1/status", get(status_all))
+        .route("/v1/status/{service}", get(status_one))
+        .route("/v1/services/{service}/start", post(start))
+        .route("/v1/services/{service}/stop", post(stop))
+        .route("/v1/services/{service}/restart", post(restart))
+        .route("/v1/services/{service}/logs", get(logs))
+        .route("/v1/reload", post(reload))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(calls)
+}
+
+type Service = Result<UrlPath<String>, PathRejection>;
+
+async fn status_all(State(calls): State<Calls>) -> HttpResponse {
+    ask(&calls, Ok(Request::Status { service: None })).await
+}
+
+async fn status_one(State(calls): State<Calls>, service: Service) -> HttpResponse {
+    let request = name(service).map(|s| Request::Status { service: Some(s) });
+    ask(&calls, request).await
+}
+
+async fn start(State(calls): State<Calls>, service: Service) -> HttpResponse {
+    ask(
+        &calls,
+        name(service).map(|service| Request::Start { service }),
+    )
+    .await
+}
+
+async fn stop(State(calls): State<Calls>, service: Service) -> HttpResponse {
+    ask(
+        &calls,
+        name(service).map(|service| Request::Stop { service }),
+    )
+    .await
+}
+
+async fn restart(State(calls): State<Calls>, service: Service) -> HttpResponse {
+    ask(
+        &calls,
+        name(service).map(|service| Request::Restart { service }),
+    )
+    .await
+}
+
+async fn logs(State(calls): State<Calls>, service: Service) -> HttpResponse {
+    ask(
+        &calls,
+        name(service).map(|service| Request::Logs { service }),
+    )
+    .await
+}
+
+async fn reload(State(calls): State<Calls>) -> HttpResponse {
+    ask(&calls, Ok(Request::Reload)).await
+}
+
+fn name(service: Service) -> Result<String, ApiError> {
+    service.map(|UrlPath(s)| s).map_err(|e| {
+        ApiError::from_diagnostic(
+            400,
+            &Diagnostic::new(Code::ApiError, "the service name in the path is not valid")
+                .cause(e.body_text()),
+        )
+    })
+}
+
+/// Sends `request` to the daemon's loop and waits for its answer.
+async fn ask(calls: &Calls, request: Result<Request, ApiError>) -> HttpResponse {
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let kind = kind(&request);
+    let (reply, answer) = oneshot::channel();
+    if calls.send(Call { request, reply }).await.is_err() {
+        return shutting_down().into_response();
+    }
+    match answer.await {
+        Ok(Ok(response)) if kind == reply_kind(&response) => response.into_response(),
+        Ok(Ok(response)) => ApiError::from_diagnostic(
+            500,
+            &Diagnostic::new(
+                Code::ApiError,
+                format!(
+                    "the daemon answered a {kind} request with a {} reply",
+                    reply_kind(&response)
+                ),
+            )
+            .suggest("this is a bug in bulkhead; please report it"),
+        )
+        .into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => shutting_down().into_response(),
+    }
+}
+
+/// The reply type a request expects.
+fn kind(request: &Request) -> &'static str {
+    match request {
+        Request::Status { .. } => "status",
+        Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => "action",
+        Request::Reload => "reload",
+        Request::Logs { .. } => "logs",
+    }
+}
+
+fn reply_kind(response: &Response) -> &'static str {
+    match response {
+        Response::Status(_) => "status",
+        Response::Action(_) => "action",
+        Response::Reload(_) => "reload",
+        Response::Logs(_) => "logs",
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::from_diagnostic(
+        503,
+        &Diagnostic::new(
+            Code::DaemonShuttingDown,
+            "the daemon is shutting down and takes no more requests",
+        )
+        .suggest("wait for it to stop, then start it again if needed"),
+    )
+}
+
+async fn not_found(method: Method, uri: Uri) -> HttpResponse {
+    unknown_route(404, &format!("no such endpoint: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> HttpResponse {
+    unknown_route(
+        405,
+        &format!("{} does not take {method} requests", uri.path()),
+    )
+}
+
+fn unknown_route(status: u16, message: &str) -> HttpResponse {
+    ApiError::from_diagnostic(
+        status,
+        &Diagnostic::new(Code::ApiError, message).suggest(
+            "the client and the daemon may be different versions: compare `bulkhead --version` with the daemon's",
+        ),
+    )
+    .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> HttpResponse {
+        let status = StatusCode::from_u16(self.status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Response::Status(r) => Json(r).into_response(),
+            Response::Action(r) => Json(r).into_response(),
+            Response::Reload(r) => Json(r).into_response(),
+            Response::Logs(r) => Json(r).into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon may `tokio::spawn` the server: its future must be `Send`.
+    #[allow(dead_code)]
+    fn serve_can_be_spawned(listener: UnixListener, calls: mpsc::Sender<Call>) {
+        fn send<T: Send + 'static>(_: T) {}
+        send(serve(listener, calls, std::future::pending()));
+    }
+
+    #[test]
+    fn root_and_the_daemons_own_user_are_allowed() {
+        let peer = |uid| Peer { uid, pid: Some(1) };
+        assert!(allowed(peer(Some(0)), 0));
+        assert!(allowed(peer(Some(0)), 1000));
+        assert!(allowed(peer(Some(1000)), 1000));
+        assert!(!allowed(peer(Some(65534)), 0));
+        assert!(!allowed(peer(Some(1001)), 1000));
+        assert!(!allowed(peer(None), 0));
+    }
+
+    #[test]
+    fn every_request_expects_its_reply() {
+        use super::super::proto::*;
+        let pairs = [
+            (
+                Request::Status { service: None },
+                Response::Status(StatusReply::default()),
+            ),
+            (
+                Request::Start {
+                    service: "a".into(),
+                },
+                Response::Action(ActionReply::default()),
+            ),
+            (
+                Request::Stop {
+                    service: "a".into(),
+                },
+                Response::Action(ActionReply::default()),
+            ),
+            (
+                Request::Restart {
+                    service: "a".into(),
+                },
+                Response::Action(ActionReply::default()),
+            ),
+            (Request::Reload, Response::Reload(ReloadReply::default())),
+            (
+                Request::Logs {
+                    service: "a".into(),
+                },
+                Response::Logs(LogsReply::default()),
+            ),
+        ];
+        for (req, resp) in &pairs {
+            assert_eq!(kind(req), reply_kind(resp), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn an_api_error_keeps_its_status_unless_it_is_not_an_error() {
+        let e = |status| ApiError {
+            status,
+            ..ApiError::default()
+        };
+        assert_eq!(e(422).into_response().status(), 422);
+        assert_eq!(e(409).into_response().status(), 409);
+        assert_eq!(e(200).into_response().status(), 500);
+        assert_eq!(e(7).into_response().status(), 500);
+    }
+
+    #[test]
+    fn bind_refuses_to_replace_a_file_that_is_not_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        std::fs::write(&path, "x").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(async { bind(&path) }).unwrap_err().to_string();
+        assert!(err.contains("is not a socket"), "{err}");
+        assert!(path.exists());
+    }
+}

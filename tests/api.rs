@@ -1,0 +1,667 @@
+//! The control socket end to end on the host: the real server ([`bind`],
+//! [`serve`]) on a socket in a temp dir, a fake daemon loop answering its
+//! calls with canned replies, driven by the client library and by the
+//! `bulkhead` binary (status, start/stop/restart, reload, logs, the errors
+//! and exit statuses), and the refusal of a caller who is not root.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use bulkhead::api::client::{self, ClientError};
+use bulkhead::api::proto::*;
+use bulkhead::api::server::{bind, serve};
+use bulkhead::error::{Code, Diagnostic, Diagnostics};
+use tokio::sync::{mpsc, oneshot};
+
+/// A server and a fake daemon loop on their own thread and runtime.
+struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        // `run/` does not exist yet: bind creates it.
+        let socket = dir.path().join("run/control.sock");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let path = socket.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = bind(&path).unwrap();
+                let (calls, rx) = mpsc::channel(8);
+                tokio::spawn(fake_daemon(rx, logs));
+                ready_tx.send(()).unwrap();
+                serve(listener, calls, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        ready.recv_timeout(Duration::from_secs(10)).unwrap();
+        Daemon {
+            dir,
+            socket,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// The `bulkhead` binary with `args` against this daemon's socket.
+    fn cli(&self, args: &[&str]) -> Output {
+        run(Command::cargo_bin("bulkhead")
+            .unwrap()
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    println!(
+        "{cmd:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn instance(n: &str, state: &str) -> InstanceStatus {
+    InstanceStatus {
+        instance: n.into(),
+        state: state.into(),
+        cgroup: format!("/sys/fs/cgroup/bulkhead/web/{n}").into(),
+        ..InstanceStatus::default()
+    }
+}
+
+fn canned_status() -> StatusReply {
+    let mut web0 = instance("0", "running");
+    web0.pid = Some(812);
+    web0.uptime_secs = Some(7512.0);
+    web0.cpu_usage_usec = Some(184_000_000);
+    web0.memory_current = Some(12 << 20);
+    web0.memory_max = Some(64 << 20);
+    web0.pids_current = Some(3);
+    web0.pids_max = Some(64);
+    web0.healthy = Some(true);
+    let mut web1 = instance("1", "backoff");
+    web1.restarts = 2;
+    web1.last_exit = Some("exited with status 1".into());
+    web1.next_attempt_secs = Some(3.25);
+    StatusReply {
+        daemon: DaemonInfo {
+            pid: 42,
+            version: "0.1.0".into(),
+            config: "/etc/bulkhead/bulkhead.yaml".into(),
+            cgroup_root: "/sys/fs/cgroup/bulkhead".into(),
+            uptime_secs: 65.5,
+        },
+        services: vec![
+            ServiceStatus {
+                name: "web".into(),
+                group: None,
+                autostart: true,
+                instances: vec![web0, web1],
+            },
+            ServiceStatus {
+                name: "worker".into(),
+                group: Some("batch".into()),
+                autostart: false,
+                instances: vec![instance("0", "stopped")],
+            },
+        ],
+    }
+}
+
+fn unknown(service: &str) -> ApiError {
+    ApiError::from_diagnostic(
+        404,
+        &Diagnostic::new(Code::ApiError, format!("no service named {service}"))
+            .suggest("`bulkhead status` lists the services"),
+    )
+}
+
+/// Answers like the daemon would; `vanish` drops the reply unanswered,
+/// and reloads go: a change, no change, an invalid config.
+async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf) {
+    let mut reloads = 0;
+    while let Some(Call { request, reply }) = calls.recv().await {
+        let known = |s: &str| s == "web" || s == "worker";
+        let answer = match request {
+            Request::Status { service: None } => Ok(Response::Status(canned_status())),
+            Request::Status { service: Some(s) } if known(&s) => {
+                let mut r = canned_status();
+                r.services.retain(|x| x.name == s);
+                Ok(Response::Status(r))
+            }
+            Request::Start { service }
+            | Request::Stop { service }
+            | Request::Restart { service }
+                if service == "vanish" =>
+            {
+                drop(reply);
+                continue;
+            }
+            Request::Start { service } if known(&service) => Ok(Response::Action(ActionReply {
+                service,
+                message: "starting 2 instances".into(),
+            })),
+            Request::Stop { service } if known(&service) => Ok(Response::Action(ActionReply {
+                service,
+                message: "stopping 2 instances".into(),
+            })),
+            Request::Restart { service } if known(&service) => Ok(Response::Action(ActionReply {
+                service,
+                message: "restarting 2 instances (circuit breaker reset)".into(),
+            })),
+            Request::Reload => {
+                reloads += 1;
+                match reloads - 1 {
+                    0 => Ok(Response::Reload(ReloadReply {
+                        changes: vec![
+                            "web: memory.max 256M -> 512M (live)".into(),
+                            "worker: added".into(),
+                        ],
+                    })),
+                    1 => Ok(Response::Reload(ReloadReply { changes: vec![] })),
+                    _ => {
+                        let diags = Diagnostics(vec![
+                            Diagnostic::new(Code::ConfigUnknownKey, "unknown key `memroy`")
+                                .suggest("did you mean `memory`?"),
+                            Diagnostic::new(Code::ConfigInvalidValue, "bad size `12Q`"),
+                        ]);
+                        Err(ApiError {
+                            status: 422,
+                            code: "CONFIG_INVALID".into(),
+                            message: "the new config has 2 errors; the old one stays".into(),
+                            rendered: diags.render(None),
+                        })
+                    }
+                }
+            }
+            Request::Logs { service } if service == "web" => Ok(Response::Logs(LogsReply {
+                service,
+                files: (0..2)
+                    .map(|i| LogFile {
+                        instance: i.to_string(),
+                        path: logs.join(format!("web-{i}.log")),
+                        keep: 2,
+                    })
+                    .collect(),
+            })),
+            Request::Status {
+                service: Some(service),
+            }
+            | Request::Start { service }
+            | Request::Stop { service }
+            | Request::Restart { service }
+            | Request::Logs { service } => Err(unknown(&service)),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
+#[test]
+fn status_prints_the_table_and_json() {
+    let d = Daemon::start();
+    let o = d.cli(&["status"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "bulkhead 0.1.0 (pid 42), up 1m05s, config /etc/bulkhead/bulkhead.yaml"
+    );
+    assert_eq!(lines[1], "");
+    assert!(lines[2].starts_with("SERVICE  STATE"), "{text}");
+    assert!(
+        lines[3].starts_with("web/0    running (healthy)  812"),
+        "{text}"
+    );
+    assert!(lines[3].contains("12M / 64M"), "{text}");
+    assert!(
+        lines[4].ends_with("restart in 3.2s (exited with status 1)"),
+        "{text}"
+    );
+    assert!(lines[5].starts_with("worker   stopped"), "{text}");
+
+    let o = d.cli(&["status", "--json"]);
+    assert!(o.status.success());
+    let reply: StatusReply = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(reply, canned_status());
+    assert!(stdout(&o).starts_with("{\n  \"daemon\""), "pretty JSON");
+}
+
+#[test]
+fn status_of_one_service_shows_its_details() {
+    let d = Daemon::start();
+    let o = d.cli(&["status", "web"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.starts_with("web: autostart, 2 instances\n\ninstance 0: running (healthy)\n"));
+    assert!(
+        text.contains("  cgroup        /sys/fs/cgroup/bulkhead/web/1\n"),
+        "{text}"
+    );
+    assert!(text.contains("  next attempt  in 3.2s\n"), "{text}");
+    assert!(!text.contains("worker"));
+}
+
+#[test]
+fn the_socket_comes_from_the_environment_without_a_flag() {
+    let d = Daemon::start();
+    let o = run(Command::cargo_bin("bulkhead")
+        .unwrap()
+        .env("BULKHEAD_SOCKET", &d.socket)
+        .args(["status", "--json"]));
+    assert!(o.status.success());
+    // The flag wins over the environment.
+    let o = run(Command::cargo_bin("bulkhead")
+        .unwrap()
+        .env("BULKHEAD_SOCKET", "/nonexistent/control.sock")
+        .args(["status", "--socket"])
+        .arg(&d.socket));
+    assert!(o.status.success());
+}
+
+#[test]
+fn start_stop_restart_print_what_the_daemon_did() {
+    let d = Daemon::start();
+    for (verb, said) in [
+        ("start", "web: starting 2 instances\n"),
+        ("stop", "web: stopping 2 instances\n"),
+        (
+            "restart",
+            "web: restarting 2 instances (circuit breaker reset)\n",
+        ),
+    ] {
+        let o = d.cli(&[verb, "web"]);
+        assert!(o.status.success(), "{verb}");
+        assert_eq!(stdout(&o), said);
+    }
+}
+
+#[test]
+fn an_unknown_service_is_the_daemons_404_and_exit_1() {
+    let d = Daemon::start();
+    for args in [
+        &["status", "nope"][..],
+        &["start", "nope"],
+        &["logs", "nope"],
+    ] {
+        let o = d.cli(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            stderr(&o),
+            "error[API_ERROR]: no service named nope\n   = help: `bulkhead status` lists the services\n"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    let e = client::get::<StatusReply>(&d.socket, "/v1/status/nope").unwrap_err();
+    match e {
+        ClientError::Api(api) => assert_eq!(api.status, 404),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reload_prints_changes_then_no_changes_then_the_config_errors() {
+    let d = Daemon::start();
+    let o = d.cli(&["reload"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        "web: memory.max 256M -> 512M (live)\nworker: added\n"
+    );
+    let o = d.cli(&["reload"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "no changes\n");
+    let o = d.cli(&["reload"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error[CONFIG_UNKNOWN_KEY]: unknown key `memroy`\n   = help: did you mean `memory`?\n\n\
+         error[CONFIG_INVALID_VALUE]: bad size `12Q`\n\n2 errors\n"
+    );
+}
+
+#[test]
+fn unknown_routes_and_methods_are_json_errors() {
+    let d = Daemon::start();
+    for (method, path, status) in [
+        ("GET", "/v1/nope", 404),
+        ("GET", "/v1/reload", 405),
+        ("POST", "/v1/status", 405),
+    ] {
+        let e = if method == "GET" {
+            client::get::<serde_json::Value>(&d.socket, path)
+        } else {
+            client::post::<serde_json::Value>(&d.socket, path)
+        }
+        .unwrap_err();
+        let ClientError::Api(api) = &e else {
+            panic!("{method} {path}: {e:?}")
+        };
+        assert_eq!(api.status, status, "{method} {path}");
+        assert_eq!(api.code, "API_ERROR");
+        assert!(api.rendered.starts_with("error[API_ERROR]: "), "{api:?}");
+        assert!(api.message.contains(path), "{api:?}");
+    }
+}
+
+#[test]
+fn healthz_answers_ok() {
+    let d = Daemon::start();
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    assert_eq!(client::parse_response(&raw).unwrap(), (200, b"ok".to_vec()));
+}
+
+#[test]
+fn a_dropped_reply_is_503_shutting_down() {
+    let d = Daemon::start();
+    let o = d.cli(&["start", "vanish"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(
+            "error[DAEMON_SHUTTING_DOWN]: the daemon is shutting down and takes no more requests\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_closed_call_channel_is_503_shutting_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(async { bind(&socket).unwrap() });
+    let (calls, rx) = mpsc::channel(1);
+    drop(rx);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        rt.block_on(serve(listener, calls, async {
+            let _ = stopped.await;
+        }));
+    });
+    let e = client::get::<StatusReply>(&socket, "/v1/status").unwrap_err();
+    let d = e.to_diagnostic();
+    assert_eq!(d.code, Code::DaemonShuttingDown, "{e:?}");
+    assert_eq!(e.exit_code(), 1);
+    stop.send(()).unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn no_daemon_is_daemon_not_running_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let o = run(Command::cargo_bin("bulkhead")
+        .unwrap()
+        .args(["status", "--socket"])
+        .arg(&socket));
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "error[DAEMON_NOT_RUNNING]: bulkhead is not running (no daemon at {})\n",
+            socket.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("   = help: start it with `systemctl start bulkhead` or `bulkhead run`\n"),
+        "{err}"
+    );
+    // A socket file nobody listens on (ECONNREFUSED) is the same.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let o = run(Command::cargo_bin("bulkhead")
+        .unwrap()
+        .args(["stop", "web", "--socket"])
+        .arg(&socket));
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).starts_with("error[DAEMON_NOT_RUNNING]"));
+}
+
+#[test]
+fn the_help_documents_exit_status_3() {
+    let o = run(Command::cargo_bin("bulkhead")
+        .unwrap()
+        .args(["status", "--help"]));
+    let text = stdout(&o);
+    assert!(text.contains("3 the daemon is not running"), "{text}");
+    assert!(text.contains("BULKHEAD_SOCKET"), "{text}");
+}
+
+#[test]
+fn bind_replaces_a_stale_socket_and_restricts_it_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    // A daemon that died: its socket file stays, nothing listens.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(async { bind(&socket).unwrap() });
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The new socket is the live one.
+    let (accepted, _) = rt.block_on(async {
+        let connect = tokio::net::UnixStream::connect(&socket);
+        let (a, _c) = tokio::join!(listener.accept(), connect);
+        a.unwrap()
+    });
+    drop(accepted);
+}
+
+#[test]
+fn a_second_bind_on_a_live_socket_is_refused() {
+    let d = Daemon::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt.block_on(async { bind(&d.socket) }).unwrap_err();
+    assert_eq!(e.code, Code::ControlSocket);
+    assert!(
+        e.message.starts_with("another bulkhead daemon is running"),
+        "{e}"
+    );
+    // The running daemon still answers.
+    client::get::<StatusReply>(&d.socket, "/v1/status").unwrap();
+}
+
+/// The binary as uid/gid 65534 with no supplementary groups.
+fn as_nobody(args: &[&str], socket: &Path) -> Output {
+    let bin = assert_cmd::cargo::cargo_bin("bulkhead");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    println!(
+        "as nobody {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+#[test]
+fn a_caller_who_is_not_root_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the client as another user");
+        return;
+    }
+    let d = Daemon::start();
+    let run_dir = d.socket.parent().unwrap();
+    for dir in [d.dir.path(), run_dir] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The socket's own mode (0600) keeps nobody out first.
+    let o = as_nobody(&["status"], &d.socket);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "error[CONTROL_DENIED]: permission denied on the control socket {}\n",
+            d.socket.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Loosened, the socket lets nobody connect; SO_PEERCRED still refuses.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for args in [&["status"][..], &["stop", "web"], &["reload"]] {
+        let o = as_nobody(args, &d.socket);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(
+                "error[CONTROL_DENIED]: the control socket is for root (peer uid 65534)\n"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("   = help: run the command with sudo\n"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    // Root still gets in.
+    assert!(d.cli(&["status"]).status.success());
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn logs_merges_the_instances_last_lines() {
+    let d = Daemon::start();
+    let logs = d.logs();
+    // Instance 0 has rotated once; instance 1 has not.
+    append(
+        &logs.join("web-0.log.1"),
+        "2026-11-23T11:00:00.000Z out a0\n2026-11-23T11:00:02.000Z out a1\n",
+    );
+    append(&logs.join("web-0.log"), "2026-11-23T11:00:04.000Z out a2\n");
+    append(
+        &logs.join("web-1.log"),
+        "2026-11-23T11:00:01.000Z err b0\n2026-11-23T11:00:03.000Z out b1\n",
+    );
+    let o = d.cli(&["logs", "web", "-n", "4"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        "web/1 | 2026-11-23T11:00:01.000Z err b0\n\
+         web/0 | 2026-11-23T11:00:02.000Z out a1\n\
+         web/1 | 2026-11-23T11:00:03.000Z out b1\n\
+         web/0 | 2026-11-23T11:00:04.000Z out a2\n"
+    );
+    // The default is 50: everything here.
+    let o = d.cli(&["logs", "web"]);
+    assert_eq!(stdout(&o).lines().count(), 5);
+}
+
+#[test]
+fn logs_follow_prints_new_lines_across_a_rotation() {
+    let d = Daemon::start();
+    let logs = d.logs();
+    let web0 = logs.join("web-0.log");
+    append(&web0, "2026-11-23T11:00:00.000Z out old\n");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkhead"))
+        .args(["logs", "web", "-f", "-n", "1", "--socket"])
+        .arg(&d.socket)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(next(), "web/0 | 2026-11-23T11:00:00.000Z out old");
+    append(&web0, "2026-11-23T11:00:01.000Z out one\n");
+    assert_eq!(next(), "web/0 | 2026-11-23T11:00:01.000Z out one");
+    // Rotate as the sink does, with a line written just before.
+    append(&web0, "2026-11-23T11:00:02.000Z out two\n");
+    std::fs::rename(&web0, logs.join("web-0.log.1")).unwrap();
+    append(&web0, "2026-11-23T11:00:03.000Z out three\n");
+    assert_eq!(next(), "web/0 | 2026-11-23T11:00:02.000Z out two");
+    assert_eq!(next(), "web/0 | 2026-11-23T11:00:03.000Z out three");
+    // The other instance's file appears only now: it is read from its start.
+    append(
+        &logs.join("web-1.log"),
+        "2026-11-23T11:00:04.000Z out four\n",
+    );
+    assert_eq!(next(), "web/1 | 2026-11-23T11:00:04.000Z out four");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing repeated"
+    );
+}
