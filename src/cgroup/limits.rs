@@ -158,9 +158,20 @@ pub fn render(r: &Resources, devices: &[DevNum]) -> Vec<Write> {
 }
 
 /// The writes that undo every limit `render` can set, for a live change that
-/// removes a key: the kernel's own defaults.
+/// removes a key: the kernel's own defaults. Files of a controller the cgroup
+/// does not have are absent there; `supervisor::reload` writes only the
+/// resets of files that were set before. io.max lines are not here: undoing
+/// one needs the removed device (`render_io_max` with every limit unset).
 pub fn render_reset(r: &Resources) -> Vec<Write> {
     let mut out = Vec::new();
+    // An empty cpuset uses the parent's. Written as a newline: an empty
+    // write(2) never reaches the kernel.
+    if r.cpu.mems.is_none() {
+        out.push(w("cpuset.mems", "\n"));
+    }
+    if r.cpu.cpuset.is_none() {
+        out.push(w("cpuset.cpus", "\n"));
+    }
     if r.cpu.max.is_none() {
         out.push(w("cpu.max", "max 100000"));
     }
@@ -176,6 +187,13 @@ pub fn render_reset(r: &Resources) -> Vec<Write> {
         if v.is_none() {
             out.push(w(file, if file == "memory.low" { "0" } else { "max" }));
         }
+    }
+    // `render` writes memory.oom.group only along with a limit.
+    if r.memory.max.is_none() && r.memory.high.is_none() {
+        out.push(w("memory.oom.group", "0"));
+    }
+    if r.io.weight.is_none() {
+        out.push(w("io.weight", "default 100"));
     }
     if r.pids_max.is_none() {
         out.push(w("pids.max", "max"));
@@ -300,6 +318,31 @@ mod tests {
             .map(|w| w.file)
             .collect();
         assert!(reset.contains(&"memory.max") && reset.contains(&"pids.max"));
+    }
+
+    #[test]
+    fn reset_undoes_every_file_render_writes() {
+        let mut r = Resources::default();
+        r.cpu.max = Some(Cpu::Max);
+        r.cpu.weight = Some(1);
+        r.cpu.cpuset = Some(CpuList::parse("0").unwrap());
+        r.cpu.mems = Some(CpuList::parse("0").unwrap());
+        r.memory.low = Some(Size::Max);
+        r.memory.high = Some(Size::Max);
+        r.memory.max = Some(Size::Max);
+        r.memory.swap_max = Some(Size::Max);
+        r.io.weight = Some(1);
+        r.pids_max = Some(2);
+        let mut set: Vec<&str> = render(&r, &[]).into_iter().map(|w| w.file).collect();
+        let mut reset: Vec<&str> = render_reset(&Resources::default())
+            .into_iter()
+            .map(|w| w.file)
+            .collect();
+        set.sort_unstable();
+        reset.sort_unstable();
+        assert_eq!(set, reset);
+        // Nothing is reset that is set.
+        assert!(render_reset(&r).is_empty());
     }
 
     #[test]

@@ -4,10 +4,19 @@
 //! execute, plus the restart policy pieces it uses: [`backoff`] and the
 //! circuit [`breaker`]. No syscalls, no tokio, no clock reads: the driver
 //! passes the time and a random value into every step, so tests never sleep.
+//!
+//! Across daemon runs and config changes: [`record`] keeps a crash-safe file
+//! per running instance and plans, purely, what a restarted daemon adopts and
+//! what it kills as orphans (the only filesystem parts there take the state
+//! dir and `/proc` as parameters); [`reload`] computes what a new config
+//! changes: limits written live, settings that need a restart, lifecycle
+//! settings, services and groups added or removed.
 
 pub mod backoff;
 pub mod breaker;
 pub mod machine;
+pub mod record;
+pub mod reload;
 
 /// A monotonic instant: the time since an epoch the driver picks (e.g. its
 /// start, from `Instant::elapsed`). A `Duration` keeps arithmetic total
