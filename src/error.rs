@@ -75,6 +75,8 @@ pub enum Code {
     ApiError,
     /// A service's log file cannot be read.
     LogRead,
+    /// Another daemon holds the state dir's lock.
+    DaemonRunning,
 }
 
 impl Code {
@@ -109,6 +111,7 @@ impl Code {
             Code::ControlSocket => "CONTROL_SOCKET",
             Code::ApiError => "API_ERROR",
             Code::LogRead => "LOG_READ",
+            Code::DaemonRunning => "DAEMON_RUNNING",
         }
     }
 }

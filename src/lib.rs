@@ -12,6 +12,7 @@ pub mod api;
 pub mod cgroup;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod exec;
 pub mod sandbox;

@@ -22,6 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the supervisor daemon: start the services of the config file, each
+    /// in its compartment, and keep them running until SIGTERM.
+    Run {
+        /// The config file.
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// The daemon's own log: text (to the journal when systemd runs
+        /// it) or json (one object per line on stderr).
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
     /// Check a config file and report every problem in it.
     Validate {
         /// The config file.
@@ -56,8 +67,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    // The daemon itself (`bulkhead run`) goes here; the commands below talk
-    // to it over its control socket.
+    // The commands below talk to the daemon (`bulkhead run`) over its
+    // control socket.
     /// Show the daemon's services: state, pid, uptime, restarts, CPU, memory, pids.
     #[command(after_help = CONTROL_EXIT)]
     Status {
@@ -254,6 +265,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config, json } => run_check(config, json),
+        Command::Run { config, log_format } => run_daemon(config, &log_format),
         Command::Exec(flags) => run_exec(*flags),
         Command::Seccomp {
             command: SeccompCommand::Check { profile, caps },
@@ -578,5 +590,25 @@ fn emit(text: &str) {
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// `bulkhead run`: exit 0 after a clean shutdown, 1 when it cannot start.
+fn run_daemon(config: PathBuf, log_format: &str) -> ExitCode {
+    let source = std::fs::read_to_string(&config).ok();
+    let opts = bulkhead::daemon::Options {
+        config,
+        log_format: if log_format == "json" {
+            bulkhead::daemon::LogFormat::Json
+        } else {
+            bulkhead::daemon::LogFormat::Text
+        },
+    };
+    match bulkhead::daemon::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", e.render(source.as_deref()));
+            ExitCode::from(1)
+        }
     }
 }

@@ -222,7 +222,7 @@ fn controllers_finding(mount: &Path, root: &Path) -> Finding {
 }
 
 /// systemd (252+) marks a delegated cgroup with the `trusted.delegate` xattr.
-fn is_delegated(dir: &Path) -> bool {
+pub fn is_delegated(dir: &Path) -> bool {
     let mut buf = [0u8; 8];
     ["trusted.delegate", "user.delegate"]
         .iter()

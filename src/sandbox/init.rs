@@ -91,6 +91,10 @@ pub fn main() -> ! {
         let ((out_r, out_w), (err_r, err_w)) = (pipe(), pipe());
         (sink, [out_r, err_r], [out_w, err_w])
     });
+    if spec.detach {
+        // Fails only if already a group leader, which a fresh clone is not.
+        let _ = nix::unistd::setsid();
+    }
     setup_mounts(&spec);
     if let Some(h) = &spec.hostname {
         check(Step::Hostname, nix::unistd::sethostname(h));
@@ -111,6 +115,19 @@ pub fn main() -> ! {
         ForkResult::Child => service(&spec, output.as_ref().map(|o| &o.2)),
         ForkResult::Parent { child } => child,
     };
+    // With a log file the init lets go of the stdio it inherited (the
+    // daemon's terminal, pipe or journal stream): a supervised service must
+    // not keep its supervisor's output open, nor get EPIPE once it is gone.
+    if output.is_some()
+        && let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
     // The service holds the pipes' write ends now; the init reads only.
     let output = output.map(|(sink, r, _w)| Output {
         sink,

@@ -177,6 +177,7 @@ pub fn init_spec(
         hostname: svc.hostname.clone(),
         status_file,
         log: None,
+        detach: false,
     })
 }
 

@@ -45,6 +45,10 @@ pub struct InitSpec {
     /// Where the service's stdout and stderr go. `None` passes the init's own
     /// stdio through (`bulkhead exec`); a file is size-rotated by the init.
     pub log: Option<LogSpec>,
+    /// A supervised service: the init starts a new session, so signals
+    /// meant for the daemon's terminal or process group never reach it.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 /// A size-rotated log file the init writes the service's output to:

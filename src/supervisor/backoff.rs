@@ -60,6 +60,14 @@ impl Backoff {
         d
     }
 
+    /// New settings (a reload); the attempt count is kept.
+    pub fn reconfigure(&mut self, cfg: &model::Backoff) {
+        *self = Backoff {
+            attempts: self.attempts,
+            ..Backoff::new(cfg)
+        };
+    }
+
     /// Forget past attempts: the next restart waits `initial` again.
     pub fn reset(&mut self) {
         self.attempts = 0;

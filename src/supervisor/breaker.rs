@@ -46,6 +46,13 @@ impl Breaker {
         }
     }
 
+    /// New settings (a reload); the phase and recent failures are kept.
+    pub fn reconfigure(&mut self, cfg: &model::Breaker) {
+        self.failures = cfg.failures;
+        self.window = cfg.window.0;
+        self.cooldown = cfg.cooldown.0;
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -220,6 +220,18 @@ fn coded(level: Level, code: Code, message: impl Into<String>) -> Action {
     }
 }
 
+/// A duration for a log line: milliseconds under a minute, else seconds
+/// (`1s500ms`, `2m5s`), not humantime's nanoseconds.
+fn short(d: Duration) -> Dur {
+    let ms = d.as_millis();
+    let rounded = if ms < 60_000 {
+        Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    } else {
+        Duration::from_secs(d.as_secs())
+    };
+    Dur(rounded)
+}
+
 /// `exited with status 1`, `killed by SIGSEGV (core dumped)`.
 pub fn describe_exit(rec: ExitRecord) -> String {
     match rec {
@@ -442,7 +454,7 @@ impl Machine {
                 }
                 let failed = rec != ExitRecord::Exited { code: 0 };
                 let level = if failed { Level::Warn } else { Level::Info };
-                let what = format!("{} after {}", describe_exit(rec), Dur(up));
+                let what = format!("{} after {}", describe_exit(rec), short(up));
                 a.push(log(level, what.clone()));
                 a.push(Action::RemoveCgroup);
                 let (s, more) = self.ended(now, failed, &what, rand);
@@ -592,7 +604,7 @@ impl Machine {
                 let msg = format!(
                     "circuit breaker open ({reason}); it retries by itself in {}, \
                      or run `bulkhead restart` to reset it",
-                    Dur(until.saturating_sub(now))
+                    short(until.saturating_sub(now))
                 );
                 (
                     S::Failed { reason, until },
@@ -605,6 +617,33 @@ impl Machine {
         };
         self.state = next;
         actions
+    }
+
+    /// Takes over an instance a previous daemon run started (crash-safe
+    /// adoption): Running with `pid` from `now`, as if just spawned, without
+    /// a spawn. Only from Stopped; otherwise nothing changes.
+    pub fn adopt(&mut self, now: Mono, pid: i32) -> Vec<Action> {
+        if self.state != State::Stopped {
+            return Vec::new();
+        }
+        let (next, mut actions) = self.running(now, pid);
+        self.state = next;
+        actions.insert(0, log(Level::Info, format!("adopted, pid {pid}")));
+        actions.retain(
+            |a| !matches!(a, Action::Log { message, .. } if message.starts_with("running")),
+        );
+        actions
+    }
+
+    /// Applies changed restart, stop or health settings (a reload) without
+    /// touching the state: the next decision uses them.
+    pub fn reconfigure(&mut self, restart: &model::Restart, stop: &model::Stop, has_health: bool) {
+        self.policy = restart.policy;
+        self.stop_signal = stop.signal;
+        self.grace = stop.grace.0;
+        self.has_health = has_health;
+        self.backoff.reconfigure(&restart.backoff);
+        self.breaker.reconfigure(&restart.circuit_breaker);
     }
 
     fn reset_restarts(&mut self) {
@@ -634,7 +673,7 @@ impl Machine {
         let reason = "circuit breaker open".to_owned();
         let msg = format!(
             "{reason}: not starting for {}; `bulkhead restart` resets it",
-            Dur(until.saturating_sub(now))
+            short(until.saturating_sub(now))
         );
         (
             State::Failed { reason, until },
@@ -727,7 +766,7 @@ impl Machine {
             let msg = format!(
                 "circuit breaker open: {reason}; next attempt in {}, \
                  or run `bulkhead restart` to reset it",
-                Dur(until.saturating_sub(now))
+                short(until.saturating_sub(now))
             );
             return (
                 State::Failed { reason, until },
@@ -746,7 +785,7 @@ impl Machine {
                     Level::Info,
                     format!(
                         "restarting in {} (attempt {})",
-                        Dur(delay),
+                        short(delay),
                         self.backoff.attempts()
                     ),
                 ),

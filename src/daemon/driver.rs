@@ -1,0 +1,1352 @@
+//! The async driver: one tokio task owns every instance's state machine and
+//! executes the actions they return. Everything that can block (cgroup
+//! setup, the spawn, removal) runs on the blocking pool and reports back as
+//! a message; exits arrive through pidfds in the reactor, timers as tokio
+//! sleeps. Nothing here runs per service in a thread.
+//!
+//! ```text
+//!   control socket ─┐   signals ─┐   pidfd readable ─┐   timers ─┐
+//!                   v            v                   v           v
+//!                 mpsc ─────────────> Daemon::handle ──> Machine::step ──> actions
+//!                                         │                                   │
+//!                                   reconcile():                    spawn / remove jobs
+//!                             depends_on order, shutdown,           (blocking pool, one
+//!                             READY=1 to systemd                     instance at a time)
+//! ```
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::health::{self, Target, Tracker, Verdict};
+use super::job::{self, Paths, SpawnJob, Started};
+use crate::api::proto::{
+    ActionReply, ApiError, Call, DaemonInfo, InstanceStatus, LogFile, LogsReply, ReloadReply,
+    Request, Response, ServiceStatus, StatusReply,
+};
+use crate::cgroup::subtree::Subtree;
+use crate::cgroup::{self, kill, limits, stats};
+use crate::config::model::{Config, Probe, Service};
+use crate::config::schema::ProbePort;
+use crate::error::{Code, Diagnostics};
+use crate::sandbox::spec::ExitRecord;
+use crate::supervisor::machine::describe_exit;
+use crate::supervisor::{Action, Event, Level, Machine, Mono, State, StateKind};
+
+/// What wakes the driver.
+pub enum Msg {
+    /// An event for one instance. `run_id` (when set) names the run it is
+    /// about; events about an earlier run are dropped.
+    Step {
+        svc: String,
+        idx: usize,
+        run_id: Option<u64>,
+        event: Event,
+        note: Option<String>,
+    },
+    Spawned {
+        svc: String,
+        idx: usize,
+        run_id: u64,
+        result: Result<Started, Diagnostics>,
+    },
+    /// The run's pidfd became readable: the init is gone.
+    Exited {
+        svc: String,
+        idx: usize,
+        run_id: u64,
+    },
+    /// A removal job finished.
+    Removed {
+        result: Result<(), String>,
+    },
+    Call(Call),
+    /// SIGTERM / SIGINT (shutdown) or SIGHUP (reload).
+    Signal(i32),
+    /// Time to ping the systemd watchdog.
+    Watchdog,
+}
+
+/// Fixed facts the driver works with.
+pub struct Setup {
+    pub cfg: Config,
+    pub config_path: PathBuf,
+    pub tree: Subtree,
+    pub mount: PathBuf,
+    pub delegated: bool,
+    pub controllers: Vec<&'static str>,
+    pub init_exe: PathBuf,
+}
+
+struct Inst {
+    id: String,
+    paths: Paths,
+    machine: Machine,
+    /// Counts spawns; tags messages about one run.
+    run_id: u64,
+    pid: Option<i32>,
+    pidfd: Option<OwnedFd>,
+    /// Spawned by this daemon run (so waitid can reap it), not adopted.
+    child: bool,
+    adopted: bool,
+    since: Option<Instant>,
+    starts: u32,
+    last_event: Option<String>,
+    timer: Option<JoinHandle<()>>,
+    health: Option<JoinHandle<()>>,
+    /// Serializes this instance's blocking jobs.
+    ops: Arc<tokio::sync::Mutex<()>>,
+    port: u16,
+    /// Reload shrank `instances`: dropped once stopped.
+    retire: bool,
+}
+
+struct Svc {
+    cfg: Arc<Service>,
+    insts: Vec<Inst>,
+    /// Start requested; waits for `depends_on` to be ready.
+    start_pending: bool,
+    /// Shutdown: Stop already sent.
+    stop_sent: bool,
+    /// Reload: going away once stopped (`None`), or coming back with a new
+    /// config, started again if it ran (`Some`).
+    retiring: Option<Option<(Box<Service>, bool)>>,
+}
+
+pub struct Daemon {
+    cfg: Arc<Config>,
+    config_path: PathBuf,
+    tree: Subtree,
+    mount: PathBuf,
+    delegated: bool,
+    controllers: Vec<&'static str>,
+    init_exe: PathBuf,
+    epoch: Instant,
+    tx: mpsc::UnboundedSender<Msg>,
+    svcs: Vec<Svc>,
+    shutting_down: bool,
+    ready_sent: bool,
+    jobs: usize,
+    rng: u64,
+}
+
+/// One log event about an instance; `code` (when there is one) is a field
+/// of its own, so JSON and journal logs can be filtered on it.
+fn level_event(level: Level, svc: &str, inst: &str, code: Option<Code>, message: &str) {
+    macro_rules! ev {
+        ($mac:ident) => {
+            match code {
+                Some(c) => tracing::$mac!(
+                    service = svc,
+                    instance = inst,
+                    code = c.as_str(),
+                    "{message}"
+                ),
+                None => tracing::$mac!(service = svc, instance = inst, "{message}"),
+            }
+        };
+    }
+    match level {
+        Level::Debug => ev!(debug),
+        Level::Info => ev!(info),
+        Level::Warn => ev!(warn),
+        Level::Error => ev!(error),
+    }
+}
+
+/// `2026-11-23T11:05:27Z`.
+fn now_stamp() -> String {
+    let s = crate::sandbox::logsink::timestamp(SystemTime::now());
+    // Seconds are enough for status lines.
+    match s.find('.') {
+        Some(dot) => format!("{}Z", &s[..dot]),
+        None => s,
+    }
+}
+
+/// One line for a state machine reason: the first error's message and
+/// context, without the suggestion.
+fn one_line(d: &Diagnostics) -> String {
+    d.0.first().map_or_else(
+        || "unknown error".to_string(),
+        |first| {
+            let mut s = format!("{}: {}", first.code.as_str(), first.message);
+            for (k, v) in &first.context {
+                s += &format!(" {k}={v}");
+            }
+            if let Some(c) = &first.cause {
+                s += &format!(" ({c})");
+            }
+            s
+        },
+    )
+}
+
+fn api_error(status: u16, code: &str, message: String, suggestion: &str) -> ApiError {
+    ApiError {
+        status,
+        code: code.into(),
+        rendered: format!("error[{code}]: {message}\n  = help: {suggestion}\n"),
+        message,
+    }
+}
+
+impl Daemon {
+    pub fn new(setup: Setup, tx: mpsc::UnboundedSender<Msg>) -> Daemon {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| {
+                u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32)
+            })
+            | 1;
+        let mut d = Daemon {
+            cfg: Arc::new(setup.cfg),
+            config_path: setup.config_path,
+            tree: setup.tree,
+            mount: setup.mount,
+            delegated: setup.delegated,
+            controllers: setup.controllers,
+            init_exe: setup.init_exe,
+            epoch: Instant::now(),
+            tx,
+            svcs: Vec::new(),
+            shutting_down: false,
+            ready_sent: false,
+            jobs: 0,
+            rng: seed,
+        };
+        let services: Vec<Service> = d
+            .cfg
+            .services
+            .iter()
+            .filter(|s| s.isolation.is_none())
+            .cloned()
+            .collect();
+        for svc in services {
+            let s = d.new_svc(svc);
+            d.svcs.push(s);
+        }
+        d
+    }
+
+    fn new_svc(&mut self, svc: Service) -> Svc {
+        let svc = Arc::new(svc);
+        let insts = (0..svc.instances)
+            .map(|i| self.new_inst(&svc, i.to_string()))
+            .collect();
+        Svc {
+            cfg: svc,
+            insts,
+            start_pending: false,
+            stop_sent: false,
+            retiring: None,
+        }
+    }
+
+    fn new_inst(&mut self, svc: &Service, id: String) -> Inst {
+        let port = self.free_port();
+        Inst {
+            paths: Paths::new(&self.cfg, &self.tree, svc, &id),
+            machine: Machine::new(&svc.restart, &svc.stop, probe_target(svc, port).is_some()),
+            id,
+            run_id: 0,
+            pid: None,
+            pidfd: None,
+            child: false,
+            adopted: false,
+            since: None,
+            starts: 0,
+            last_event: None,
+            timer: None,
+            health: None,
+            ops: Arc::new(tokio::sync::Mutex::new(())),
+            port,
+            retire: false,
+        }
+    }
+
+    /// The lowest port of `supervisor.ports` no instance holds.
+    fn free_port(&self) -> u16 {
+        let used: BTreeSet<u16> = self
+            .svcs
+            .iter()
+            .flat_map(|s| s.insts.iter().map(|i| i.port))
+            .collect();
+        let r = self.cfg.supervisor.ports;
+        (r.first..=r.last)
+            .find(|p| !used.contains(p))
+            .unwrap_or(r.first)
+    }
+
+    fn now(&self) -> Mono {
+        self.epoch.elapsed()
+    }
+
+    fn rand(&mut self) -> f64 {
+        // xorshift64*: jitter only, not security.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.svcs.iter().position(|s| s.cfg.name == name)
+    }
+
+    /// Marks the autostart services (and what they depend on) to start.
+    pub fn start_autostart(&mut self) {
+        let names: Vec<String> = self
+            .svcs
+            .iter()
+            .filter(|s| s.cfg.autostart)
+            .map(|s| s.cfg.name.clone())
+            .collect();
+        for n in names {
+            self.want_start(&n);
+        }
+    }
+
+    /// Start `name` once its dependencies are ready; dependencies are
+    /// started too, as systemd's `Requires=` + `After=` would.
+    fn want_start(&mut self, name: &str) {
+        let mut todo = vec![name.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if let Some(i) = self.find(&n) {
+                let s = &mut self.svcs[i];
+                let stopped = s
+                    .insts
+                    .iter()
+                    .any(|x| matches!(x.machine.state().kind(), StateKind::Stopped));
+                if stopped {
+                    s.start_pending = true;
+                }
+                todo.extend(s.cfg.depends_on.iter().cloned());
+            }
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        self.reconcile();
+        while let Some(msg) = rx.recv().await {
+            self.handle(msg);
+            self.reconcile();
+            if self.finished() {
+                break;
+            }
+        }
+        self.cleanup();
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Step {
+                svc,
+                idx,
+                run_id,
+                event,
+                note,
+            } => {
+                let Some(si) = self.find(&svc) else { return };
+                let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+                    return;
+                };
+                if run_id.is_some_and(|g| g != inst.run_id) {
+                    return;
+                }
+                if let Some(n) = note {
+                    level_event(Level::Warn, &svc, &inst.id, None, &n);
+                    inst.last_event = Some(format!("{} {n}", now_stamp()));
+                }
+                self.step(si, idx, event);
+            }
+            Msg::Spawned {
+                svc,
+                idx,
+                run_id,
+                result,
+            } => {
+                self.jobs -= 1;
+                self.spawned(&svc, idx, run_id, result);
+            }
+            Msg::Exited { svc, idx, run_id } => self.exited(&svc, idx, run_id),
+            Msg::Removed { result } => {
+                self.jobs -= 1;
+                if let Err(e) = result {
+                    tracing::warn!(code = Code::CgroupIo.as_str(), "cgroup removal: {e}");
+                }
+            }
+            Msg::Call(call) => {
+                let reply = self.call(call.request);
+                let _ = call.reply.send(reply);
+            }
+            Msg::Signal(sig) if sig == libc::SIGHUP => match self.reload() {
+                Ok(r) => tracing::info!("reload (SIGHUP): {}", r.changes.join("; ")),
+                Err(e) => tracing::error!(code = e.code, "reload (SIGHUP) refused: {}", e.rendered),
+            },
+            Msg::Signal(sig) => self.shutdown(sig),
+            Msg::Watchdog => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, sig: i32) {
+        if self.shutting_down {
+            return;
+        }
+        let name = nix::sys::signal::Signal::try_from(sig).map_or("signal", |s| s.as_str());
+        tracing::info!("{name}: stopping every service in reverse dependency order");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.shutting_down = true;
+        for s in &mut self.svcs {
+            s.start_pending = false;
+        }
+    }
+
+    /// Feeds one event to an instance's machine and executes the actions.
+    fn step(&mut self, si: usize, idx: usize, event: Event) {
+        let now = self.now();
+        let rand = self.rand();
+        let actions = self.svcs[si].insts[idx].machine.step(now, event, rand);
+        self.execute(si, idx, actions);
+    }
+
+    fn execute(&mut self, si: usize, idx: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Spawn => self.spawn(si, idx),
+                Action::Signal { pid, signal } => {
+                    let inst = &self.svcs[si].insts[idx];
+                    let sent = match (
+                        &inst.pidfd,
+                        rustix::process::Signal::from_named_raw(signal.0 as i32),
+                    ) {
+                        (Some(fd), Some(sig)) => rustix::process::pidfd_send_signal(fd, sig)
+                            .map_err(std::io::Error::from),
+                        _ => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal.0)
+                            .map_err(std::io::Error::from),
+                    };
+                    if let Err(e) = sent {
+                        tracing::debug!(service = %self.svcs[si].cfg.name, "signal {signal}: {e}");
+                    }
+                }
+                Action::KillCgroup => {
+                    let inst = &self.svcs[si].insts[idx];
+                    level_event(
+                        Level::Warn,
+                        &self.svcs[si].cfg.name,
+                        &inst.id,
+                        None,
+                        "grace period over: killing every process in the cgroup",
+                    );
+                    if let Err(e) = kill::kill(&inst.paths.cgroup) {
+                        tracing::error!("cgroup.kill: {e}");
+                    }
+                }
+                Action::RemoveCgroup => self.remove(si, idx),
+                Action::ArmTimer(at) => {
+                    let (svc, tx) = (self.svcs[si].cfg.name.clone(), self.tx.clone());
+                    let when = tokio::time::Instant::from_std(self.epoch + at);
+                    let inst = &mut self.svcs[si].insts[idx];
+                    if let Some(t) = inst.timer.take() {
+                        t.abort();
+                    }
+                    inst.timer = Some(tokio::spawn(async move {
+                        tokio::time::sleep_until(when).await;
+                        let _ = tx.send(Msg::Step {
+                            svc,
+                            idx,
+                            run_id: None,
+                            event: Event::Timer,
+                            note: None,
+                        });
+                    }));
+                }
+                Action::NotifyReady => {}
+                Action::Log {
+                    level,
+                    code,
+                    message,
+                } => {
+                    let s = &mut self.svcs[si];
+                    let inst = &mut s.insts[idx];
+                    level_event(level, &s.cfg.name, &inst.id, code, &message);
+                    if level >= Level::Warn {
+                        let code = code.map(|c| format!("{} ", c.as_str())).unwrap_or_default();
+                        inst.last_event = Some(format!("{} {code}{message}", now_stamp()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, si: usize, idx: usize) {
+        let cfg = self.cfg.clone();
+        let s = &mut self.svcs[si];
+        let inst = &mut s.insts[idx];
+        inst.run_id += 1;
+        inst.starts += 1;
+        inst.adopted = false;
+        let env = vec![
+            ("BULKHEAD_SERVICE".to_string(), s.cfg.name.clone()),
+            ("BULKHEAD_INSTANCE".to_string(), inst.id.clone()),
+            ("BULKHEAD_PORT".to_string(), inst.port.to_string()),
+        ];
+        let job = SpawnJob {
+            cfg,
+            svc: s.cfg.clone(),
+            tree: self.tree.clone(),
+            instance: inst.id.clone(),
+            paths: inst.paths.clone(),
+            controllers: self.controllers.clone(),
+            env,
+            init_exe: self.init_exe.clone(),
+        };
+        let (ops, tx, run_id, svc) = (
+            inst.ops.clone(),
+            self.tx.clone(),
+            inst.run_id,
+            s.cfg.name.clone(),
+        );
+        let restarts = inst.starts.saturating_sub(1);
+        let state_dir = self.cfg.supervisor.state_dir.clone();
+        self.jobs += 1;
+        tokio::spawn(async move {
+            let _turn = ops.lock_owned().await;
+            let result = tokio::task::spawn_blocking(move || {
+                let started = job::spawn(&job)?;
+                super::write_record(&state_dir, &job, &started, restarts);
+                Ok(started)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(
+                    crate::error::Diagnostic::new(Code::SpawnFailed, format!("spawn job: {e}"))
+                        .into(),
+                )
+            });
+            let _ = tx.send(Msg::Spawned {
+                svc,
+                idx,
+                run_id,
+                result,
+            });
+        });
+    }
+
+    fn remove(&mut self, si: usize, idx: usize) {
+        let s = &self.svcs[si];
+        let inst = &s.insts[idx];
+        let (ops, tx, dir) = (inst.ops.clone(), self.tx.clone(), inst.paths.cgroup.clone());
+        let state_dir = self.cfg.supervisor.state_dir.clone();
+        let (svc, id) = (s.cfg.name.clone(), inst.id.clone());
+        self.jobs += 1;
+        tokio::spawn(async move {
+            let _turn = ops.lock_owned().await;
+            let result = tokio::task::spawn_blocking(move || {
+                let r = job::remove(&dir);
+                super::remove_record(&state_dir, &svc, &id);
+                r
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = tx.send(Msg::Removed { result });
+        });
+    }
+
+    fn spawned(
+        &mut self,
+        svc: &str,
+        idx: usize,
+        run_id: u64,
+        result: Result<Started, Diagnostics>,
+    ) {
+        let Some(si) = self.find(svc) else { return };
+        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+            return;
+        };
+        if inst.run_id != run_id {
+            return;
+        }
+        match result {
+            Ok(started) => {
+                let pid = started.pid;
+                inst.child = true;
+                self.watch(si, idx, pid, started.pidfd);
+                self.step(si, idx, Event::Spawned { pid });
+            }
+            Err(d) => {
+                tracing::error!(service = svc, "{}", d.to_string().trim_end());
+                self.step(
+                    si,
+                    idx,
+                    Event::SpawnFailed {
+                        reason: one_line(&d),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Watches a running instance: its exit through the pidfd, and its
+    /// health check when it has one.
+    fn watch(&mut self, si: usize, idx: usize, pid: i32, pidfd: OwnedFd) {
+        let svc = self.svcs[si].cfg.clone();
+        let tx = self.tx.clone();
+        let inst = &mut self.svcs[si].insts[idx];
+        let run_id = inst.run_id;
+        inst.since = Some(Instant::now());
+        if let (Ok(dup), Ok(e_fd)) = (pidfd.try_clone(), pidfd.try_clone()) {
+            let (tx, name) = (tx.clone(), svc.name.clone());
+            tokio::spawn(async move {
+                match crate::sandbox::reactor::register(dup, tokio::io::Interest::READABLE) {
+                    Ok(afd) => {
+                        let _ = afd.readable().await;
+                    }
+                    Err(e) => {
+                        // Not expected (pidfds poll since 5.3); a slow
+                        // poll keeps the instance supervised anyway.
+                        tracing::error!(service = %name, "cannot watch the pidfd: {e}; polling it");
+                        let fd = e_fd;
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            let mut p = [rustix::event::PollFd::new(
+                                &fd,
+                                rustix::event::PollFlags::IN,
+                            )];
+                            if rustix::event::poll(&mut p, Some(&rustix::time::Timespec::default()))
+                                .unwrap_or(0)
+                                > 0
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = tx.send(Msg::Exited {
+                    svc: name,
+                    idx,
+                    run_id,
+                });
+            });
+        }
+        inst.pid = Some(pid);
+        inst.pidfd = Some(pidfd);
+        if let Some(h) = inst.health.take() {
+            h.abort();
+        }
+        if let (Some(target), Some(hc)) = (probe_target(&svc, inst.port), svc.health.as_ref()) {
+            let (interval, timeout) = (hc.interval.0, hc.timeout.0);
+            let mut tracker = Tracker::new(hc.failures, hc.start_period.0);
+            let started = Instant::now();
+            let name = svc.name.clone();
+            inst.health = Some(tokio::spawn(async move {
+                let mut passed = false;
+                let mut last_counted = Instant::now();
+                loop {
+                    // Quick probes until the first pass, so dependants start
+                    // soon; then every `interval`.
+                    let wait = if passed {
+                        interval
+                    } else {
+                        interval.min(Duration::from_millis(500))
+                    };
+                    tokio::time::sleep(wait).await;
+                    let r = health::probe(&target, timeout).await;
+                    // The quick probes before the first pass can only bring
+                    // good news: failures count at the `interval` pace.
+                    if r.is_err() && !passed && last_counted.elapsed() < interval {
+                        continue;
+                    }
+                    last_counted = Instant::now();
+                    let (event, note) = match tracker.record(started.elapsed(), r) {
+                        Verdict::Quiet => continue,
+                        Verdict::Healthy => {
+                            passed = true;
+                            (Event::Healthy, None)
+                        }
+                        Verdict::Unhealthy(why) => {
+                            (Event::Unhealthy, Some(format!("unhealthy: {why}")))
+                        }
+                    };
+                    if tx
+                        .send(Msg::Step {
+                            svc: name.clone(),
+                            idx,
+                            run_id: Some(run_id),
+                            event,
+                            note,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+
+    fn exited(&mut self, svc: &str, idx: usize, run_id: u64) {
+        let Some(si) = self.find(svc) else { return };
+        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+            return;
+        };
+        if inst.run_id != run_id {
+            return;
+        }
+        let Some(pidfd) = inst.pidfd.take() else {
+            return;
+        };
+        if let Some(h) = inst.health.take() {
+            h.abort();
+        }
+        let reaped = if inst.child {
+            use rustix::process::{WaitId, WaitIdOptions, waitid};
+            waitid(
+                WaitId::PidFd(pidfd.as_fd()),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+            )
+            .ok()
+            .flatten()
+            .and_then(|st| match (st.exit_status(), st.terminating_signal()) {
+                (Some(code), _) => Some(ExitRecord::Exited { code }),
+                (None, Some(signal)) => Some(ExitRecord::Signaled {
+                    signal,
+                    core_dumped: false,
+                }),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        drop(pidfd);
+        let (record, _) = job::exit_record(&inst.paths.status_file, reaped);
+        inst.pid = None;
+        // The kernel's word on an OOM kill, read before the cgroup goes.
+        let oom_kills = cgroup::read(&inst.paths.cgroup, "memory.events")
+            .ok()
+            .and_then(|t| stats::parse_memory_events(&t).ok())
+            .map_or(0, |e| e.oom_kill);
+        let what = describe_exit(record);
+        if oom_kills > 0 {
+            let msg = format!("OOM-killed: {what} (memory.events oom_kill {oom_kills})");
+            level_event(Level::Warn, svc, &inst.id, None, &msg);
+            inst.last_event = Some(format!("{} {msg}", now_stamp()));
+        }
+        self.step(si, idx, Event::Exited(record));
+    }
+
+    /// Dependency order at start and reverse order at shutdown; READY=1.
+    fn reconcile(&mut self) {
+        if self.shutting_down {
+            // Stop a service once nothing that depends on it still runs.
+            for si in 0..self.svcs.len() {
+                if self.svcs[si].stop_sent {
+                    continue;
+                }
+                let name = self.svcs[si].cfg.name.clone();
+                let dependants_down = self.svcs.iter().all(|d| {
+                    !d.cfg.depends_on.contains(&name)
+                        || d.insts
+                            .iter()
+                            .all(|i| i.machine.state().kind() == StateKind::Stopped)
+                });
+                if dependants_down {
+                    self.svcs[si].stop_sent = true;
+                    for idx in 0..self.svcs[si].insts.len() {
+                        self.step(si, idx, Event::Stop);
+                    }
+                }
+            }
+            return;
+        }
+        self.collect_retired();
+        for si in 0..self.svcs.len() {
+            if !self.svcs[si].start_pending {
+                continue;
+            }
+            let deps = self.svcs[si].cfg.depends_on.clone();
+            let ready = deps.iter().all(|d| {
+                self.find(d)
+                    .is_none_or(|di| self.svcs[di].insts.iter().all(|i| i.machine.is_ready()))
+            });
+            if ready {
+                self.svcs[si].start_pending = false;
+                for idx in 0..self.svcs[si].insts.len() {
+                    self.step(si, idx, Event::Start);
+                }
+            }
+        }
+        if !self.ready_sent {
+            let settled = self.svcs.iter().all(|s| {
+                !s.start_pending
+                    && s.insts.iter().all(|i| {
+                        let k = i.machine.state().kind();
+                        // Settled: not starting, and ready if running.
+                        k != StateKind::Starting
+                            && (k != StateKind::Running || i.machine.is_ready())
+                    })
+            });
+            if settled {
+                self.ready_sent = true;
+                let summary = self.summary();
+                tracing::info!("ready: {summary}");
+                let _ = sd_notify::notify(&[
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status(&summary),
+                ]);
+            }
+        }
+    }
+
+    /// `3 running, 1 backoff, 1 failed`.
+    fn summary(&self) -> String {
+        let mut counts: Vec<(StateKind, usize)> = Vec::new();
+        for i in self.svcs.iter().flat_map(|s| &s.insts) {
+            let k = i.machine.state().kind();
+            match counts.iter_mut().find(|(c, _)| *c == k) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((k, 1)),
+            }
+        }
+        if counts.is_empty() {
+            return "no services".into();
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn finished(&self) -> bool {
+        self.shutting_down
+            && self.jobs == 0
+            && self
+                .svcs
+                .iter()
+                .flat_map(|s| &s.insts)
+                .all(|i| i.machine.state().kind() == StateKind::Stopped)
+    }
+
+    /// After the last service stopped: remove the subtree's cgroups.
+    fn cleanup(&mut self) {
+        for s in &self.svcs {
+            let dir = self
+                .tree
+                .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
+            if let Err(e) = kill::remove_tree(&dir, Duration::from_secs(10)) {
+                tracing::warn!("removing {}: {e}", dir.display());
+            }
+        }
+        for g in &self.cfg.groups {
+            let _ = kill::remove_tree(&self.tree.group_dir(&g.name), Duration::from_secs(10));
+        }
+        super::leave_subtree(&self.mount, &self.tree, self.delegated);
+        tracing::info!("stopped; cgroups removed");
+    }
+
+    // ------------------------------------------------------------ control
+
+    fn call(&mut self, req: Request) -> Result<Response, ApiError> {
+        match req {
+            Request::Status { service } => {
+                if let Some(name) = &service {
+                    self.lookup(name)?;
+                }
+                Ok(Response::Status(self.status(service.as_deref())))
+            }
+            Request::Start { service } => {
+                let si = self.lookup(&service)?;
+                self.refuse_while_stopping()?;
+                let failed = self.svcs[si]
+                    .insts
+                    .iter()
+                    .filter(|i| i.machine.state().kind() == StateKind::Failed)
+                    .count();
+                self.want_start(&service);
+                // Instances that are not stopped get the request directly
+                // (a failed one answers CIRCUIT_OPEN in the log).
+                for idx in 0..self.svcs[si].insts.len() {
+                    if self.svcs[si].insts[idx].machine.state().kind() != StateKind::Stopped {
+                        self.step(si, idx, Event::Start);
+                    }
+                }
+                let n = self.svcs[si].insts.len();
+                let mut message = format!("starting {service} ({n} instance{})", plural(n));
+                if !self.svcs[si].cfg.depends_on.is_empty() {
+                    message += &format!(
+                        " once {} {} ready",
+                        self.svcs[si].cfg.depends_on.join(", "),
+                        if self.svcs[si].cfg.depends_on.len() == 1 {
+                            "is"
+                        } else {
+                            "are"
+                        }
+                    );
+                }
+                if failed > 0 {
+                    message += &format!(
+                        "; {failed} instance{} failed with the circuit breaker open: \
+                         `bulkhead restart {service}` resets it",
+                        plural(failed)
+                    );
+                }
+                Ok(Response::Action(ActionReply { service, message }))
+            }
+            Request::Stop { service } => {
+                let si = self.lookup(&service)?;
+                self.svcs[si].start_pending = false;
+                for idx in 0..self.svcs[si].insts.len() {
+                    self.step(si, idx, Event::Stop);
+                }
+                let n = self.svcs[si].insts.len();
+                let grace = self.svcs[si].cfg.stop.grace;
+                Ok(Response::Action(ActionReply {
+                    message: format!(
+                        "stopping {service} ({n} instance{}): {} then SIGKILL after {grace}",
+                        plural(n),
+                        self.svcs[si].cfg.stop.signal
+                    ),
+                    service,
+                }))
+            }
+            Request::Restart { service } => {
+                let si = self.lookup(&service)?;
+                self.refuse_while_stopping()?;
+                for idx in 0..self.svcs[si].insts.len() {
+                    self.step(si, idx, Event::Restart);
+                }
+                let n = self.svcs[si].insts.len();
+                Ok(Response::Action(ActionReply {
+                    message: format!(
+                        "restarting {service} ({n} instance{}); backoff and circuit breaker reset",
+                        plural(n)
+                    ),
+                    service,
+                }))
+            }
+            Request::Reload => {
+                self.refuse_while_stopping()?;
+                self.reload().map(Response::Reload)
+            }
+            Request::Logs { service } => {
+                let si = self.lookup(&service)?;
+                let s = &self.svcs[si];
+                Ok(Response::Logs(LogsReply {
+                    service,
+                    files: s
+                        .insts
+                        .iter()
+                        .map(|i| LogFile {
+                            instance: i.id.clone(),
+                            path: i.paths.log_file.clone(),
+                            keep: s.cfg.logs.keep,
+                        })
+                        .collect(),
+                }))
+            }
+        }
+    }
+
+    fn refuse_while_stopping(&self) -> Result<(), ApiError> {
+        if self.shutting_down {
+            return Err(api_error(
+                409,
+                "DAEMON_SHUTTING_DOWN",
+                "the daemon is shutting down".into(),
+                "wait for it to exit, then start it again",
+            ));
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, name: &str) -> Result<usize, ApiError> {
+        if let Some(i) = self.find(name) {
+            return Ok(i);
+        }
+        let template = self
+            .cfg
+            .service(name)
+            .is_some_and(|s| s.isolation.is_some());
+        if template {
+            return Err(api_error(
+                409,
+                "SERVICE_IS_TEMPLATE",
+                format!(
+                    "{name} is a template (isolation set): its instances are launched on demand"
+                ),
+                "templates are launched with `bulkhead launch` (not available yet)",
+            ));
+        }
+        let best = self
+            .svcs
+            .iter()
+            .map(|s| (strsim::jaro_winkler(name, &s.cfg.name), &s.cfg.name))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let suggestion = match best {
+            Some((_, n)) => format!("did you mean `{n}`? `bulkhead status` lists the services"),
+            None => "`bulkhead status` lists the services".to_string(),
+        };
+        Err(api_error(
+            404,
+            "UNKNOWN_SERVICE",
+            format!("no service named {name:?}"),
+            &suggestion,
+        ))
+    }
+
+    fn status(&self, only: Option<&str>) -> StatusReply {
+        let now = self.now();
+        let services = self
+            .svcs
+            .iter()
+            .filter(|s| only.is_none_or(|o| o == s.cfg.name))
+            .map(|s| ServiceStatus {
+                name: s.cfg.name.clone(),
+                group: s.cfg.member_of.clone(),
+                autostart: s.cfg.autostart,
+                instances: s.insts.iter().map(|i| instance_status(i, now)).collect(),
+            })
+            .collect();
+        StatusReply {
+            daemon: DaemonInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                config: self.config_path.clone(),
+                cgroup_root: self.tree.root.clone(),
+                uptime_secs: self.epoch.elapsed().as_secs_f64(),
+            },
+            services,
+        }
+    }
+
+    fn reload(&mut self) -> Result<ReloadReply, ApiError> {
+        super::reload::apply(self)
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The probe the daemon can run for `svc`, if any.
+fn probe_target(svc: &Service, port: u16) -> Option<Target> {
+    let h = svc.health.as_ref()?;
+    if svc.namespaces.net {
+        return None;
+    }
+    let resolve = |p: &ProbePort| match p {
+        ProbePort::Auto => port,
+        ProbePort::Number(n) => *n,
+    };
+    match &h.probe {
+        Probe::Tcp { host, port } => Some(Target::Tcp {
+            host: host.clone(),
+            port: resolve(port),
+        }),
+        Probe::Http { host, port, path } => Some(Target::Http {
+            host: host.clone(),
+            port: resolve(port),
+            path: path.clone(),
+        }),
+        Probe::Exec { .. } => None,
+    }
+}
+
+fn read_u64(dir: &std::path::Path, file: &'static str) -> Option<u64> {
+    cgroup::read(dir, file)
+        .ok()
+        .and_then(|t| match stats::parse_limit(file, &t).ok()? {
+            stats::Limit::Value(v) => Some(v),
+            stats::Limit::Max => None,
+        })
+}
+
+fn instance_status(i: &Inst, now: Mono) -> InstanceStatus {
+    let state = i.machine.state();
+    let dir = &i.paths.cgroup;
+    let live = i.pid.is_some() || matches!(state, State::Running { .. } | State::Stopping { .. });
+    let (healthy, next) = match state {
+        State::Running { healthy, .. } => (*healthy, None),
+        State::Backoff { until } | State::Failed { until, .. } => {
+            (None, Some(until.saturating_sub(now).as_secs_f64()))
+        }
+        _ => (None, None),
+    };
+    let pid = match state {
+        State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+        _ => None,
+    };
+    InstanceStatus {
+        instance: i.id.clone(),
+        state: state.kind().as_str().into(),
+        pid,
+        uptime_secs: match state {
+            State::Running { .. } | State::Stopping { .. } => {
+                i.since.map(|s| s.elapsed().as_secs_f64())
+            }
+            _ => None,
+        },
+        restarts: i.starts.saturating_sub(1),
+        healthy,
+        adopted: i.adopted,
+        cgroup: dir.clone(),
+        cpu_usage_usec: live
+            .then(|| cgroup::read(dir, "cpu.stat").ok())
+            .flatten()
+            .and_then(|t| stats::parse_cpu_stat(&t).ok())
+            .map(|c| c.usage_usec),
+        memory_current: live.then(|| read_u64(dir, "memory.current")).flatten(),
+        memory_max: live.then(|| read_u64(dir, "memory.max")).flatten(),
+        pids_current: live.then(|| read_u64(dir, "pids.current")).flatten(),
+        pids_max: live.then(|| read_u64(dir, "pids.max")).flatten(),
+        last_exit: i.machine.last_exit().map(describe_exit),
+        last_event: i.last_event.clone(),
+        next_attempt_secs: next,
+    }
+}
+
+// For the adoption and reload code in the parent module.
+impl Daemon {
+    pub(super) fn cfg(&self) -> &Arc<Config> {
+        &self.cfg
+    }
+
+    pub(super) fn tree(&self) -> &Subtree {
+        &self.tree
+    }
+
+    pub(super) fn mount(&self) -> &std::path::Path {
+        &self.mount
+    }
+
+    pub(super) fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Takes over a live instance of an earlier run (its record matched).
+    /// `config_changed`: its spawn settings differ from the config now, so
+    /// it is restarted to apply them.
+    pub(super) fn adopt_instance(
+        &mut self,
+        rec: &crate::supervisor::record::InstanceRecord,
+        pidfd: OwnedFd,
+        config_changed: bool,
+    ) {
+        let (Some(si), Ok(idx)) = (self.find(&rec.service), rec.instance.parse::<usize>()) else {
+            return;
+        };
+        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+            return;
+        };
+        inst.run_id += 1;
+        inst.starts = rec.restarts.saturating_add(1);
+        inst.child = false;
+        self.watch(si, idx, rec.pid, pidfd);
+        let inst = &mut self.svcs[si].insts[idx];
+        inst.adopted = true;
+        // Uptime counts from the original start.
+        let age = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_millis(rec.started_at_unix_ms));
+        inst.since = Instant::now().checked_sub(age).or(inst.since);
+        let now = self.now();
+        let actions = self.svcs[si].insts[idx].machine.adopt(now, rec.pid);
+        self.execute(si, idx, actions);
+        if config_changed {
+            level_event(
+                Level::Info,
+                &rec.service,
+                &rec.instance,
+                None,
+                "its settings changed while the daemon was down: restarting it",
+            );
+            self.step(si, idx, Event::Restart);
+        }
+    }
+
+    /// Applies a validated new config (a reload); returns one line per change.
+    pub(super) fn apply_reload(
+        &mut self,
+        new: Config,
+        plan: &crate::supervisor::reload::ReloadPlan,
+    ) -> Vec<String> {
+        let mut lines = plan.describe();
+        let mut new = new;
+        if !plan.supervisor.is_empty() {
+            // Supervisor settings are fixed for the daemon's life.
+            new.supervisor = self.cfg.supervisor.clone();
+            lines.push("supervisor settings changed: they apply at the next daemon start".into());
+        }
+        let new = Arc::new(new);
+        for g in new
+            .groups
+            .iter()
+            .filter(|g| plan.groups.iter().any(|c| c.name == g.name))
+        {
+            if let Err(e) = super::apply_group(&self.tree, g, &self.controllers) {
+                tracing::error!("group {}: {}", g.name, e.to_string().trim_end());
+            }
+        }
+        self.cfg = new.clone();
+        for name in &plan.removed {
+            if let Some(si) = self.find(name) {
+                self.svcs[si].retiring = Some(None);
+                self.svcs[si].start_pending = false;
+                for idx in 0..self.svcs[si].insts.len() {
+                    self.step(si, idx, Event::Stop);
+                }
+            }
+        }
+        for name in &plan.added {
+            if let Some(svc) = new.service(name).filter(|s| s.isolation.is_none()) {
+                let s = self.new_svc(svc.clone());
+                self.svcs.push(s);
+                if svc.autostart {
+                    self.want_start(name);
+                }
+            }
+        }
+        for ch in &plan.changed {
+            let (Some(si), Some(svc)) = (self.find(&ch.name), new.service(&ch.name)) else {
+                continue;
+            };
+            let moved = ch.respawn.iter().any(|r| r == "member_of");
+            if moved {
+                // A new cgroup path: stop here, start again there.
+                let running = self.svcs[si]
+                    .insts
+                    .iter()
+                    .any(|i| i.machine.state().kind() != StateKind::Stopped);
+                self.svcs[si].retiring = Some(Some((Box::new(svc.clone()), running)));
+                for idx in 0..self.svcs[si].insts.len() {
+                    self.step(si, idx, Event::Stop);
+                }
+                continue;
+            }
+            let svc = Arc::new(svc.clone());
+            self.svcs[si].cfg = svc.clone();
+            if !ch.live.is_empty() {
+                match limits::resolve_devices(&svc.resources) {
+                    Ok(devices) => {
+                        for i in &self.svcs[si].insts {
+                            if i.machine.state().kind() == StateKind::Stopped {
+                                continue;
+                            }
+                            // Limits that went back to unlimited first, then the new values.
+                            let r = limits::render_reset(&svc.resources)
+                                .iter()
+                                .try_for_each(|w| cgroup::write(&i.paths.cgroup, w.file, &w.value))
+                                .and_then(|()| {
+                                    limits::apply(&i.paths.cgroup, &svc.resources, &devices)
+                                });
+                            if let Err(e) = r {
+                                tracing::error!(service = %svc.name, instance = %i.id, "live limits: {e}");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(service = %svc.name, "live limits: {e}"),
+                }
+            }
+            let has_health = |i: &Inst| probe_target(&svc, i.port).is_some();
+            for i in &mut self.svcs[si].insts {
+                let h = has_health(i);
+                i.machine.reconfigure(&svc.restart, &svc.stop, h);
+            }
+            if let Some((_, n)) = ch.instances {
+                self.resize(si, n as usize);
+            }
+            if !ch.respawn.is_empty() {
+                for idx in 0..self.svcs[si].insts.len() {
+                    let k = self.svcs[si].insts[idx].machine.state().kind();
+                    if k != StateKind::Stopped {
+                        self.step(si, idx, Event::Restart);
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// A new replica count: new instances start if the service is up;
+    /// extra ones stop and go once stopped.
+    fn resize(&mut self, si: usize, n: usize) {
+        let len = self.svcs[si].insts.len();
+        if n > len {
+            let up = self.svcs[si]
+                .insts
+                .iter()
+                .any(|i| i.machine.state().kind() != StateKind::Stopped);
+            let svc = self.svcs[si].cfg.clone();
+            for k in len..n {
+                let inst = self.new_inst(&svc, k.to_string());
+                self.svcs[si].insts.push(inst);
+                if up {
+                    self.step(si, k, Event::Start);
+                }
+            }
+        } else {
+            for idx in n..len {
+                self.svcs[si].insts[idx].retire = true;
+                self.step(si, idx, Event::Stop);
+            }
+        }
+    }
+
+    /// Drops retired instances and services once stopped; a moved service
+    /// comes back under its new group.
+    fn collect_retired(&mut self) {
+        for s in &mut self.svcs {
+            while s
+                .insts
+                .last()
+                .is_some_and(|i| i.retire && i.machine.state().kind() == StateKind::Stopped)
+            {
+                s.insts.pop();
+            }
+        }
+        let mut restart = Vec::new();
+        let mut k = 0;
+        while k < self.svcs.len() {
+            let s = &self.svcs[k];
+            let done = s.retiring.is_some()
+                && s.insts
+                    .iter()
+                    .all(|i| i.machine.state().kind() == StateKind::Stopped);
+            if !done {
+                k += 1;
+                continue;
+            }
+            let s = self.svcs.remove(k);
+            let dir = self
+                .tree
+                .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
+            let _ = kill::remove_tree(&dir, Duration::from_secs(10));
+            if let Some(Some((svc, was_up))) = s.retiring {
+                restart.push((*svc, was_up));
+            }
+        }
+        for (svc, up) in restart {
+            let name = svc.name.clone();
+            let s = self.new_svc(svc);
+            self.svcs.push(s);
+            if up {
+                self.want_start(&name);
+            }
+        }
+    }
+}
