@@ -738,13 +738,20 @@ impl Daemon {
             .ok()
             .and_then(|t| stats::parse_memory_events(&t).ok())
             .map_or(0, |e| e.oom_kill);
-        let what = describe_exit(record);
-        if oom_kills > 0 {
-            let msg = format!("OOM-killed: {what} (memory.events oom_kill {oom_kills})");
-            level_event(Level::Warn, svc, &inst.id, None, &msg);
-            inst.last_event = Some(format!("{} {msg}", now_stamp()));
+        let oom = (oom_kills > 0).then(|| {
+            format!(
+                "OOM-killed: {} (memory.events oom_kill {oom_kills})",
+                describe_exit(record)
+            )
+        });
+        if let Some(msg) = &oom {
+            level_event(Level::Warn, svc, &inst.id, None, msg);
         }
         self.step(si, idx, Event::Exited(record));
+        // The kernel's reason outranks the machine's "killed by SIGKILL".
+        if let Some(msg) = oom {
+            self.svcs[si].insts[idx].last_event = Some(format!("{} {msg}", now_stamp()));
+        }
     }
 
     /// Dependency order at start and reverse order at shutdown; READY=1.

@@ -426,6 +426,8 @@ pub(crate) fn leave_subtree(mount: &Path, tree: &Subtree, delegated: bool) {
     let me = std::process::id();
     if crate::cgroup::write(mount, "cgroup.procs", me).is_ok() {
         let _ = crate::cgroup::remove(&tree.supervisor_dir());
+        // `bulkhead exec`'s parent, when no exec runs any more.
+        let _ = crate::cgroup::remove(&tree.root.join("exec"));
         // Still holds `exec` cgroups of running `bulkhead exec`s: then stays.
         let _ = crate::cgroup::remove(&tree.root);
     }
