@@ -358,6 +358,30 @@ fn controllers_used(svc: &Service) -> Vec<&'static str> {
     c
 }
 
+/// The cgroup2 mount of this host, from `/proc/self/mountinfo`.
+pub fn cgroup2_mount() -> Result<std::path::PathBuf, Diagnostics> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    discover::cgroup2_mount(&mountinfo).ok_or_else(|| {
+        Diagnostics::from(
+            Diagnostic::new(Code::CgroupV2Missing, "no cgroup2 filesystem is mounted")
+                .suggest("run `bulkhead check` for the fix"),
+        )
+    })
+}
+
+/// Resolves the io devices of `r` and writes its limits to the cgroup `dir`.
+pub fn apply_limits(dir: &Path, r: &config::model::Resources) -> Result<(), Diagnostics> {
+    let devices = limits::resolve_devices(r).map_err(|e| {
+        diag(
+            Code::ConfigPath,
+            "cannot resolve an io device",
+            e,
+            "name a block device",
+        )
+    })?;
+    limits::apply(dir, r, &devices).map_err(|e| Diagnostics::from(e.diagnostic()))
+}
+
 /// Runs `svc` to completion in a compartment and reports. `seccomp` is the
 /// compiled filter (empty for unconfined).
 pub fn run(
@@ -366,13 +390,7 @@ pub fn run(
     seccomp: Vec<(u16, u8, u8, u32)>,
     log: Option<&Path>,
 ) -> Result<Outcome, Diagnostics> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mount = discover::cgroup2_mount(&mountinfo).ok_or_else(|| {
-        Diagnostics::from(
-            Diagnostic::new(Code::CgroupV2Missing, "no cgroup2 filesystem is mounted")
-                .suggest("run `bulkhead check` for the fix"),
-        )
-    })?;
+    let mount = cgroup2_mount()?;
     let configured = match &cfg.supervisor.cgroup_root {
         CgroupRoot::Path(p) => Some(p.as_path()),
         CgroupRoot::Auto => None,
@@ -398,15 +416,7 @@ fn run_in(
     seccomp: Vec<(u16, u8, u8, u32)>,
     log: Option<&Path>,
 ) -> Result<Outcome, Diagnostics> {
-    let devices = limits::resolve_devices(&svc.resources).map_err(|e| {
-        diag(
-            Code::ConfigPath,
-            "cannot resolve an io device",
-            e,
-            "name a block device",
-        )
-    })?;
-    limits::apply(dir, &svc.resources, &devices).map_err(|e| Diagnostics::from(e.diagnostic()))?;
+    apply_limits(dir, &svc.resources)?;
 
     let status_dir = cfg.supervisor.state_dir.join("exec");
     std::fs::create_dir_all(&status_dir).map_err(|e| {

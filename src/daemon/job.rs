@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::cgroup::kill;
 use crate::cgroup::subtree::Subtree;
-use crate::cgroup::{kill, limits};
 use crate::config::model::{Config, Service};
 use crate::config::units::Size;
 use crate::error::{Code, Diagnostic, Diagnostics};
@@ -83,15 +83,7 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
             &job.controllers,
         )
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
-    let devices = limits::resolve_devices(&svc.resources).map_err(|e| {
-        diag(
-            Code::ConfigPath,
-            "cannot resolve an io device",
-            e,
-            "name a block device",
-        )
-    })?;
-    limits::apply(&dir, &svc.resources, &devices).map_err(|e| Diagnostics::from(e.diagnostic()))?;
+    crate::exec::apply_limits(&dir, &svc.resources)?;
     let seccomp = crate::exec::seccomp_program(&job.cfg, svc)?;
 
     for d in [job.paths.status_file.parent(), job.paths.log_file.parent()]

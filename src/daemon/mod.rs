@@ -244,13 +244,7 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Diagnostic
 /// Finds the cgroup2 mount and root, sets up the subtree and moves the
 /// daemon into `R/supervisor`.
 fn subtree_for(cfg: &Config) -> Result<(PathBuf, Subtree, bool, Vec<&'static str>), Diagnostics> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mount = discover::cgroup2_mount(&mountinfo).ok_or_else(|| {
-        Diagnostics::from(
-            Diagnostic::new(Code::CgroupV2Missing, "no cgroup2 filesystem is mounted")
-                .suggest("run `bulkhead check` for the fix"),
-        )
-    })?;
+    let mount = crate::exec::cgroup2_mount()?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| discover::own_cgroup(&t));
@@ -308,15 +302,7 @@ pub(crate) fn apply_group(
     crate::cgroup::create(&dir).map_err(|e| Diagnostics::from(e.diagnostic()))?;
     crate::cgroup::enable_controllers(&dir, controllers)
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
-    let devices = limits::resolve_devices(&g.resources).map_err(|e| {
-        diag(
-            Code::ConfigPath,
-            format!("group {}: cannot resolve an io device", g.name),
-            e,
-            "name a block device",
-        )
-    })?;
-    limits::apply(&dir, &g.resources, &devices).map_err(|e| Diagnostics::from(e.diagnostic()))
+    crate::exec::apply_limits(&dir, &g.resources)
 }
 
 /// The crash-safe record of a freshly spawned instance (DESIGN.md 11).
