@@ -235,6 +235,18 @@ impl Daemon {
     }
 
     fn new_svc(&mut self, svc: Service) -> Svc {
+        if svc.health.is_some() && probe_target(&svc, 0).is_none() {
+            let why = if svc.namespaces.net {
+                "probes into a service's own network namespace"
+            } else {
+                "exec probes"
+            };
+            tracing::warn!(
+                service = %svc.name,
+                "health check not run: {why} are not supported yet; \
+                 the service counts as ready once running"
+            );
+        }
         let svc = Arc::new(svc);
         let insts = (0..svc.instances)
             .map(|i| self.new_inst(&svc, i.to_string()))
@@ -747,10 +759,19 @@ impl Daemon {
         if let Some(msg) = &oom {
             level_event(Level::Warn, svc, &inst.id, None, msg);
         }
+        let before = self.svcs[si].insts[idx].last_event.clone();
         self.step(si, idx, Event::Exited(record));
-        // The kernel's reason outranks the machine's "killed by SIGKILL".
-        if let Some(msg) = oom {
-            self.svcs[si].insts[idx].last_event = Some(format!("{} {msg}", now_stamp()));
+        // The kernel's reason outranks the machine's "killed by SIGKILL";
+        // a CIRCUIT_OPEN this exit caused stays on top.
+        let last = &mut self.svcs[si].insts[idx].last_event;
+        let opened = *last != before
+            && last
+                .as_deref()
+                .is_some_and(|e| e.contains(Code::CircuitOpen.as_str()));
+        if let Some(msg) = oom
+            && !opened
+        {
+            *last = Some(format!("{} {msg}", now_stamp()));
         }
     }
 
@@ -1255,8 +1276,12 @@ impl Daemon {
                                 continue;
                             }
                             // Limits that went back to unlimited first, then the new values.
+                            // Only the files this reload changes: a reset of a file the
+                            // cgroup never had (cpuset.* without cpuset) fails with EACCES
+                            // and would stop every write after it.
                             let r = limits::render_reset(&svc.resources)
                                 .iter()
+                                .filter(|w| ch.live.iter().any(|c| c.file == w.file))
                                 .try_for_each(|w| cgroup::write(&i.paths.cgroup, w.file, &w.value))
                                 .and_then(|()| {
                                     limits::apply(&i.paths.cgroup, &svc.resources, &devices)

@@ -1,0 +1,916 @@
+//! The daemon (`bulkhead run`) against a real cgroup v2 kernel: restarts and
+//! the circuit breaker, stopping, dependency order, adoption after SIGKILL,
+//! live reload, the control socket's peer check and the neighbours' safety.
+//! Each test runs its own daemon with its own state dir, socket, log dir and
+//! cgroup root. Run by `scripts/vm-test daemon_`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead::api::proto::{InstanceStatus, StatusReply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// One daemon under test: its files live in a tempdir, its cgroups under
+/// `<mount>/bh-<name>`. Dropping it SIGKILLs the daemon and removes every
+/// cgroup (killing what is left) so a failed test leaves nothing behind.
+struct Bh {
+    name: String,
+    dir: tempfile::TempDir,
+    cfg: PathBuf,
+    sock: PathBuf,
+    state: PathBuf,
+    cgroot: PathBuf,
+    log: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Bh {
+    /// `services` is the YAML text of the `services:` section (and anything
+    /// after the supervisor section), at top level.
+    fn new(name: &str, services: &str) -> Bh {
+        let mount = common::cgroup2_with_controllers();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("bh-{name}-"))
+            .tempdir_in("/tmp")
+            .unwrap();
+        let cgroot = mount.join(format!("bh-{name}"));
+        remove_cgroup_tree(&cgroot);
+        let bh = Bh {
+            name: name.to_string(),
+            cfg: dir.path().join("bulkhead.yaml"),
+            sock: dir.path().join("state/control.sock"),
+            state: dir.path().join("state"),
+            log: dir.path().join("daemon.log"),
+            cgroot,
+            dir,
+            daemon: None,
+        };
+        bh.write_config(services);
+        bh
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn write_config(&self, services: &str) {
+        let yaml = format!(
+            "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
+             log_dir: {}\n  metrics_listen: \"off\"\n{services}",
+            self.cgroot.display(),
+            self.state.display(),
+            self.sock.display(),
+            self.path("logs").display(),
+        );
+        std::fs::write(&self.cfg, yaml).unwrap();
+    }
+
+    /// Starts the daemon; does not wait for it.
+    fn spawn(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+    }
+
+    /// Starts the daemon and waits until its control socket answers.
+    fn start(&mut self) {
+        self.spawn();
+        self.wait_for("the control socket answers", 60, |_| true);
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.sock)
+            .output()
+            .unwrap();
+        println!(
+            "[{}] bulkhead {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.name,
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn status(&self) -> Option<StatusReply> {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--socket"])
+            .arg(&self.sock)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Polls `status --json` until `ok` holds; panics (with the last status
+    /// and the daemon log) after `secs`.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        secs: u64,
+        mut ok: impl FnMut(&StatusReply) -> bool,
+    ) -> StatusReply {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        loop {
+            if let Some(s) = self.status() {
+                if ok(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            if let Some(c) = self.daemon.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                self.daemon = None;
+                panic!(
+                    "[{}] the daemon exited ({st}) while waiting for: {what}",
+                    self.name
+                );
+            }
+            if Instant::now() > end {
+                panic!(
+                    "[{}] timed out after {secs}s waiting for: {what}\nlast status: {}",
+                    self.name,
+                    last.map(|s| serde_json::to_string_pretty(&s).unwrap())
+                        .unwrap_or_else(|| "none".into())
+                );
+            }
+            sleep_ms(200);
+        }
+    }
+
+    fn sigkill(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (up to 60 s) for the daemon to exit.
+    fn sigterm(&mut self) -> ExitStatus {
+        let mut c = self.daemon.take().expect("no daemon");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "[{}] the daemon did not exit within 60s of SIGTERM",
+                    self.name
+                );
+            }
+            sleep_ms(100);
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn inst_dir(&self, svc: &str, inst: &str) -> PathBuf {
+        self.cgroot.join(svc).join(inst)
+    }
+}
+
+impl Drop for Bh {
+    fn drop(&mut self) {
+        self.sigkill();
+        if std::thread::panicking() {
+            println!(
+                "==== [{}] daemon log ({}) ====\n{}==== end of daemon log ====",
+                self.name,
+                self.log.display(),
+                self.daemon_log()
+            );
+            for f in walk(&self.path("logs")) {
+                println!(
+                    "==== service log {} ====\n{}",
+                    f.display(),
+                    std::fs::read_to_string(&f).unwrap_or_default()
+                );
+            }
+        }
+        remove_cgroup_tree(&self.cgroot);
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Every cgroup directory under `dir` (not `dir` itself), parents first.
+fn cgroup_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(p.clone());
+                out.extend(cgroup_dirs(&p));
+            }
+        }
+    }
+    out
+}
+
+/// Kills every process in the tree (cgroup.kill) and removes it bottom-up.
+fn remove_cgroup_tree(root: &Path) {
+    if !root.exists() {
+        return;
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(cgroup_dirs(root));
+    for d in &dirs {
+        let _ = std::fs::write(d.join("cgroup.kill"), "1");
+    }
+    for d in dirs.iter().rev() {
+        for _ in 0..200 {
+            if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                break;
+            }
+            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+            sleep_ms(50);
+        }
+    }
+}
+
+fn inst<'a>(s: &'a StatusReply, svc: &str, idx: usize) -> &'a InstanceStatus {
+    let service = s
+        .services
+        .iter()
+        .find(|x| x.name == svc)
+        .unwrap_or_else(|| panic!("no service {svc} in status"));
+    &service.instances[idx]
+}
+
+fn running(s: &StatusReply, svc: &str, idx: usize) -> bool {
+    s.services
+        .iter()
+        .find(|x| x.name == svc)
+        .and_then(|x| x.instances.get(idx))
+        .is_some_and(|i| i.state == "running" && i.pid.is_some())
+}
+
+fn read_cg(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
+}
+
+/// `key value` from a flat-keyed cgroup file (memory.events, pids.events...).
+fn cg_key(dir: &Path, file: &str, key: &str) -> u64 {
+    read_cg(dir, file)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {key} in {}/{file}", dir.display()))
+}
+
+fn procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn pgrep(marker: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", marker])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.contains("pgrep"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_crash_loop_backs_off_and_the_breaker_opens_then_closes() {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let marker = tmp.path().join("healed");
+    let svc = format!(
+        "services:
+  flaky:
+    command: [/bin/sh, -c, 'if [ -e {m} ]; then exec /bin/sleep 100000; fi; /bin/sleep 0.3; exit 1']
+    restart:
+      policy: on-failure
+      backoff:
+        initial: 200ms
+        reset_after: 3s
+      circuit_breaker:
+        failures: 3
+        window: 60s
+        cooldown: 3s
+",
+        m = marker.display()
+    );
+    let mut bh = Bh::new("crashloop", &svc);
+    bh.start();
+
+    // Restarts grow one by one (observed while polling, not timed).
+    let mut seen: Vec<u32> = Vec::new();
+    let s = bh.wait_for("the breaker opens (state failed)", 60, |s| {
+        let i = inst(s, "flaky", 0);
+        if seen.last() != Some(&i.restarts) {
+            seen.push(i.restarts);
+        }
+        i.state == "failed"
+    });
+    println!("restart counts seen: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "restarts did not only grow: {seen:?}"
+    );
+    let i = inst(&s, "flaky", 0);
+    println!("open: {i:?}");
+    assert!(
+        i.restarts >= 2,
+        "restarts before the breaker opened: {}",
+        i.restarts
+    );
+    let ev = i.last_event.clone().unwrap_or_default();
+    assert!(ev.contains("CIRCUIT_OPEN"), "last_event: {ev:?}");
+    assert!(i.pid.is_none(), "a failed instance has no pid: {i:?}");
+    assert!(
+        i.next_attempt_secs.is_some(),
+        "no half-open attempt scheduled: {i:?}"
+    );
+    assert!(
+        !bh.inst_dir("flaky", "0").exists(),
+        "the failed instance's cgroup is still there"
+    );
+
+    // Heal it: the half-open try after the cooldown succeeds.
+    std::fs::write(&marker, "").unwrap();
+    let s = bh.wait_for("the half-open try runs", 60, |s| running(s, "flaky", 0));
+    let pid = inst(&s, "flaky", 0).pid;
+    println!("half-open: {:?}", inst(&s, "flaky", 0));
+    // It stays up past reset_after (3s), which closes the breaker.
+    sleep_ms(5000);
+    let s = bh.status().unwrap();
+    let i = inst(&s, "flaky", 0);
+    assert!(
+        i.state == "running" && i.pid == pid,
+        "did not stay running: {i:?}"
+    );
+    let cg = bh.inst_dir("flaky", "0");
+    assert!(
+        procs(&cg).contains(&pid.unwrap()),
+        "pid {pid:?} not in {}",
+        cg.display()
+    );
+    let log = bh.daemon_log();
+    assert!(
+        log.contains("circuit breaker closed"),
+        "the daemon log does not say the breaker closed"
+    );
+    assert_eq!(bh.sigterm().code(), Some(0));
+    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_stop_kills_a_service_that_ignores_sigterm_after_its_grace() {
+    let svc = "services:
+  stubborn:
+    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do /bin/sleep 1; done']
+    stop:
+      grace: 2s
+";
+    let mut bh = Bh::new("stubborn", svc);
+    bh.start();
+    let s = bh.wait_for("stubborn runs", 60, |s| running(s, "stubborn", 0));
+    let pid = inst(&s, "stubborn", 0).pid.unwrap();
+    let cg = bh.inst_dir("stubborn", "0");
+    assert!(procs(&cg).contains(&pid));
+    // Let the shell install its trap before the stop.
+    sleep_ms(1000);
+
+    let t0 = Instant::now();
+    let out = bh.cli(&["stop", "stubborn"]);
+    assert!(out.status.success());
+    bh.wait_for("stubborn stopped", 60, |s| {
+        inst(s, "stubborn", 0).state == "stopped"
+    });
+    let took = t0.elapsed();
+    println!("stop took {took:?} (grace 2s)");
+    assert!(!cg.exists(), "{} still exists after stop", cg.display());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} still alive"
+    );
+    let log = bh.daemon_log();
+    assert!(
+        log.contains("killing every process in the cgroup"),
+        "the daemon log does not mention cgroup.kill"
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "stopped before the grace: {took:?}"
+    );
+    assert_eq!(bh.sigterm().code(), Some(0));
+    assert!(!bh.cgroot.exists());
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let order = tmp.path().join("order");
+    let mut svc = String::from("services:\n");
+    for (name, dep) in [("c", Some("b")), ("a", None), ("b", Some("a"))] {
+        let f = order.display();
+        let _ = write!(
+            svc,
+            "  {name}:
+    command: [/bin/sh, -c, 'echo start {name} >> {f}; trap \"echo stop {name} >> {f}; exit 0\" TERM; while :; do /bin/sleep 0.2; done']
+"
+        );
+        if let Some(d) = dep {
+            let _ = writeln!(svc, "    depends_on: [{d}]");
+        }
+    }
+    let mut bh = Bh::new("order", &svc);
+    bh.start();
+    bh.wait_for("a, b, c run", 60, |s| {
+        ["a", "b", "c"].iter().all(|n| running(s, n, 0))
+    });
+    // Each shell writes its start line first thing; give c's a moment.
+    let end = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&order)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+        && Instant::now() < end
+    {
+        sleep_ms(100);
+    }
+    let st = bh.sigterm();
+    let got = std::fs::read_to_string(&order).unwrap();
+    println!("order file:\n{got}");
+    assert_eq!(st.code(), Some(0), "daemon exit status");
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "start a", "start b", "start c", "stop c", "stop b", "stop a"
+        ]
+    );
+    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+}
+
+/// The long-running services of the SIGKILL test and their instance counts.
+const LONG: [(&str, usize); 2] = [("multi", 2), ("sleeper", 1)];
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_sigkill_at_random_moments_adopts_and_leaves_no_orphans() {
+    let mark = format!("bhmark-sigkill-{}", std::process::id());
+    let svc = format!(
+        "services:
+  multi:
+    command: [/bin/sh, -c, 'while :; do /bin/sleep 1; done', {mark}]
+    instances: 2
+  crasher:
+    command: [/bin/sh, -c, '/bin/sleep 0.2; exit 1', {mark}]
+    restart:
+      policy: always
+      backoff:
+        initial: 100ms
+        max: 300ms
+      circuit_breaker:
+        failures: 0
+  sleeper:
+    command: [/bin/sh, -c, 'while :; do /bin/sleep 1; done', {mark}]
+"
+    );
+    let mut bh = Bh::new("sigkill", &svc);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut adopted_total = 0;
+    let mut next_delay = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % 1500
+    };
+    for round in 0..20 {
+        if round % 2 == 1 {
+            // A blind kill: at a random moment after the start, which may
+            // fall in adoption, orphan removal or the first spawns.
+            let delay = next_delay();
+            println!("round {round}: blind kill {delay} ms after the start");
+            bh.spawn();
+            sleep_ms(delay);
+            bh.sigkill();
+        }
+        // Which long-running instances survive the previous kill: their
+        // record names a pid that is still alive in the instance cgroup.
+        let before = surviving(&bh);
+        bh.spawn();
+        let s = bh.wait_for("the long-running instances run", 60, |s| {
+            LONG.iter()
+                .all(|(svc, n)| (0..*n).all(|i| running(s, svc, i)))
+        });
+        for ((svc, id), pid) in &before {
+            let i: usize = id.parse().unwrap();
+            let got = inst(&s, svc, i);
+            assert_eq!(
+                got.pid,
+                Some(*pid),
+                "round {round}: {svc}@{id} was running as pid {pid} before the kill, now {got:?}"
+            );
+            assert!(got.adopted, "round {round}: {svc}@{id} not marked adopted");
+            adopted_total += 1;
+        }
+        check_instances(&bh, &s, round);
+
+        // Kill the daemon at a pseudo-random moment (0-1500 ms).
+        let delay = next_delay();
+        println!(
+            "round {round}: adopted {} instance(s), killing after {delay} ms",
+            before.len()
+        );
+        sleep_ms(delay);
+        bh.sigkill();
+    }
+    println!("adopted {adopted_total} instances over 20 rounds");
+    assert!(adopted_total > 0, "nothing was ever adopted");
+
+    bh.start();
+    let s = bh.wait_for("everything runs after the last kill", 60, |s| {
+        LONG.iter()
+            .all(|(svc, n)| (0..*n).all(|i| running(s, svc, i)))
+    });
+    check_instances(&bh, &s, 20);
+    assert_eq!(bh.sigterm().code(), Some(0), "daemon exit status");
+    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+    let mut left = pgrep(&mark);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        sleep_ms(100);
+        left = pgrep(&mark);
+    }
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+/// The long-running instances that outlive a SIGKILLed daemon: their record
+/// names a pid that is still in the instance's cgroup.
+fn surviving(bh: &Bh) -> BTreeMap<(String, String), i32> {
+    let mut out = BTreeMap::new();
+    for (svc, n) in LONG {
+        for i in 0..n {
+            let id = i.to_string();
+            let rec = bh.state.join(format!("instances/{svc}@{id}.json"));
+            let Ok(t) = std::fs::read_to_string(&rec) else {
+                continue;
+            };
+            // A record is written atomically (rename); skip one that is not.
+            let Some(pid) = serde_json::from_str::<serde_json::Value>(&t)
+                .ok()
+                .and_then(|v| v["pid"].as_i64())
+                .and_then(|p| i32::try_from(p).ok())
+            else {
+                println!("unreadable record {}: {t:?}", rec.display());
+                continue;
+            };
+            if procs(&bh.inst_dir(svc, &id)).contains(&pid) {
+                out.insert((svc.to_string(), id), pid);
+            }
+        }
+    }
+    out
+}
+
+/// Every long-running instance has exactly one cgroup, one record and one
+/// init (a process running the bulkhead binary) in it, which is the pid
+/// status reports; no instance cgroup exists without its record.
+fn check_instances(bh: &Bh, s: &StatusReply, round: usize) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(BIN).unwrap();
+    let bin = (m.dev(), m.ino());
+    for (svc, n) in LONG {
+        let dirs: BTreeSet<String> = std::fs::read_dir(bh.cgroot.join(svc))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let want: BTreeSet<String> = (0..n).map(|i| i.to_string()).collect();
+        assert_eq!(dirs, want, "round {round}: instance cgroups of {svc}");
+        for i in 0..n {
+            let id = i.to_string();
+            assert!(
+                bh.state.join(format!("instances/{svc}@{id}.json")).exists(),
+                "round {round}: {svc}@{id} has a cgroup but no record"
+            );
+            let dir = bh.inst_dir(svc, &id);
+            let inits: Vec<i32> = procs(&dir)
+                .into_iter()
+                .filter(|p| {
+                    std::fs::metadata(format!("/proc/{p}/exe"))
+                        .is_ok_and(|e| (e.dev(), e.ino()) == bin)
+                })
+                .collect();
+            assert_eq!(
+                inits,
+                vec![inst(s, svc, i).pid.unwrap()],
+                "round {round}: inits in {} (all: {:?})",
+                dir.display(),
+                procs(&dir)
+            );
+        }
+    }
+    // The crasher: at most its one instance cgroup.
+    if let Ok(rd) = std::fs::read_dir(bh.cgroot.join("crasher")) {
+        let names: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "0"),
+            "round {round}: crasher cgroups {names:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_reload_raises_memory_max_live_and_an_invalid_reload_changes_nothing() {
+    let svc = |max: &str| {
+        format!(
+            "services:
+  app:
+    command: [/bin/sh, -c, 'while :; do /bin/sleep 1; done']
+    resources:
+      memory:
+        max: {max}
+        swap_max: 0
+"
+        )
+    };
+    let mut bh = Bh::new("reload", &svc("32M"));
+    bh.start();
+    let s = bh.wait_for("app runs", 60, |s| running(s, "app", 0));
+    let pid = inst(&s, "app", 0).pid;
+    let cg = bh.inst_dir("app", "0");
+    assert_eq!(read_cg(&cg, "memory.max").trim(), "33554432");
+
+    bh.write_config(&svc("64M"));
+    let out = bh.cli(&["reload"]);
+    assert!(out.status.success(), "reload failed");
+    let end = Instant::now() + Duration::from_secs(30);
+    while read_cg(&cg, "memory.max").trim() != "67108864" && Instant::now() < end {
+        sleep_ms(200);
+    }
+    assert_eq!(read_cg(&cg, "memory.max").trim(), "67108864");
+    let s = bh.status().unwrap();
+    let i = inst(&s, "app", 0);
+    assert_eq!(
+        (i.pid, i.restarts, i.state.as_str()),
+        (pid, 0, "running"),
+        "{i:?}"
+    );
+
+    // Prove it: 48 MiB touched inside the instance's cgroup fit now.
+    let exe = std::env::current_exe().unwrap();
+    let workload = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/workload");
+    let w = Command::new(&workload)
+        .arg("--join")
+        .arg(&cg)
+        .args(["squeeze", "48", "2"])
+        .output()
+        .unwrap();
+    println!(
+        "workload: {:?} {}{}",
+        w.status,
+        text(&w.stdout),
+        text(&w.stderr)
+    );
+    assert!(w.status.success(), "48 MiB did not fit under the new 64M");
+    assert_eq!(cg_key(&cg, "memory.events", "oom_kill"), 0);
+    let peak: u64 = read_cg(&cg, "memory.peak").trim().parse().unwrap();
+    println!("memory.peak after the squeeze: {peak}");
+    assert!(
+        peak > 33_554_432,
+        "the workload never went above the old 32M: {peak}"
+    );
+
+    // An invalid config: refused with file:line, nothing changes.
+    let good = std::fs::read_to_string(&bh.cfg).unwrap();
+    std::fs::write(&bh.cfg, good.replace("max: 64M", "max: 64X")).unwrap();
+    let out = bh.cli(&["reload"]);
+    assert_eq!(out.status.code(), Some(1), "an invalid reload must exit 1");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let file = bh.cfg.file_name().unwrap().to_string_lossy().into_owned();
+    let at = all
+        .find(&format!("{file}:"))
+        .unwrap_or_else(|| panic!("no {file}:LINE in the reload output"));
+    assert!(
+        all[at + file.len() + 1..].starts_with(|c: char| c.is_ascii_digit()),
+        "no line number after {file}: in {all:?}"
+    );
+    sleep_ms(1000);
+    let s = bh.status().unwrap();
+    let i = inst(&s, "app", 0);
+    assert_eq!(
+        (i.pid, i.restarts, i.state.as_str()),
+        (pid, 0, "running"),
+        "{i:?}"
+    );
+    assert_eq!(read_cg(&cg, "memory.max").trim(), "67108864");
+    assert!(procs(&cg).contains(&pid.unwrap()));
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_control_socket_refuses_a_non_root_peer() {
+    use std::os::unix::fs::PermissionsExt;
+    let svc = "services:
+  idle:
+    command: [/bin/sleep, '100000']
+";
+    let mut bh = Bh::new("denied", svc);
+    bh.start();
+    // Let anyone reach the socket: only the daemon's peer check stands.
+    for p in [bh.dir.path(), bh.state.as_path(), bh.sock.as_path()] {
+        let mode = if p == bh.sock { 0o666 } else { 0o755 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // A copy of the binary that nobody can run wherever the checkout is.
+    let bin = bh.path("bulkhead");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["status", "--socket"])
+        .arg(&bh.sock)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    println!("as nobody: {:?}\n{}{err}", out.status, text(&out.stdout));
+    assert!(!out.status.success(), "a non-root peer got an answer");
+    assert!(err.contains("CONTROL_DENIED"), "stderr: {err}");
+    // Root still gets one.
+    assert!(bh.cli(&["status"]).status.success());
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_neighbour_keeps_answering_while_others_misbehave() {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let hb = tmp.path().join("heartbeat");
+    let svc = format!(
+        "services:
+  neighbour:
+    command: [/bin/sh, -c, 'while :; do /bin/date +%s.%N >> {hb}; /bin/sleep 0.2; done']
+  bomb:
+    command: [/bin/sh, -c, 'while :; do ( while :; do /bin/sleep 600 & done ) 2>/dev/null; done']
+    resources:
+      pids:
+        max: 32
+      cpu:
+        max: \"25%\"
+  hog:
+    command: [/bin/dd, if=/dev/zero, of=/dev/null, bs=100M]
+    resources:
+      memory:
+        max: 32M
+        swap_max: 0
+    restart:
+      policy: always
+      backoff:
+        initial: 200ms
+        max: 1s
+      circuit_breaker:
+        failures: 0
+  spinner:
+    command: [/bin/sh, -c, 'while :; do :; done']
+    resources:
+      cpu:
+        max: \"20%\"
+",
+        hb = hb.display()
+    );
+    let mut bh = Bh::new("neighbour", &svc);
+    bh.start();
+    let s = bh.wait_for("neighbour, bomb and spinner run", 60, |s| {
+        ["neighbour", "bomb", "spinner"]
+            .iter()
+            .all(|n| running(s, n, 0))
+    });
+    let pid = inst(&s, "neighbour", 0).pid;
+    let t0 = Instant::now();
+    // The hog is OOM-killed and restarted (seen at any moment of the run).
+    bh.wait_for("the hog is OOM-killed and restarted", 60, |s| {
+        let h = inst(s, "hog", 0);
+        h.restarts >= 1 && h.last_event.as_deref().is_some_and(|e| e.contains("OOM"))
+    });
+    let rest = Duration::from_secs(10).saturating_sub(t0.elapsed());
+    std::thread::sleep(rest);
+
+    let s = bh.status().unwrap();
+    let n = inst(&s, "neighbour", 0);
+    assert_eq!(
+        (n.state.as_str(), n.pid, n.restarts),
+        ("running", pid, 0),
+        "{n:?}"
+    );
+    let bomb = bh.inst_dir("bomb", "0");
+    let refused = cg_key(&bomb, "pids.events", "max");
+    println!(
+        "bomb: pids.events max {refused}, pids.current {}",
+        read_cg(&bomb, "pids.current").trim()
+    );
+    assert!(refused > 0, "the bomb never hit pids.max");
+    let spin = bh.inst_dir("spinner", "0");
+    let throttled = cg_key(&spin, "cpu.stat", "nr_throttled");
+    println!("spinner: nr_throttled {throttled}");
+    assert!(throttled > 0, "the spinner was never throttled");
+
+    let beats: Vec<f64> = std::fs::read_to_string(&hb)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let max_gap = beats
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(0.0_f64, f64::max);
+    println!(
+        "heartbeat: {} beats, largest gap {max_gap:.2}s",
+        beats.len()
+    );
+    assert!(beats.len() >= 10, "too few heartbeats: {}", beats.len());
+    assert!(max_gap <= 3.0, "the neighbour stalled for {max_gap:.2}s");
+    assert_eq!(bh.sigterm().code(), Some(0));
+    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+}
