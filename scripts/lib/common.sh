@@ -102,10 +102,10 @@ vm_run() {
     #   which would truncate a log file that stdout/stderr point to.
     # - timeout signals its whole process group, so qemu dies with vng.
     local rc=0
-    timeout -k 20 "${BULKHEAD_VM_TIMEOUT:-600}" "${cmd[@]}" </dev/null 2>&1 | cat ||
+    timeout -k 20 "${BULKHEAD_VM_TIMEOUT:-1200}" "${cmd[@]}" </dev/null 2>&1 | cat ||
         rc=${PIPESTATUS[0]}
     if [[ $rc -eq 124 ]]; then
-        log "vm: timed out after ${BULKHEAD_VM_TIMEOUT:-600}s"
+        log "vm: timed out after ${BULKHEAD_VM_TIMEOUT:-1200}s"
     fi
     return "$rc"
 }
