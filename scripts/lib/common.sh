@@ -6,7 +6,7 @@
 #   BULKHEAD_VM_KERNEL   kernel image for the VM (default: newest /boot/vmlinuz-*)
 #   BULKHEAD_VM_CPUS     guest CPUs (default 2)
 #   BULKHEAD_VM_MEMORY   guest memory (default 2G)
-#   BULKHEAD_VM_TIMEOUT  seconds before the whole VM run is killed (default 600)
+#   BULKHEAD_VM_TIMEOUT  seconds before the whole VM run is killed (default 1200)
 
 # Repository root: the parent of the scripts/ directory holding this file.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
