@@ -480,7 +480,7 @@ fn run_in(
                 )
             })?;
 
-    let exe = std::env::current_exe().map_err(|e| {
+    let exe = spawn::init_exe().map_err(|e| {
         diag(
             Code::CgroupIo,
             "cannot find the bulkhead binary",

@@ -139,7 +139,7 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
         "cgroup subtree ready; the daemon runs in {}",
         tree.supervisor_dir().display()
     );
-    let init_exe = std::env::current_exe().map_err(|e| {
+    let init_exe = crate::sandbox::spawn::init_exe().map_err(|e| {
         diag(
             Code::CgroupIo,
             "cannot find the bulkhead binary",

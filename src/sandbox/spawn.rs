@@ -132,6 +132,15 @@ fn high_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((hi(r)?, hi(w)?))
 }
 
+/// The init to run: `bulkhead-init` beside the running binary (installed
+/// together), else the running binary itself, which also serves as init
+/// (`bulkhead __init`), only larger.
+pub fn init_exe() -> io::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let small = me.with_file_name("bulkhead-init");
+    Ok(if small.is_file() { small } else { me })
+}
+
 /// Spawns the init in `req.cgroup` and returns once the service has been
 /// exec'd (or a setup step failed, which is returned as [`SpawnError::Step`]).
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
