@@ -1214,6 +1214,7 @@ impl Daemon {
         plan: &crate::supervisor::reload::ReloadPlan,
     ) -> Vec<String> {
         let mut lines = plan.describe();
+        let mut failures = Vec::new();
         let mut new = new;
         if !plan.supervisor.is_empty() {
             // Supervisor settings are fixed for the daemon's life.
@@ -1288,10 +1289,17 @@ impl Daemon {
                                 });
                             if let Err(e) = r {
                                 tracing::error!(service = %svc.name, instance = %i.id, "live limits: {e}");
+                                failures.push(format!(
+                                    "{}/{}: live limits NOT applied: {e}",
+                                    svc.name, i.id
+                                ));
                             }
                         }
                     }
-                    Err(e) => tracing::error!(service = %svc.name, "live limits: {e}"),
+                    Err(e) => {
+                        tracing::error!(service = %svc.name, "live limits: {e}");
+                        failures.push(format!("{}: live limits NOT applied: {e}", svc.name));
+                    }
                 }
             }
             let has_health = |i: &Inst| probe_target(&svc, i.port).is_some();
@@ -1311,6 +1319,7 @@ impl Daemon {
                 }
             }
         }
+        lines.extend(failures);
         lines
     }
 
