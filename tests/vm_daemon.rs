@@ -648,7 +648,8 @@ fn surviving(bh: &Bh) -> BTreeMap<(String, String), i32> {
 /// status reports; no instance cgroup exists without its record.
 fn check_instances(bh: &Bh, s: &StatusReply, round: usize) {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(BIN).unwrap();
+    // The init is bulkhead-init (bulkhead itself only as a fallback).
+    let m = std::fs::metadata(env!("CARGO_BIN_EXE_bulkhead-init")).unwrap();
     let bin = (m.dev(), m.ino());
     for (svc, n) in LONG {
         let dirs: BTreeSet<String> = std::fs::read_dir(bh.cgroot.join(svc))
