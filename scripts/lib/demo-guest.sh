@@ -57,11 +57,15 @@ status
 web_checks=0 web_ok=0
 probe_web() {
     web_checks=$((web_checks + 1))
-    if python3 -c 'import urllib.request,sys; urllib.request.urlopen("http://127.0.0.1:8080/", timeout=3)' 2>/dev/null; then
-        web_ok=$((web_ok + 1))
+    local line=""
+    if exec 3<>/dev/tcp/127.0.0.1/8080 2>/dev/null; then
+        printf 'GET / HTTP/1.0\r\n\r\n' >&3
+        read -r -t 3 line <&3 || true
+        exec 3<&-
     fi
+    [[ $line == "HTTP/1."*" 200 "* ]] && web_ok=$((web_ok + 1))
 }
-for pause in 20 30 30; do
+for pause in 15 30 30; do
     for _ in $(seq $((pause / 5))); do
         sleep 5
         probe_web

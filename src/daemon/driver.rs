@@ -402,6 +402,9 @@ impl Daemon {
                 let reply = self.call(call.request);
                 let _ = call.reply.send(reply);
             }
+            Msg::Signal(sig) if sig == libc::SIGHUP && self.shutting_down => {
+                tracing::info!("SIGHUP ignored: shutting down");
+            }
             Msg::Signal(sig) if sig == libc::SIGHUP => match self.reload() {
                 Ok(r) => tracing::info!("reload (SIGHUP): {}", r.changes.join("; ")),
                 Err(e) => tracing::error!(code = e.code, "reload (SIGHUP) refused: {}", e.rendered),
