@@ -43,8 +43,29 @@ fn start(cg: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Runs a workload to its end. A watchdog kills it after 5 minutes, so a
+/// hung workload fails its test instead of stalling the whole VM run.
 fn run(cg: &Path, args: &[&str]) -> Output {
-    let out = start(cg, args).wait_with_output().unwrap();
+    let child = start(cg, args);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(300);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if Instant::now() > end {
+                    eprintln!("workload {pid} still running after 300s: killing it");
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watchdog.join();
     println!(
         "workload {args:?}: {:?}\n{}{}",
         out.status,

@@ -79,11 +79,10 @@ fn a_fork_bomb_is_contained_by_pids_max() {
         .strip_prefix("procs=")
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {out:?}"));
-    // The bomb filled the namespace up to pids.max and no further.
-    assert!(
-        (8..=16).contains(&procs),
-        "{procs} processes under pids.max 16"
-    );
+    // Never more than pids.max. (How many are left when the shell counts
+    // varies: dash bomb subshells exit once their own forks fail. That the
+    // bomb reached the limit is what the refusals below prove.)
+    assert!(procs <= 16, "{procs} processes under pids.max 16");
     // The kernel refused forks, and exec says so.
     assert!(
         err.contains("forks refused at pids.max"),
