@@ -257,6 +257,19 @@ impl std::error::Error for Diagnostic {}
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// One runtime error with its cause and what to do about it.
+    pub fn failure(
+        code: Code,
+        msg: impl Into<String>,
+        cause: impl fmt::Display,
+        suggestion: &str,
+    ) -> Self {
+        Diagnostic::new(code, msg)
+            .cause(cause)
+            .suggest(suggestion)
+            .into()
+    }
+
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }

@@ -322,18 +322,6 @@ pub fn seccomp_program(
     )
 }
 
-fn diag(
-    code: Code,
-    msg: impl Into<String>,
-    cause: impl std::fmt::Display,
-    suggestion: &str,
-) -> Diagnostics {
-    Diagnostic::new(code, msg)
-        .cause(cause)
-        .suggest(suggestion)
-        .into()
-}
-
 /// Controllers the limits actually use: a command with no memory limit
 /// runs on a host whose cgroup2 tree has no memory controller.
 fn controllers_used(svc: &Service) -> Vec<&'static str> {
@@ -372,7 +360,7 @@ pub fn cgroup2_mount() -> Result<std::path::PathBuf, Diagnostics> {
 /// Resolves the io devices of `r` and writes its limits to the cgroup `dir`.
 pub fn apply_limits(dir: &Path, r: &config::model::Resources) -> Result<(), Diagnostics> {
     let devices = limits::resolve_devices(r).map_err(|e| {
-        diag(
+        Diagnostics::failure(
             Code::ConfigPath,
             "cannot resolve an io device",
             e,
@@ -420,7 +408,7 @@ fn run_in(
 
     let status_dir = cfg.supervisor.state_dir.join("exec");
     std::fs::create_dir_all(&status_dir).map_err(|e| {
-        diag(
+        Diagnostics::failure(
             Code::CgroupIo,
             format!("cannot create {}", status_dir.display()),
             e,
@@ -436,7 +424,7 @@ fn run_in(
         ),
     ];
     let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone())).map_err(|e| {
-        diag(
+        Diagnostics::failure(
             Code::ConfigUnknownAccount,
             "cannot prepare the command",
             e,
@@ -445,7 +433,7 @@ fn run_in(
     })?;
     if let Some(path) = log {
         let path = std::path::absolute(path).map_err(|e| {
-            diag(
+            Diagnostics::failure(
                 Code::ConfigPath,
                 format!("bad log path {}", path.display()),
                 e,
@@ -467,12 +455,13 @@ fn run_in(
     for s in init::FORWARDED {
         sigs.add(s);
     }
-    sigs.thread_block()
-        .map_err(|e| diag(Code::CgroupIo, "cannot block signals", e, "this is a bug"))?;
+    sigs.thread_block().map_err(|e| {
+        Diagnostics::failure(Code::CgroupIo, "cannot block signals", e, "this is a bug")
+    })?;
     let sigfd =
         nix::sys::signalfd::SignalFd::with_flags(&sigs, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
             .map_err(|e| {
-                diag(
+                Diagnostics::failure(
                     Code::CgroupIo,
                     "cannot create a signalfd",
                     e,
@@ -481,7 +470,7 @@ fn run_in(
             })?;
 
     let exe = spawn::init_exe().map_err(|e| {
-        diag(
+        Diagnostics::failure(
             Code::CgroupIo,
             "cannot find the bulkhead binary",
             e,
@@ -506,7 +495,14 @@ fn run_in(
         ];
         match rustix::event::poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(diag(Code::CgroupIo, "poll failed", e, "this is a bug")),
+            Err(e) => {
+                return Err(Diagnostics::failure(
+                    Code::CgroupIo,
+                    "poll failed",
+                    e,
+                    "this is a bug",
+                ));
+            }
             Ok(_) => {}
         }
         let (exited, signalled) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,20 +17,7 @@ use bulkhead::cgroup::{self, kill, subtree};
 use bulkhead::config::schema::Stall;
 use bulkhead::config::units::{Cpu, Dur, Size};
 use bulkhead::config::{IoDevice, Resources};
-use common::{TestCgroup, cgroup2_with_controllers};
-
-/// The workload example built beside this test (target/<profile>/examples).
-fn workload() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let w = dir.join("examples/workload");
-    assert!(
-        w.exists(),
-        "{} missing: build it with `cargo build --examples`",
-        w.display()
-    );
-    w
-}
+use common::{TestCgroup, cgroup2_with_controllers, workload};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
     Command::new(workload())

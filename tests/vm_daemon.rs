@@ -736,14 +736,7 @@ fn daemon_reload_raises_memory_max_live_and_an_invalid_reload_changes_nothing() 
     );
 
     // Prove it: 48 MiB touched inside the instance's cgroup fit now.
-    let exe = std::env::current_exe().unwrap();
-    let workload = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/workload");
-    let w = Command::new(&workload)
+    let w = Command::new(common::workload())
         .arg("--join")
         .arg(&cg)
         .args(["squeeze", "48", "2"])

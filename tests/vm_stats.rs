@@ -18,24 +18,7 @@ use bulkhead::cgroup::stats::{StatFile, Stats};
 use bulkhead::cgroup::{self, kill};
 use bulkhead::config::Resources;
 use bulkhead::config::units::{Cpu, Dur};
-use common::TestCgroup;
-
-/// The workload example built beside this test (target/<profile>/examples).
-fn workload() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let w = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/workload");
-    assert!(
-        w.exists(),
-        "{} missing: cargo build --examples",
-        w.display()
-    );
-    w
-}
+use common::{TestCgroup, workload};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
     Command::new(workload())

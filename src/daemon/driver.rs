@@ -91,8 +91,6 @@ struct Inst {
     run_id: u64,
     pid: Option<i32>,
     pidfd: Option<OwnedFd>,
-    /// Spawned by this daemon run (so waitid can reap it), not adopted.
-    child: bool,
     adopted: bool,
     since: Option<Instant>,
     starts: u32,
@@ -269,7 +267,6 @@ impl Daemon {
             run_id: 0,
             pid: None,
             pidfd: None,
-            child: false,
             adopted: false,
             since: None,
             starts: 0,
@@ -597,7 +594,6 @@ impl Daemon {
         match result {
             Ok(started) => {
                 let pid = started.pid;
-                inst.child = true;
                 self.watch(si, idx, pid, started.pidfd);
                 self.step(si, idx, Event::Spawned { pid });
             }
@@ -622,39 +618,24 @@ impl Daemon {
         let inst = &mut self.svcs[si].insts[idx];
         let run_id = inst.run_id;
         inst.since = Some(Instant::now());
-        if let (Ok(dup), Ok(e_fd)) = (pidfd.try_clone(), pidfd.try_clone()) {
-            let (tx, name) = (tx.clone(), svc.name.clone());
-            tokio::spawn(async move {
-                match crate::sandbox::reactor::register(dup, tokio::io::Interest::READABLE) {
-                    Ok(afd) => {
-                        let _ = afd.readable().await;
-                    }
-                    Err(e) => {
-                        // Not expected (pidfds poll since 5.3); a slow
-                        // poll keeps the instance supervised anyway.
-                        tracing::error!(service = %name, "cannot watch the pidfd: {e}; polling it");
-                        let fd = e_fd;
-                        loop {
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            let mut p = [rustix::event::PollFd::new(
-                                &fd,
-                                rustix::event::PollFlags::IN,
-                            )];
-                            if rustix::event::poll(&mut p, Some(&rustix::time::Timespec::default()))
-                                .unwrap_or(0)
-                                > 0
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = tx.send(Msg::Exited {
-                    svc: name,
-                    idx,
-                    run_id,
+        // The watcher holds its own copy of the pidfd; the instance keeps
+        // one for signals and waitid.
+        match pidfd.try_clone() {
+            Ok(dup) => {
+                let (tx, name) = (tx.clone(), svc.name.clone());
+                tokio::spawn(async move {
+                    wait_readable(dup, &name).await;
+                    let _ = tx.send(Msg::Exited {
+                        svc: name,
+                        idx,
+                        run_id,
+                    });
                 });
-            });
+            }
+            Err(e) => tracing::error!(
+                service = %svc.name,
+                "cannot duplicate the pidfd ({e}): the instance's exit will go unnoticed"
+            ),
         }
         inst.pid = Some(pid);
         inst.pidfd = Some(pidfd);
@@ -726,7 +707,8 @@ impl Daemon {
         if let Some(h) = inst.health.take() {
             h.abort();
         }
-        let reaped = if inst.child {
+        // Our own child unless adopted: then waitid can reap it.
+        let reaped = if !inst.adopted {
             use rustix::process::{WaitId, WaitIdOptions, waitid};
             waitid(
                 WaitId::PidFd(pidfd.as_fd()),
@@ -1069,6 +1051,34 @@ impl Daemon {
     }
 }
 
+/// Waits until `pidfd` is readable: the process has exited. In the reactor;
+/// should registering fail (not expected: pidfds poll since 5.3, and
+/// clone3 needs that kernel anyway), by a poll once a second.
+async fn wait_readable(pidfd: OwnedFd, service: &str) {
+    let fd = match crate::sandbox::reactor::register_or_return(pidfd, tokio::io::Interest::READABLE)
+    {
+        Ok(afd) => {
+            let _ = afd.readable().await;
+            return;
+        }
+        Err((e, fd)) => {
+            tracing::error!(service, "cannot watch the pidfd: {e}; polling it");
+            fd
+        }
+    };
+    let zero = rustix::time::Timespec::default();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut p = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        if rustix::event::poll(&mut p, Some(&zero)).unwrap_or(0) > 0 {
+            return;
+        }
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -1185,7 +1195,6 @@ impl Daemon {
         };
         inst.run_id += 1;
         inst.starts = rec.restarts.saturating_add(1);
-        inst.child = false;
         self.watch(si, idx, rec.pid, pidfd);
         let inst = &mut self.svcs[si].insts[idx];
         inst.adopted = true;

@@ -11,7 +11,7 @@ use crate::cgroup::kill;
 use crate::cgroup::subtree::Subtree;
 use crate::config::model::{Config, Service};
 use crate::config::units::Size;
-use crate::error::{Code, Diagnostic, Diagnostics};
+use crate::error::{Code, Diagnostics};
 use crate::sandbox::spawn::{self, SpawnRequest};
 use crate::sandbox::spec::LogSpec;
 use crate::sandbox::{plan, spec::ExitRecord};
@@ -62,13 +62,16 @@ pub struct Started {
     pub at: SystemTime,
 }
 
-fn diag(
-    code: Code,
-    msg: impl Into<String>,
-    cause: impl std::fmt::Display,
-    fix: &str,
-) -> Diagnostics {
-    Diagnostic::new(code, msg).cause(cause).suggest(fix).into()
+/// `mkdir -p dir`, or an error that says what to do (`fix`).
+pub fn create_dir(dir: &Path, fix: &str) -> Result<(), Diagnostics> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Diagnostics::failure(
+            Code::CgroupIo,
+            format!("cannot create {}", dir.display()),
+            e,
+            fix,
+        )
+    })
 }
 
 /// Creates the instance's cgroup, writes its limits and spawns it.
@@ -90,18 +93,11 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
         .into_iter()
         .flatten()
     {
-        std::fs::create_dir_all(d).map_err(|e| {
-            diag(
-                Code::CgroupIo,
-                format!("cannot create {}", d.display()),
-                e,
-                "check supervisor.state_dir and supervisor.log_dir",
-            )
-        })?;
+        create_dir(d, "check supervisor.state_dir and supervisor.log_dir")?;
     }
     let mut spec = plan::init_spec(svc, &job.env, seccomp, Some(job.paths.status_file.clone()))
         .map_err(|e| {
-            diag(
+            Diagnostics::failure(
                 Code::ConfigUnknownAccount,
                 "cannot prepare the service",
                 e,

@@ -20,7 +20,6 @@ pub mod health;
 pub mod job;
 mod reload;
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,15 +46,6 @@ pub enum LogFormat {
 pub struct Options {
     pub config: PathBuf,
     pub log_format: LogFormat,
-}
-
-fn diag(
-    code: Code,
-    msg: impl Into<String>,
-    cause: impl std::fmt::Display,
-    fix: &str,
-) -> Diagnostics {
-    Diagnostic::new(code, msg).cause(cause).suggest(fix).into()
 }
 
 /// Sets up tracing: JSON, or the journal when systemd started us with one
@@ -122,14 +112,7 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
     }
 
     let state_dir = &cfg.supervisor.state_dir;
-    std::fs::create_dir_all(state_dir).map_err(|e| {
-        diag(
-            Code::CgroupIo,
-            format!("cannot create the state dir {}", state_dir.display()),
-            e,
-            "run as root, or set supervisor.state_dir",
-        )
-    })?;
+    job::create_dir(state_dir, "run as root, or set supervisor.state_dir")?;
     let _lock = lock(state_dir)?;
 
     let (mount, tree, delegated, controllers) = subtree_for(&cfg)?;
@@ -140,7 +123,7 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
         tree.supervisor_dir().display()
     );
     let init_exe = crate::sandbox::spawn::init_exe().map_err(|e| {
-        diag(
+        Diagnostics::failure(
             Code::CgroupIo,
             "cannot find the bulkhead binary",
             e,
@@ -152,7 +135,7 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
         .enable_all()
         .build()
         .map_err(|e| {
-            diag(
+            Diagnostics::failure(
                 Code::CgroupIo,
                 "cannot start the runtime",
                 e,
@@ -213,7 +196,7 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Diagnostic
         .write(true)
         .open(&path)
         .map_err(|e| {
-            diag(
+            Diagnostics::failure(
                 Code::CgroupIo,
                 format!("cannot open {}", path.display()),
                 e,
@@ -223,7 +206,7 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Diagnostic
     let mut f = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
         |(_, e)| {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            diag(
+            Diagnostics::failure(
                 Code::DaemonRunning,
                 format!(
                     "another bulkhead daemon is running (pid {})",
@@ -392,7 +375,6 @@ fn adopt(daemon: &mut Daemon) {
             let _ = kill::remove_killing(&rec.cgroup, Duration::from_secs(10));
             continue;
         }
-        let _ = pidfd.as_fd();
         daemon.adopt_instance(rec, pidfd, a.config_changed);
     }
 }
@@ -426,8 +408,9 @@ fn spawn_signals(tx: &mpsc::UnboundedSender<Msg>) -> Result<(), Diagnostics> {
         (SignalKind::interrupt(), libc::SIGINT),
         (SignalKind::hangup(), libc::SIGHUP),
     ] {
-        let mut s = signal(kind)
-            .map_err(|e| diag(Code::CgroupIo, "cannot handle signals", e, "this is a bug"))?;
+        let mut s = signal(kind).map_err(|e| {
+            Diagnostics::failure(Code::CgroupIo, "cannot handle signals", e, "this is a bug")
+        })?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while s.recv().await.is_some() {

@@ -62,6 +62,24 @@ impl Drop for TestCgroup {
     }
 }
 
+/// The `workload` example built beside the test binaries
+/// (target/<profile>/examples): allocators, spinners, fork loops that join
+/// a given cgroup first.
+pub fn workload() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let w = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/workload");
+    assert!(
+        w.exists(),
+        "{} missing: build it with `cargo build --examples`",
+        w.display()
+    );
+    w
+}
+
 /// Runs the bulkhead binary with `args` and prints what it did, so a
 /// failing test shows the command's whole output.
 pub fn bulkhead(args: &[&str]) -> std::process::Output {
