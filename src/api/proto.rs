@@ -10,10 +10,15 @@
 //! POST /v1/services/{service}/restart  -> ActionReply (also resets the breaker)
 //! POST /v1/reload                      -> ReloadReply, or 422 with the config errors
 //! GET  /v1/services/{service}/logs     -> LogsReply (the files; the CLI reads them)
+//! GET  /v1/events?after=N&service=S&wait=1
+//!                                      -> EventsReply: events with seq > N; with
+//!                                         wait=1 the answer waits (up to ~25 s)
+//!                                         until there is one (long poll)
 //! GET  /healthz                        -> "ok"
 //! ```
 //! Errors are an [`ApiError`] with a 4xx/5xx status.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -87,6 +92,84 @@ pub struct InstanceStatus {
     /// Backoff or failed (circuit open): seconds until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_secs: Option<f64>,
+    /// Why it was last started again: `exited(1)`, `signal(SIGSEGV)`,
+    /// `oom_kill`, `violation(cpu_throttled)`, `unhealthy`, `manual`, `reload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart_reason: Option<String>,
+    /// Restarts by reason (the reason's kind: `exited`, `signal`, `oom_kill`,
+    /// `violation`, `unhealthy`, `manual`, `reload`), over the daemon's life.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restart_reasons: BTreeMap<String, u32>,
+    /// Violations by rule (`oom`, `pids_max`, ...), over the daemon's life.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub violation_counts: BTreeMap<String, u64>,
+    /// The latest violations, oldest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<ViolationStatus>,
+    /// memory.high as the throttle action set it, when lowered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_high_throttled: Option<u64>,
+}
+
+/// A watch rule that fired.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViolationStatus {
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `oom`, `memory_pressure`, `cpu_pressure`, `io_pressure`,
+    /// `cpu_throttled`, `pids_max`, `fds`.
+    pub rule: String,
+    /// The figures that fired it, e.g. `memory.pressure some avg10=34.20 for 3s`.
+    pub observed: String,
+    /// warn | throttle | restart | stop, and what it did:
+    /// `throttle: memory.high 64M -> 57.6M`.
+    pub action: String,
+}
+
+/// One thing that happened to an instance: a lifecycle change, a health
+/// change or a violation. `seq` grows by one per event, daemon-wide.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    pub service: String,
+    pub instance: String,
+    /// `state` (a lifecycle transition), `violation`, `health`.
+    pub kind: String,
+    /// The state after the event (stopped | starting | running | ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// A restart's reason (see [`InstanceStatus::last_restart_reason`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `violation`: the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// `violation`: the action taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `violation`: the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    /// An error code when there is one (`CIRCUIT_OPEN`, `SPAWN_FAILED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// One line for humans.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsReply {
+    /// Oldest first.
+    pub events: Vec<EventRecord>,
+    /// The seq to ask after next time (the newest seq the daemon has, even
+    /// when the filter left every event out).
+    pub last_seq: u64,
+    /// Events after the requested seq that the daemon no longer keeps (it
+    /// keeps the latest 4096).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -147,12 +230,29 @@ impl ApiError {
 /// A request to the daemon, as the server hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Status { service: Option<String> },
-    Start { service: String },
-    Stop { service: String },
-    Restart { service: String },
+    Status {
+        service: Option<String>,
+    },
+    Start {
+        service: String,
+    },
+    Stop {
+        service: String,
+    },
+    Restart {
+        service: String,
+    },
     Reload,
-    Logs { service: String },
+    Logs {
+        service: String,
+    },
+    /// Events with seq > `after` (all kept ones when `None`), of `service`
+    /// only when set. `wait`: do not answer before there is one.
+    Events {
+        service: Option<String>,
+        after: Option<u64>,
+        wait: bool,
+    },
 }
 
 /// The daemon's answer to a [`Request`].
@@ -162,6 +262,7 @@ pub enum Response {
     Action(ActionReply),
     Reload(ReloadReply),
     Logs(LogsReply),
+    Events(EventsReply),
 }
 
 /// What the server sends into the daemon's loop: a request and where to put

@@ -314,6 +314,7 @@ mod tests {
             last_exit: None,
             last_event: None,
             next_attempt_secs: None,
+            ..InstanceStatus::default()
         }
     }
 

@@ -325,6 +325,7 @@ fn kind(request: &Request) -> &'static str {
         Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => "action",
         Request::Reload => "reload",
         Request::Logs { .. } => "logs",
+        Request::Events { .. } => "events",
     }
 }
 
@@ -334,6 +335,7 @@ fn reply_kind(response: &Response) -> &'static str {
         Response::Action(_) => "action",
         Response::Reload(_) => "reload",
         Response::Logs(_) => "logs",
+        Response::Events(_) => "events",
     }
 }
 
@@ -386,6 +388,7 @@ impl IntoResponse for Response {
             Response::Action(r) => Json(r).into_response(),
             Response::Reload(r) => Json(r).into_response(),
             Response::Logs(r) => Json(r).into_response(),
+            Response::Events(r) => Json(r).into_response(),
         }
     }
 }

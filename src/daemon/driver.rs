@@ -954,6 +954,7 @@ impl Daemon {
                 self.refuse_while_stopping()?;
                 self.reload().map(Response::Reload)
             }
+            Request::Events { .. } => Ok(Response::Events(Default::default())),
             Request::Logs { service } => {
                 let si = self.lookup(&service)?;
                 let s = &self.svcs[si];
@@ -1157,6 +1158,7 @@ fn instance_status(i: &Inst, now: Mono) -> InstanceStatus {
         last_exit: i.machine.last_exit().map(describe_exit),
         last_event: i.last_event.clone(),
         next_attempt_secs: next,
+        ..Default::default()
     }
 }
 
