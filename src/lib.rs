@@ -15,5 +15,6 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod exec;
+pub mod monitor;
 pub mod sandbox;
 pub mod supervisor;
