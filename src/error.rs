@@ -60,6 +60,10 @@ pub enum Code {
     SpawnFailed,
     /// The restart circuit breaker is open: too many failures in its window.
     CircuitOpen,
+    /// A watch rule fired (OOM kill, pids.max, pressure, throttling, fds).
+    WatchViolation,
+    /// A health check failed `failures` times in a row.
+    HealthCheckFailed,
     /// No daemon listens on the control socket (ENOENT, ECONNREFUSED).
     DaemonNotRunning,
     /// The daemon is stopping and no longer takes requests.
@@ -105,6 +109,8 @@ impl Code {
             Code::CgroupIo => "CGROUP_IO",
             Code::SpawnFailed => "SPAWN_FAILED",
             Code::CircuitOpen => "CIRCUIT_OPEN",
+            Code::WatchViolation => "WATCH_VIOLATION",
+            Code::HealthCheckFailed => "HEALTH_CHECK_FAILED",
             Code::DaemonNotRunning => "DAEMON_NOT_RUNNING",
             Code::DaemonShuttingDown => "DAEMON_SHUTTING_DOWN",
             Code::ControlDenied => "CONTROL_DENIED",

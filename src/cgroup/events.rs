@@ -142,6 +142,14 @@ impl AsyncFileWatch {
         Ok(wd)
     }
 
+    /// Stops watching `path` (a removed cgroup lost its watch already).
+    pub fn remove(&mut self, path: &Path) {
+        if let Some(i) = self.watches.iter().position(|(_, p)| p == path) {
+            let (wd, _) = self.watches.swap_remove(i);
+            let _ = inotify::remove_watch(self.fd.get_ref(), wd);
+        }
+    }
+
     /// Waits for the next change of any watched file.
     pub async fn changed(&mut self) -> io::Result<Vec<PathBuf>> {
         loop {
@@ -254,9 +262,16 @@ impl AsyncPsiTrigger {
         })
     }
 
-    /// Waits for the next firing.
+    /// Waits for the next firing. POLLERR (the cgroup was removed) is an
+    /// error, so a waiting loop ends instead of spinning.
     pub async fn fired(&self) -> io::Result<()> {
         let mut guard = self.inner.ready(tokio::io::Interest::PRIORITY).await?;
+        if guard.ready().is_error() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is gone", self.path.display()),
+            ));
+        }
         guard.clear_ready();
         Ok(())
     }

@@ -14,7 +14,7 @@
 //!                             READY=1 to systemd                     instance at a time)
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,18 +25,22 @@ use tokio::task::JoinHandle;
 
 use super::health::{self, Target, Tracker, Verdict};
 use super::job::{self, Paths, SpawnJob, Started};
+use super::journal::Journal;
+use super::monitor::{self as mon, FileCmd, Key, Mon};
 use crate::api::proto::{
-    ActionReply, ApiError, Call, DaemonInfo, InstanceStatus, LogFile, LogsReply, ReloadReply,
-    Request, Response, ServiceStatus, StatusReply,
+    ActionReply, ApiError, Call, DaemonInfo, EventRecord, InstanceStatus, LogFile, LogsReply,
+    ReloadReply, Request, Response, ServiceStatus, StatusReply, ViolationStatus,
 };
+use crate::cgroup::sampler::Sampler;
 use crate::cgroup::subtree::Subtree;
 use crate::cgroup::{self, kill, limits, stats};
 use crate::config::model::{Config, Probe, Service};
-use crate::config::schema::ProbePort;
+use crate::config::schema::{Action as WatchAction, ProbePort};
 use crate::error::{Code, Diagnostics};
+use crate::monitor::{Observation, RuleKind, Verdict as Ruling};
 use crate::sandbox::spec::ExitRecord;
 use crate::supervisor::machine::describe_exit;
-use crate::supervisor::{Action, Event, Level, Machine, Mono, State, StateKind};
+use crate::supervisor::{Action, Event, Exit, Level, Machine, Mono, State, StateKind};
 
 /// What wakes the driver.
 pub enum Msg {
@@ -61,6 +65,15 @@ pub enum Msg {
         idx: usize,
         run_id: u64,
     },
+    /// `memory.events` or `pids.events` of a run changed.
+    CgroupEvents(Key),
+    /// A PSI trigger of a run fired.
+    Pressure {
+        key: Key,
+        rule: RuleKind,
+    },
+    /// Time for the monitor's sweep.
+    Sweep,
     /// A removal job finished.
     Removed {
         result: Result<(), String>,
@@ -102,7 +115,16 @@ struct Inst {
     port: u16,
     /// Reload shrank `instances`: dropped once stopped.
     retire: bool,
+    /// The monitor of the current run.
+    mon: Option<Mon>,
+    /// The latest violations (at most [`RECENT_VIOLATIONS`]).
+    violations: VecDeque<ViolationStatus>,
+    violation_counts: BTreeMap<String, u64>,
+    restart_reasons: BTreeMap<String, u32>,
 }
+
+/// Violations kept per instance for `bulkhead status`.
+const RECENT_VIOLATIONS: usize = 10;
 
 struct Svc {
     cfg: Arc<Service>,
@@ -131,6 +153,12 @@ pub struct Daemon {
     ready_sent: bool,
     jobs: usize,
     rng: u64,
+    journal: Journal,
+    sampler: Sampler,
+    files: mpsc::UnboundedSender<FileCmd>,
+    /// CAP_SYS_RESOURCE: PSI trigger windows need not be 2s multiples.
+    privileged: bool,
+    proc: PathBuf,
 }
 
 /// One log event about an instance; `code` (when there is one) is a field
@@ -202,6 +230,7 @@ impl Daemon {
                 u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32)
             })
             | 1;
+        let (tx_files, sweeps) = (tx.clone(), tx.clone());
         let mut d = Daemon {
             cfg: Arc::new(setup.cfg),
             config_path: setup.config_path,
@@ -217,7 +246,34 @@ impl Daemon {
             ready_sent: false,
             jobs: 0,
             rng: seed,
+            journal: Journal::default(),
+            sampler: Sampler::new(&mon::SWEEP_FILES),
+            files: mon::spawn_file_watch(tx_files),
+            privileged: caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+            .unwrap_or(false),
+            proc: PathBuf::from("/proc"),
         };
+        if !d.privileged {
+            tracing::info!(
+                "the daemon lacks CAP_SYS_RESOURCE: PSI trigger windows are rounded up to \
+                 multiples of 2s"
+            );
+        }
+        let every = d.cfg.supervisor.monitor_interval.0;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if sweeps.send(Msg::Sweep).is_err() {
+                    return;
+                }
+            }
+        });
         let services: Vec<Service> = d
             .cfg
             .services
@@ -276,6 +332,10 @@ impl Daemon {
             ops: Arc::new(tokio::sync::Mutex::new(())),
             port,
             retire: false,
+            mon: None,
+            violations: VecDeque::new(),
+            violation_counts: BTreeMap::new(),
+            restart_reasons: BTreeMap::new(),
         }
     }
 
@@ -373,12 +433,51 @@ impl Daemon {
                 if run_id.is_some_and(|g| g != inst.run_id) {
                     return;
                 }
-                if let Some(n) = note {
-                    level_event(Level::Warn, &svc, &inst.id, None, &n);
-                    inst.last_event = Some(format!("{} {n}", now_stamp()));
+                let health = match &event {
+                    Event::Unhealthy => Some(("unhealthy", Code::HealthCheckFailed)),
+                    Event::Healthy
+                        if matches!(
+                            inst.machine.state(),
+                            State::Running {
+                                healthy: Some(false),
+                                ..
+                            }
+                        ) =>
+                    {
+                        Some(("healthy", Code::HealthCheckFailed))
+                    }
+                    _ => None,
+                };
+                if let Some(n) = &note {
+                    level_event(
+                        Level::Warn,
+                        &svc,
+                        &inst.id,
+                        Some(Code::HealthCheckFailed),
+                        n,
+                    );
+                    inst.last_event = Some(format!(
+                        "{} {} {n}",
+                        now_stamp(),
+                        Code::HealthCheckFailed.as_str()
+                    ));
+                }
+                if let Some((what, code)) = health {
+                    let e = EventRecord {
+                        service: svc.clone(),
+                        instance: inst.id.clone(),
+                        kind: "health".into(),
+                        code: (what == "unhealthy").then(|| code.as_str().to_string()),
+                        message: note.clone().unwrap_or_else(|| what.to_string()),
+                        ..EventRecord::default()
+                    };
+                    self.journal.push(e);
                 }
                 self.step(si, idx, event);
             }
+            Msg::CgroupEvents(key) => self.cgroup_events(&key),
+            Msg::Pressure { key, rule } => self.pressure(&key, rule),
+            Msg::Sweep => self.sweep(),
             Msg::Spawned {
                 svc,
                 idx,
@@ -395,6 +494,20 @@ impl Daemon {
                     tracing::warn!(code = Code::CgroupIo.as_str(), "cgroup removal: {e}");
                 }
             }
+            Msg::Call(Call {
+                request:
+                    Request::Events {
+                        service,
+                        after,
+                        wait: true,
+                    },
+                reply,
+            }) => match service.as_deref().map(|s| self.lookup(s)) {
+                Some(Err(e)) => {
+                    let _ = reply.send(Err(e));
+                }
+                _ => self.journal.wait(service, after, reply),
+            },
             Msg::Call(call) => {
                 let reply = self.call(call.request);
                 let _ = call.reply.send(reply);
@@ -430,7 +543,44 @@ impl Daemon {
     fn step(&mut self, si: usize, idx: usize, event: Event) {
         let now = self.now();
         let rand = self.rand();
-        let actions = self.svcs[si].insts[idx].machine.step(now, event, rand);
+        let name = self.svcs[si].cfg.name.clone();
+        let inst = &mut self.svcs[si].insts[idx];
+        let before = inst.machine.state().kind();
+        let actions = inst.machine.step(now, event, rand);
+        let after = inst.machine.state().kind();
+        if after != before {
+            // The step's own words: its most important log line.
+            let said = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Log {
+                        level,
+                        code,
+                        message,
+                    } if *level >= Level::Info => Some((*level, *code, message.clone())),
+                    _ => None,
+                })
+                .max_by_key(|(level, code, _)| (*level, code.is_some()));
+            let reason = match after {
+                StateKind::Backoff | StateKind::Failed | StateKind::Starting => {
+                    inst.machine.reason().filter(|_| inst.starts > 0)
+                }
+                _ => None,
+            };
+            let e = EventRecord {
+                service: name,
+                instance: inst.id.clone(),
+                kind: "state".into(),
+                state: Some(after.as_str().into()),
+                reason: reason.map(|r| r.to_string()),
+                code: said
+                    .as_ref()
+                    .and_then(|(_, c, _)| c.map(|c| c.as_str().to_string())),
+                message: said.map_or_else(|| after.as_str().to_string(), |(_, _, m)| m),
+                ..EventRecord::default()
+            };
+            self.journal.push(e);
+        }
         self.execute(si, idx, actions);
     }
 
@@ -507,6 +657,14 @@ impl Daemon {
         let cfg = self.cfg.clone();
         let s = &mut self.svcs[si];
         let inst = &mut s.insts[idx];
+        if inst.starts > 0
+            && let Some(r) = inst.machine.last_reason()
+        {
+            *inst
+                .restart_reasons
+                .entry(r.kind().to_string())
+                .or_default() += 1;
+        }
         inst.run_id += 1;
         inst.starts += 1;
         inst.adopted = false;
@@ -594,7 +752,7 @@ impl Daemon {
         match result {
             Ok(started) => {
                 let pid = started.pid;
-                self.watch(si, idx, pid, started.pidfd);
+                self.watch(si, idx, pid, started.pidfd, false);
                 self.step(si, idx, Event::Spawned { pid });
             }
             Err(d) => {
@@ -612,12 +770,28 @@ impl Daemon {
 
     /// Watches a running instance: its exit through the pidfd, and its
     /// health check when it has one.
-    fn watch(&mut self, si: usize, idx: usize, pid: i32, pidfd: OwnedFd) {
+    fn watch(&mut self, si: usize, idx: usize, pid: i32, pidfd: OwnedFd, adopted: bool) {
         let svc = self.svcs[si].cfg.clone();
         let tx = self.tx.clone();
         let inst = &mut self.svcs[si].insts[idx];
         let run_id = inst.run_id;
         inst.since = Some(Instant::now());
+        let ctx = mon::Ctx {
+            tx: &self.tx,
+            files: &self.files,
+            sampler: &mut self.sampler,
+            interval: self.cfg.supervisor.monitor_interval.0,
+            privileged: self.privileged,
+        };
+        let key = Key {
+            svc: svc.name.clone(),
+            idx,
+            run_id,
+        };
+        if let Some(old) = inst.mon.take() {
+            mon::stop(old, &inst.paths.cgroup, ctx.files, ctx.sampler);
+        }
+        inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, adopted));
         // The watcher holds its own copy of the pidfd; the instance keeps
         // one for signals and waitid.
         match pidfd.try_clone() {
@@ -730,33 +904,223 @@ impl Daemon {
         drop(pidfd);
         let (record, _) = job::exit_record(&inst.paths.status_file, reaped);
         inst.pid = None;
-        // The kernel's word on an OOM kill, read before the cgroup goes.
-        let oom_kills = cgroup::read(&inst.paths.cgroup, "memory.events")
-            .ok()
-            .and_then(|t| stats::parse_memory_events(&t).ok())
-            .map_or(0, |e| e.oom_kill);
-        let oom = (oom_kills > 0).then(|| {
-            format!(
-                "OOM-killed: {} (memory.events oom_kill {oom_kills})",
-                describe_exit(record)
-            )
-        });
-        if let Some(msg) = &oom {
-            level_event(Level::Warn, svc, &inst.id, None, msg);
+        // The kernel's word on an OOM kill, read before the cgroup goes: the
+        // exit may arrive before the inotify wake-up of memory.events.
+        let mut oom_kill = false;
+        let mut verdicts = Vec::new();
+        if let Some(m) = inst.mon.as_mut() {
+            let (oom, _) = mon::read_counters(&inst.paths.cgroup);
+            let n = oom.unwrap_or(0).max(m.watcher.counters().0);
+            oom_kill = n > m.oom_base;
+            if let Some(f) = m.watcher.on_exit_oom(self.epoch.elapsed(), n) {
+                verdicts.push(Ruling::Fire(f));
+            }
         }
-        let before = self.svcs[si].insts[idx].last_event.clone();
-        self.step(si, idx, Event::Exited(record));
-        // The kernel's reason outranks the machine's "killed by SIGKILL";
-        // a CIRCUIT_OPEN this exit caused stays on top.
-        let last = &mut self.svcs[si].insts[idx].last_event;
-        let opened = *last != before
-            && last
-                .as_deref()
-                .is_some_and(|e| e.contains(Code::CircuitOpen.as_str()));
-        if let Some(msg) = oom
-            && !opened
-        {
-            *last = Some(format!("{} {msg}", now_stamp()));
+        if let Some(m) = inst.mon.take() {
+            mon::stop(m, &inst.paths.cgroup, &self.files, &mut self.sampler);
+        }
+        // Recorded (and acted on: an `oom` rule's stop) before the exit,
+        // which then restarts it or not by policy.
+        self.act(si, idx, verdicts);
+        self.step(si, idx, Event::Exited(Exit { record, oom_kill }));
+    }
+
+    // ------------------------------------------------------------ monitor
+
+    /// The instance index of a live run, if `key` is still about it.
+    fn locate(&self, key: &Key) -> Option<usize> {
+        let si = self.find(&key.svc)?;
+        let inst = self.svcs[si].insts.get(key.idx)?;
+        (inst.run_id == key.run_id && inst.mon.is_some()).then_some(si)
+    }
+
+    fn cgroup_events(&mut self, key: &Key) {
+        let Some(si) = self.locate(key) else { return };
+        let now = self.now();
+        let limit = self.svcs[si].cfg.resources.pids_max;
+        let inst = &mut self.svcs[si].insts[key.idx];
+        let dir = &inst.paths.cgroup;
+        let (oom, pids) = mon::read_counters(dir);
+        let pids = pids.map(|n| crate::monitor::Pids {
+            max_events: n,
+            current: read_u64(dir, "pids.current"),
+            limit,
+        });
+        let Some(m) = inst.mon.as_mut() else { return };
+        let verdicts = m.watcher.on_counters(now, oom, pids);
+        self.act(si, key.idx, verdicts);
+    }
+
+    fn pressure(&mut self, key: &Key, rule: RuleKind) {
+        let Some(si) = self.locate(key) else { return };
+        let now = self.now();
+        let full =
+            rule.rule(&self.svcs[si].cfg.watch).stall == Some(crate::config::schema::Stall::Full);
+        let inst = &mut self.svcs[si].insts[key.idx];
+        let avg10 = mon::read_avg10(&inst.paths.cgroup, rule, full);
+        let Some(m) = inst.mon.as_mut() else { return };
+        let verdicts = m.watcher.on_pressure(now, rule, avg10);
+        self.act(si, key.idx, verdicts);
+    }
+
+    /// The periodic sweep: kept-open stat files of every instance, fds of
+    /// those with an `fds` rule, then every instance's level rules.
+    fn sweep(&mut self) {
+        let now = self.now();
+        let periods: HashMap<_, _> = {
+            let sweep = self.sampler.sweep();
+            sweep
+                .samples
+                .iter()
+                .filter_map(|s| {
+                    let t = s.stats.cpu.as_ref()?.throttling?;
+                    Some((s.id, (t.nr_periods, t.nr_throttled)))
+                })
+                .collect()
+        };
+        for si in 0..self.svcs.len() {
+            for idx in 0..self.svcs[si].insts.len() {
+                let inst = &mut self.svcs[si].insts[idx];
+                let Some(m) = inst.mon.as_mut() else { continue };
+                let fds = if m.watcher.wants_fds() {
+                    let procs = cgroup::read(&inst.paths.cgroup, "cgroup.procs")
+                        .ok()
+                        .and_then(|t| stats::parse_cgroup_procs(&t).ok())
+                        .unwrap_or_default();
+                    crate::monitor::fds::worst(&self.proc, &procs)
+                } else {
+                    None
+                };
+                let obs = Observation {
+                    cpu_periods: m.sample.and_then(|id| periods.get(&id).copied()),
+                    fds,
+                };
+                let verdicts = m.watcher.on_sweep(now, &obs);
+                if !verdicts.is_empty() {
+                    self.act(si, idx, verdicts);
+                }
+            }
+        }
+    }
+
+    /// Restarts the monitor of a running instance with its service's
+    /// current rules.
+    fn rewatch(&mut self, si: usize, idx: usize) {
+        let svc = self.svcs[si].cfg.clone();
+        let inst = &mut self.svcs[si].insts[idx];
+        let Some(old) = inst.mon.take() else { return };
+        mon::stop(old, &inst.paths.cgroup, &self.files, &mut self.sampler);
+        let key = Key {
+            svc: svc.name.clone(),
+            idx,
+            run_id: inst.run_id,
+        };
+        let ctx = mon::Ctx {
+            tx: &self.tx,
+            files: &self.files,
+            sampler: &mut self.sampler,
+            interval: self.cfg.supervisor.monitor_interval.0,
+            privileged: self.privileged,
+        };
+        inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, true));
+    }
+
+    /// Records and carries out what the rules decided.
+    fn act(&mut self, si: usize, idx: usize, verdicts: Vec<Ruling>) {
+        for v in verdicts {
+            let name = self.svcs[si].cfg.name.clone();
+            let inst = &mut self.svcs[si].insts[idx];
+            match v {
+                Ruling::Fire(f) => {
+                    let done = match (f.action, f.memory_high) {
+                        (WatchAction::Throttle, Some((from, to))) => {
+                            match cgroup::write(&inst.paths.cgroup, "memory.high", to.to_string()) {
+                                Ok(()) => format!(
+                                    "throttle: memory.high {} -> {}",
+                                    crate::monitor::rules::bytes(from),
+                                    crate::monitor::rules::bytes(to)
+                                ),
+                                Err(e) => format!("throttle FAILED: {e}"),
+                            }
+                        }
+                        (a, _) => a.to_string(),
+                    };
+                    let message = format!("watch rule {}: {} -> {done}", f.rule, f.observed);
+                    level_event(
+                        Level::Warn,
+                        &name,
+                        &inst.id,
+                        Some(Code::WatchViolation),
+                        &message,
+                    );
+                    inst.last_event = Some(format!(
+                        "{} {} {message}",
+                        now_stamp(),
+                        Code::WatchViolation.as_str()
+                    ));
+                    *inst
+                        .violation_counts
+                        .entry(f.rule.as_str().to_string())
+                        .or_default() += 1;
+                    let time = crate::sandbox::logsink::timestamp(SystemTime::now());
+                    inst.violations.push_back(ViolationStatus {
+                        time: time.clone(),
+                        rule: f.rule.as_str().into(),
+                        observed: f.observed.clone(),
+                        action: done.clone(),
+                    });
+                    while inst.violations.len() > RECENT_VIOLATIONS {
+                        inst.violations.pop_front();
+                    }
+                    let e = EventRecord {
+                        time,
+                        service: name,
+                        instance: inst.id.clone(),
+                        kind: "violation".into(),
+                        rule: Some(f.rule.as_str().into()),
+                        action: Some(done),
+                        observed: Some(f.observed),
+                        code: Some(Code::WatchViolation.as_str().into()),
+                        message,
+                        ..EventRecord::default()
+                    };
+                    self.journal.push(e);
+                    if matches!(f.action, WatchAction::Restart | WatchAction::Stop) {
+                        self.step(
+                            si,
+                            idx,
+                            Event::Violation {
+                                rule: f.rule,
+                                action: f.action,
+                            },
+                        );
+                    }
+                }
+                Ruling::Restore { to, from } => {
+                    let value = to.map_or_else(|| "max".to_string(), |b| b.to_string());
+                    let shown = to.map_or_else(|| "max".to_string(), crate::monitor::rules::bytes);
+                    let message = match cgroup::write(&inst.paths.cgroup, "memory.high", &value) {
+                        Ok(()) => format!(
+                            "memory.pressure cleared: memory.high {} -> {shown} (restored)",
+                            crate::monitor::rules::bytes(from)
+                        ),
+                        Err(e) => {
+                            format!("memory.pressure cleared; restoring memory.high FAILED: {e}")
+                        }
+                    };
+                    level_event(Level::Info, &name, &inst.id, None, &message);
+                    let e = EventRecord {
+                        service: name,
+                        instance: inst.id.clone(),
+                        kind: "violation".into(),
+                        rule: Some(RuleKind::MemoryPressure.as_str().into()),
+                        action: Some("restore".into()),
+                        message,
+                        ..EventRecord::default()
+                    };
+                    self.journal.push(e);
+                }
+            }
         }
     }
 
@@ -939,7 +1303,7 @@ impl Daemon {
                 let si = self.lookup(&service)?;
                 self.refuse_while_stopping()?;
                 for idx in 0..self.svcs[si].insts.len() {
-                    self.step(si, idx, Event::Restart);
+                    self.step(si, idx, Event::Restart(crate::supervisor::Reason::Manual));
                 }
                 let n = self.svcs[si].insts.len();
                 Ok(Response::Action(ActionReply {
@@ -954,7 +1318,14 @@ impl Daemon {
                 self.refuse_while_stopping()?;
                 self.reload().map(Response::Reload)
             }
-            Request::Events { .. } => Ok(Response::Events(Default::default())),
+            Request::Events { service, after, .. } => {
+                if let Some(s) = &service {
+                    self.lookup(s)?;
+                }
+                Ok(Response::Events(
+                    self.journal.query(service.as_deref(), after),
+                ))
+            }
             Request::Logs { service } => {
                 let si = self.lookup(&service)?;
                 let s = &self.svcs[si];
@@ -1032,7 +1403,11 @@ impl Daemon {
                 name: s.cfg.name.clone(),
                 group: s.cfg.member_of.clone(),
                 autostart: s.cfg.autostart,
-                instances: s.insts.iter().map(|i| instance_status(i, now)).collect(),
+                instances: s
+                    .insts
+                    .iter()
+                    .map(|i| instance_status(i, &s.cfg, &self.sampler, now))
+                    .collect(),
             })
             .collect();
         StatusReply {
@@ -1117,9 +1492,16 @@ fn read_u64(dir: &std::path::Path, file: &'static str) -> Option<u64> {
         })
 }
 
-fn instance_status(i: &Inst, now: Mono) -> InstanceStatus {
+fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> InstanceStatus {
     let state = i.machine.state();
     let dir = &i.paths.cgroup;
+    let sample = i
+        .mon
+        .as_ref()
+        .and_then(|m| m.sample)
+        .and_then(|id| sampler.get(id))
+        .map(|s| &s.stats)
+        .filter(|s| s.memory_current.is_some() || s.cpu.is_some());
     let live = i.pid.is_some() || matches!(state, State::Running { .. } | State::Stopping { .. });
     let (healthy, next) = match state {
         State::Running { healthy, .. } => (*healthy, None),
@@ -1146,19 +1528,39 @@ fn instance_status(i: &Inst, now: Mono) -> InstanceStatus {
         healthy,
         adopted: i.adopted,
         cgroup: dir.clone(),
-        cpu_usage_usec: live
-            .then(|| cgroup::read(dir, "cpu.stat").ok())
+        // From the sweep's latest sample; a run too young for one reads
+        // its files.
+        cpu_usage_usec: sample
+            .and_then(|s| s.cpu.as_ref().map(|c| c.usage_usec))
+            .or_else(|| {
+                live.then(|| cgroup::read(dir, "cpu.stat").ok())
+                    .flatten()
+                    .and_then(|t| stats::parse_cpu_stat(&t).ok())
+                    .map(|c| c.usage_usec)
+            }),
+        memory_current: sample
+            .and_then(|s| s.memory_current)
+            .or_else(|| live.then(|| read_u64(dir, "memory.current")).flatten()),
+        memory_max: live
+            .then_some(svc.resources.memory.max)
             .flatten()
-            .and_then(|t| stats::parse_cpu_stat(&t).ok())
-            .map(|c| c.usage_usec),
-        memory_current: live.then(|| read_u64(dir, "memory.current")).flatten(),
-        memory_max: live.then(|| read_u64(dir, "memory.max")).flatten(),
-        pids_current: live.then(|| read_u64(dir, "pids.current")).flatten(),
-        pids_max: live.then(|| read_u64(dir, "pids.max")).flatten(),
+            .and_then(|m| m.bytes()),
+        pids_current: sample
+            .and_then(|s| s.pids_current)
+            .or_else(|| live.then(|| read_u64(dir, "pids.current")).flatten()),
+        pids_max: live.then_some(svc.resources.pids_max).flatten(),
         last_exit: i.machine.last_exit().map(describe_exit),
         last_event: i.last_event.clone(),
         next_attempt_secs: next,
-        ..Default::default()
+        last_restart_reason: i
+            .machine
+            .last_reason()
+            .filter(|_| i.starts > 1)
+            .map(|r| r.to_string()),
+        restart_reasons: i.restart_reasons.clone(),
+        violation_counts: i.violation_counts.clone(),
+        violations: i.violations.iter().cloned().collect(),
+        memory_high_throttled: i.mon.as_ref().and_then(|m| m.watcher.throttled_high()),
     }
 }
 
@@ -1197,7 +1599,7 @@ impl Daemon {
         };
         inst.run_id += 1;
         inst.starts = rec.restarts.saturating_add(1);
-        self.watch(si, idx, rec.pid, pidfd);
+        self.watch(si, idx, rec.pid, pidfd, true);
         let inst = &mut self.svcs[si].insts[idx];
         inst.adopted = true;
         // Uptime counts from the original start.
@@ -1217,7 +1619,7 @@ impl Daemon {
                 None,
                 "its settings changed while the daemon was down: restarting it",
             );
-            self.step(si, idx, Event::Restart);
+            self.step(si, idx, Event::Restart(crate::supervisor::Reason::Reload));
         }
     }
 
@@ -1316,6 +1718,11 @@ impl Daemon {
                     }
                 }
             }
+            // The rules may have changed: watch running instances afresh
+            // (counters from their current values).
+            for idx in 0..self.svcs[si].insts.len() {
+                self.rewatch(si, idx);
+            }
             let has_health = |i: &Inst| probe_target(&svc, i.port).is_some();
             for i in &mut self.svcs[si].insts {
                 let h = has_health(i);
@@ -1328,7 +1735,7 @@ impl Daemon {
                 for idx in 0..self.svcs[si].insts.len() {
                     let k = self.svcs[si].insts[idx].machine.state().kind();
                     if k != StateKind::Stopped {
-                        self.step(si, idx, Event::Restart);
+                        self.step(si, idx, Event::Restart(crate::supervisor::Reason::Reload));
                     }
                 }
             }

@@ -18,6 +18,8 @@
 pub mod driver;
 pub mod health;
 pub mod job;
+pub mod journal;
+pub mod monitor;
 mod reload;
 
 use std::path::{Path, PathBuf};

@@ -67,6 +67,7 @@ use crate::config::model;
 use crate::config::schema::{Action as WatchAction, RestartPolicy};
 use crate::config::units::{Dur, Sig};
 use crate::error::Code;
+use crate::monitor::RuleKind;
 use crate::sandbox::spec::ExitRecord;
 
 /// What to do once a stopping instance has exited.
@@ -156,22 +157,110 @@ pub enum Event {
     Start,
     /// `bulkhead stop`.
     Stop,
-    /// `bulkhead restart`: also resets the breaker and the backoff.
-    Restart,
+    /// `bulkhead restart` (`Reason::Manual`) or a reload that changed how
+    /// the instance is spawned (`Reason::Reload`): also resets the breaker
+    /// and the backoff.
+    Restart(Reason),
     /// The Spawn action succeeded; `pid` is the init (in the parent's view).
     Spawned { pid: i32 },
     /// The Spawn action failed (its Diagnostic, rendered).
     SpawnFailed { reason: String },
     /// The init exited (pidfd readable, status from the init's record).
-    Exited(ExitRecord),
+    Exited(Exit),
     /// The health check passed.
     Healthy,
     /// The health check failed `health.failures` times in a row.
     Unhealthy,
     /// A watch rule fired; only `restart` and `stop` concern the machine.
-    Violation { action: WatchAction },
+    Violation { rule: RuleKind, action: WatchAction },
     /// The armed timer fired (or any wake-up: deadlines are re-checked).
     Timer,
+}
+
+/// How a run ended, as the driver learned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub record: ExitRecord,
+    /// The kernel OOM-killed a process of the instance in this run
+    /// (`memory.events` oom_kill grew).
+    pub oom_kill: bool,
+}
+
+impl From<ExitRecord> for Exit {
+    fn from(record: ExitRecord) -> Exit {
+        Exit {
+            record,
+            oom_kill: false,
+        }
+    }
+}
+
+/// Why an instance was started again: part of its lifecycle record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It exited by itself with this status.
+    Exited(i32),
+    /// It was killed by this signal (not an OOM kill).
+    Signal(i32),
+    /// The kernel's OOM killer ended it, or the `oom` rule restarted it.
+    OomKill,
+    /// A watch rule's `restart` action.
+    Violation(RuleKind),
+    /// Its health check failed `failures` times in a row.
+    Unhealthy,
+    /// Its spawn failed.
+    SpawnFailed,
+    /// `bulkhead start` / `restart`.
+    Manual,
+    /// A reload changed how it is spawned.
+    Reload,
+}
+
+impl Reason {
+    /// The reason without its detail: `exited`, `signal`, `oom_kill`,
+    /// `violation`, `unhealthy`, `spawn_failed`, `manual`, `reload`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Reason::Exited(_) => "exited",
+            Reason::Signal(_) => "signal",
+            Reason::OomKill => "oom_kill",
+            Reason::Violation(_) => "violation",
+            Reason::Unhealthy => "unhealthy",
+            Reason::SpawnFailed => "spawn_failed",
+            Reason::Manual => "manual",
+            Reason::Reload => "reload",
+        }
+    }
+
+    fn of_exit(exit: Exit) -> Reason {
+        match (exit.oom_kill, exit.record) {
+            (true, _) => Reason::OomKill,
+            (false, ExitRecord::Exited { code }) => Reason::Exited(code),
+            (false, ExitRecord::Signaled { signal, .. }) => Reason::Signal(signal),
+        }
+    }
+
+    fn of_violation(rule: RuleKind) -> Reason {
+        match rule {
+            RuleKind::Oom => Reason::OomKill,
+            r => Reason::Violation(r),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    /// `exited(1)`, `signal(SIGSEGV)`, `oom_kill`, `violation(cpu_throttled)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Reason::Exited(code) => write!(f, "exited({code})"),
+            Reason::Signal(sig) => match nix::sys::signal::Signal::try_from(sig) {
+                Ok(s) => write!(f, "signal({})", s.as_str()),
+                Err(_) => write!(f, "signal({sig})"),
+            },
+            Reason::Violation(rule) => write!(f, "violation({rule})"),
+            other => f.write_str(other.kind()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -259,6 +348,11 @@ pub struct Machine {
     breaker: Breaker,
     state: State,
     last_exit: Option<ExitRecord>,
+    /// Why the instance will be started again (set when its run ends or a
+    /// restart is asked for; taken by the next spawn).
+    cause: Option<Reason>,
+    /// The reason of the latest restart.
+    last_reason: Option<Reason>,
 }
 
 type Next = (State, Vec<Action>);
@@ -274,6 +368,8 @@ impl Machine {
             breaker: Breaker::new(&restart.circuit_breaker),
             state: State::Stopped,
             last_exit: None,
+            cause: None,
+            last_reason: None,
         }
     }
 
@@ -292,6 +388,17 @@ impl Machine {
     /// How the last run ended, if it ended by itself or was stopped.
     pub fn last_exit(&self) -> Option<ExitRecord> {
         self.last_exit
+    }
+
+    /// Why it was last started again, if it was.
+    pub fn last_reason(&self) -> Option<Reason> {
+        self.last_reason
+    }
+
+    /// Why it will be started again (backoff, failed, stopping to restart),
+    /// else why it was last started again.
+    pub fn reason(&self) -> Option<Reason> {
+        self.cause.or(self.last_reason)
     }
 
     /// Ready for dependants: running, and healthy if there is a health check.
@@ -313,8 +420,14 @@ impl Machine {
         let state = std::mem::replace(&mut self.state, S::Stopped);
         let (next, actions) = match (state, event) {
             // ---------------------------------------------------- Stopped
-            (S::Stopped, E::Start) => self.try_start(now, "start requested"),
-            (S::Stopped, E::Restart) => {
+            (S::Stopped, E::Start) => {
+                if self.last_exit.is_some() {
+                    self.cause = Some(Reason::Manual);
+                }
+                self.try_start(now, "start requested")
+            }
+            (S::Stopped, E::Restart(why)) => {
+                self.cause = Some(why);
                 self.reset_restarts();
                 self.spawn("restart requested")
             }
@@ -343,6 +456,7 @@ impl Machine {
                 },
                 E::SpawnFailed { reason },
             ) => {
+                self.cause = Some(Reason::SpawnFailed);
                 let mut a = vec![
                     coded(Level::Error, Code::SpawnFailed, reason.clone()),
                     Action::RemoveCgroup,
@@ -368,7 +482,7 @@ impl Machine {
                     },
                 )],
             ),
-            (S::Starting { .. }, E::Restart) => {
+            (S::Starting { .. }, E::Restart(_)) => {
                 self.reset_restarts();
                 (
                     S::Starting {
@@ -389,25 +503,44 @@ impl Machine {
             (
                 S::Running { pid, .. },
                 E::Violation {
+                    rule,
                     action: WatchAction::Stop,
                 },
-            ) => self.stop_running(now, pid, AfterStop::Stay, "watch violation: stopping"),
-            (S::Running { pid, .. }, E::Restart) => {
+            ) => self.stop_running(
+                now,
+                pid,
+                AfterStop::Stay,
+                &format!("watch rule {rule}: stopping"),
+            ),
+            (S::Running { pid, .. }, E::Restart(why)) => {
+                self.cause = Some(why);
                 self.reset_restarts();
                 self.stop_running(now, pid, AfterStop::Restart, "restart requested")
             }
-            (S::Running { pid, .. }, E::Unhealthy) => self.stop_running(
-                now,
-                pid,
-                AfterStop::Recover,
-                "health check failing: restarting",
-            ),
+            (S::Running { pid, .. }, E::Unhealthy) => {
+                self.cause = Some(Reason::Unhealthy);
+                self.stop_running(
+                    now,
+                    pid,
+                    AfterStop::Recover,
+                    "health check failing: restarting",
+                )
+            }
             (
                 S::Running { pid, .. },
                 E::Violation {
+                    rule,
                     action: WatchAction::Restart,
                 },
-            ) => self.stop_running(now, pid, AfterStop::Recover, "watch violation: restarting"),
+            ) => {
+                self.cause = Some(Reason::of_violation(rule));
+                self.stop_running(
+                    now,
+                    pid,
+                    AfterStop::Recover,
+                    &format!("watch rule {rule}: restarting"),
+                )
+            }
             (
                 S::Running {
                     pid,
@@ -445,8 +578,10 @@ impl Machine {
                     a,
                 )
             }
-            (S::Running { since, .. }, E::Exited(rec)) => {
+            (S::Running { since, .. }, E::Exited(exit)) => {
+                let rec = exit.record;
                 self.last_exit = Some(rec);
+                self.cause = Some(Reason::of_exit(exit));
                 let up = now.saturating_sub(since);
                 let mut a = Vec::new();
                 if up >= self.backoff.reset_after() {
@@ -454,7 +589,12 @@ impl Machine {
                 }
                 let failed = rec != ExitRecord::Exited { code: 0 };
                 let level = if failed { Level::Warn } else { Level::Info };
-                let what = format!("{} after {}", describe_exit(rec), short(up));
+                let oom = if exit.oom_kill {
+                    "OOM-killed (memory.events oom_kill): "
+                } else {
+                    ""
+                };
+                let what = format!("{oom}{} after {}", describe_exit(rec), short(up));
                 a.push(log(level, what.clone()));
                 a.push(Action::RemoveCgroup);
                 let (s, more) = self.ended(now, failed, &what, rand);
@@ -527,6 +667,7 @@ impl Machine {
                     deadline,
                     killed,
                     then: if then == AfterStop::Stay {
+                        self.cause = Some(Reason::Manual);
                         AfterStop::Restart
                     } else {
                         then
@@ -544,8 +685,9 @@ impl Machine {
                     killed,
                     ..
                 },
-                E::Restart,
+                E::Restart(why),
             ) => {
+                self.cause = Some(why);
                 self.reset_restarts();
                 (
                     S::Stopping {
@@ -560,7 +702,8 @@ impl Machine {
                     )],
                 )
             }
-            (S::Stopping { then, .. }, E::Exited(rec)) => {
+            (S::Stopping { then, .. }, E::Exited(exit)) => {
+                let rec = exit.record;
                 self.last_exit = Some(rec);
                 let what = describe_exit(rec);
                 let mut a = vec![
@@ -584,7 +727,8 @@ impl Machine {
                 S::Stopped,
                 vec![log(Level::Info, "stop requested; restart cancelled")],
             ),
-            (S::Backoff { .. } | S::Failed { .. }, E::Restart) => {
+            (S::Backoff { .. } | S::Failed { .. }, E::Restart(why)) => {
+                self.cause = Some(why);
                 self.reset_restarts();
                 self.spawn("restart requested; breaker and backoff reset")
             }
@@ -651,7 +795,10 @@ impl Machine {
         self.backoff.reset();
     }
 
-    fn spawn(&self, why: &str) -> Next {
+    fn spawn(&mut self, why: &str) -> Next {
+        if let Some(c) = self.cause.take() {
+            self.last_reason = Some(c);
+        }
         (
             State::Starting {
                 stop_pending: false,
@@ -837,7 +984,7 @@ mod tests {
     }
 
     fn crash() -> Event {
-        Event::Exited(ExitRecord::Exited { code: 1 })
+        Event::Exited(ExitRecord::Exited { code: 1 }.into())
     }
 
     fn spawns(a: &[Action]) -> usize {
@@ -858,7 +1005,7 @@ mod tests {
         vec![
             ("Start", Event::Start),
             ("Stop", Event::Stop),
-            ("Restart", Event::Restart),
+            ("Restart", Event::Restart(Reason::Manual)),
             ("Spawned", Event::Spawned { pid: 42 }),
             (
                 "SpawnFailed",
@@ -866,44 +1013,55 @@ mod tests {
                     reason: "ENOENT".into(),
                 },
             ),
-            ("Exit0", Event::Exited(ExitRecord::Exited { code: 0 })),
+            (
+                "Exit0",
+                Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+            ),
             ("Exit1", crash()),
             (
                 "ExitSig",
-                Event::Exited(ExitRecord::Signaled {
-                    signal: 11,
-                    core_dumped: true,
-                }),
+                Event::Exited(
+                    ExitRecord::Signaled {
+                        signal: 11,
+                        core_dumped: true,
+                    }
+                    .into(),
+                ),
             ),
             ("Healthy", Event::Healthy),
             ("Unhealthy", Event::Unhealthy),
             (
                 "V-off",
                 Event::Violation {
+                    rule: RuleKind::Fds,
                     action: WatchAction::Off,
                 },
             ),
             (
                 "V-warn",
                 Event::Violation {
+                    rule: RuleKind::Fds,
                     action: WatchAction::Warn,
                 },
             ),
             (
                 "V-throttle",
                 Event::Violation {
+                    rule: RuleKind::Fds,
                     action: WatchAction::Throttle,
                 },
             ),
             (
                 "V-restart",
                 Event::Violation {
+                    rule: RuleKind::Fds,
                     action: WatchAction::Restart,
                 },
             ),
             (
                 "V-stop",
                 Event::Violation {
+                    rule: RuleKind::Fds,
                     action: WatchAction::Stop,
                 },
             ),
@@ -916,7 +1074,7 @@ mod tests {
         match e {
             Event::Start
             | Event::Stop
-            | Event::Restart
+            | Event::Restart(_)
             | Event::Spawned { .. }
             | Event::SpawnFailed { .. }
             | Event::Exited(_)
@@ -1054,7 +1212,11 @@ mod tests {
     fn exit_zero_under_on_failure_stays_stopped() {
         let mut m = machine(RestartPolicy::OnFailure, false);
         started(&mut m, s(0));
-        let a = m.step(s(5), Event::Exited(ExitRecord::Exited { code: 0 }), 0.0);
+        let a = m.step(
+            s(5),
+            Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+            0.0,
+        );
         assert_eq!(m.state(), &State::Stopped);
         assert!(a.contains(&Action::RemoveCgroup));
         assert_eq!(spawns(&a), 0);
@@ -1074,7 +1236,11 @@ mod tests {
     fn always_restarts_a_clean_exit_without_counting_a_failure() {
         let mut m = machine(RestartPolicy::Always, false);
         started(&mut m, s(0));
-        let a = m.step(s(1), Event::Exited(ExitRecord::Exited { code: 0 }), 0.0);
+        let a = m.step(
+            s(1),
+            Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+            0.0,
+        );
         assert_eq!(
             m.state(),
             &State::Backoff {
@@ -1101,10 +1267,13 @@ mod tests {
         assert!(m.step(s(111), Event::Timer, 0.0).is_empty(), "kill once");
         let a = m.step(
             s(111),
-            Event::Exited(ExitRecord::Signaled {
-                signal: 9,
-                core_dumped: false,
-            }),
+            Event::Exited(
+                ExitRecord::Signaled {
+                    signal: 9,
+                    core_dumped: false,
+                }
+                .into(),
+            ),
             0.0,
         );
         assert_eq!(m.state(), &State::Stopped);
@@ -1143,8 +1312,12 @@ mod tests {
     fn manual_restart_while_running_restarts_immediately() {
         let mut m = machine(RestartPolicy::OnFailure, false);
         started(&mut m, s(0));
-        m.step(s(5), Event::Restart, 0.0);
-        let a = m.step(s(6), Event::Exited(ExitRecord::Exited { code: 0 }), 0.0);
+        m.step(s(5), Event::Restart(Reason::Manual), 0.0);
+        let a = m.step(
+            s(6),
+            Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+            0.0,
+        );
         assert_eq!(
             &a[1..],
             [
@@ -1193,7 +1366,7 @@ mod tests {
         let a = m.step(s(NOW), Event::Start, 0.0);
         assert!(has_code(&a, Code::CircuitOpen));
         assert_eq!(m.state().kind(), StateKind::Failed);
-        let a = m.step(s(NOW), Event::Restart, 0.0);
+        let a = m.step(s(NOW), Event::Restart(Reason::Manual), 0.0);
         assert_eq!(spawns(&a), 1);
         assert_eq!(m.breaker().phase(), Phase::Closed);
     }
@@ -1246,7 +1419,11 @@ mod tests {
         m.step(s(10), Event::Unhealthy, 0.0);
         assert!(!m.is_ready());
         // The init exits 0 on SIGTERM; it still counts as a failure.
-        m.step(s(11), Event::Exited(ExitRecord::Exited { code: 0 }), 0.0);
+        m.step(
+            s(11),
+            Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+            0.0,
+        );
         assert_eq!(
             m.state(),
             &State::Backoff {
@@ -1261,12 +1438,14 @@ mod tests {
         let mut m = machine(RestartPolicy::Always, false);
         started(&mut m, s(0));
         let warn = Event::Violation {
+            rule: RuleKind::Fds,
             action: WatchAction::Warn,
         };
         assert!(m.step(s(1), warn, 0.0).is_empty());
         m.step(
             s(1),
             Event::Violation {
+                rule: RuleKind::Fds,
                 action: WatchAction::Stop,
             },
             0.0,
@@ -1284,7 +1463,11 @@ mod tests {
             m.step(now, Event::Start, 0.0);
             m.step(now, Event::Spawned { pid: 1 }, 0.0);
             now += s(1);
-            m.step(now, Event::Exited(ExitRecord::Exited { code: 0 }), 0.0);
+            m.step(
+                now,
+                Event::Exited(ExitRecord::Exited { code: 0 }.into()),
+                0.0,
+            );
             let State::Backoff { until } = *m.state() else {
                 panic!()
             };
@@ -1399,14 +1582,17 @@ mod tests {
         prop_oneof![
             Just(Event::Start),
             Just(Event::Stop),
-            Just(Event::Restart),
+            Just(Event::Restart(Reason::Manual)),
             (1..100i32).prop_map(|pid| Event::Spawned { pid }),
             Just(Event::SpawnFailed { reason: "x".into() }),
-            (0..3i32).prop_map(|code| Event::Exited(ExitRecord::Exited { code })),
-            Just(Event::Exited(ExitRecord::Signaled {
-                signal: 9,
-                core_dumped: false
-            })),
+            (0..3i32).prop_map(|code| Event::Exited(ExitRecord::Exited { code }.into())),
+            Just(Event::Exited(
+                ExitRecord::Signaled {
+                    signal: 9,
+                    core_dumped: false
+                }
+                .into()
+            )),
             Just(Event::Healthy),
             Just(Event::Unhealthy),
             prop_oneof![
@@ -1416,7 +1602,10 @@ mod tests {
                 Just(WatchAction::Restart),
                 Just(WatchAction::Stop),
             ]
-            .prop_map(|action| Event::Violation { action }),
+            .prop_map(|action| Event::Violation {
+                rule: RuleKind::CpuThrottled,
+                action
+            }),
             Just(Event::Timer),
         ]
     }

@@ -23,4 +23,4 @@ pub mod reload;
 /// (saturating) and tests free to start at zero.
 pub type Mono = std::time::Duration;
 
-pub use machine::{Action, AfterStop, Event, Level, Machine, State, StateKind};
+pub use machine::{Action, AfterStop, Event, Exit, Level, Machine, Reason, State, StateKind};
