@@ -120,6 +120,27 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Show what happened to the services: state changes, health changes, violations.
+    ///
+    /// One line per event, oldest first; a violation (a watch rule that
+    /// fired) shows the rule, the action taken and the figures.
+    #[command(after_help = CONTROL_EXIT)]
+    Events {
+        /// Show this service's events only.
+        service: Option<String>,
+        /// Keep printing new events as they happen (Ctrl-C to stop); ends
+        /// with a note when the daemon stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// One JSON object per event and line (NDJSON).
+        #[arg(long)]
+        json: bool,
+        /// Show only the last N events first [default: every event the daemon keeps].
+        #[arg(short = 'n', long = "lines", value_name = "N")]
+        lines: Option<usize>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
 }
 
 /// The exit statuses of the commands that talk to the daemon.
@@ -285,6 +306,21 @@ fn main() -> ExitCode {
             lines,
             socket,
         } => logs(&service, lines, follow, &socket.path()),
+        Command::Events {
+            service,
+            follow,
+            json,
+            lines,
+            socket,
+        } => events(
+            service.as_deref(),
+            &bulkhead::api::events::Options {
+                lines,
+                json,
+                follow,
+            },
+            &socket.path(),
+        ),
     }
 }
 
@@ -371,6 +407,50 @@ fn logs(service: &str, lines: usize, follow: bool, socket: &std::path::Path) -> 
             ExitCode::FAILURE
         }
     }
+}
+
+/// `bulkhead events [SERVICE] [-f] [--json] [-n N]` (see `api::events`).
+fn events(
+    service: Option<&str>,
+    opts: &bulkhead::api::events::Options,
+    socket: &std::path::Path,
+) -> ExitCode {
+    use bulkhead::api::{client, events};
+    if opts.follow {
+        exit_on_interrupt();
+    }
+    let fetch = |after, wait| client::events(socket, service, after, wait);
+    match events::print(
+        fetch,
+        opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(events::Error::Daemon(e)) => control_failed(&e),
+        Err(events::Error::Output(e)) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Makes Ctrl-C (SIGINT) end the process with status 0, for a command that
+/// runs until stopped: SIGINT is blocked and a thread waits for it. Call it
+/// before starting any other thread, so every thread inherits the mask.
+fn exit_on_interrupt() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    if set.thread_block().is_err() {
+        // Ctrl-C keeps its default action: the process still ends.
+        return;
+    }
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            std::process::exit(0);
+        }
+    });
 }
 
 /// `bulkhead seccomp check`: 0 when the profile compiles, 2 when it does not.

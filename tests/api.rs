@@ -1,20 +1,23 @@
 //! The control socket end to end on the host: the real server ([`bind`],
 //! [`serve`]) on a socket in a temp dir, a fake daemon loop answering its
 //! calls with canned replies, driven by the client library and by the
-//! `bulkhead` binary (status, start/stop/restart, reload, logs, the errors
-//! and exit statuses), and the refusal of a caller who is not root.
+//! `bulkhead` binary (status, start/stop/restart, reload, logs, events and
+//! their long polls, the errors and exit statuses), and the refusal of a
+//! caller who is not root.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use bulkhead::api::client::{self, ClientError};
 use bulkhead::api::proto::*;
-use bulkhead::api::server::{bind, serve};
+use bulkhead::api::server::{bind, serve, serve_with};
 use bulkhead::error::{Code, Diagnostic, Diagnostics};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,12 +25,19 @@ use tokio::sync::{mpsc, oneshot};
 struct Daemon {
     dir: tempfile::TempDir,
     socket: PathBuf,
+    /// Long polls the fake daemon holds without an answer.
+    held: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(bulkhead::api::LONG_POLL)
+    }
+
+    /// With a server that holds long polls for `long_poll`.
+    fn start_with(long_poll: Duration) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         // `run/` does not exist yet: bind creates it.
         let socket = dir.path().join("run/control.sock");
@@ -36,6 +46,8 @@ impl Daemon {
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready) = std::sync::mpsc::channel();
         let path = socket.clone();
+        let held = Arc::new(AtomicUsize::new(0));
+        let holding = held.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -44,11 +56,16 @@ impl Daemon {
             rt.block_on(async move {
                 let listener = bind(&path).unwrap();
                 let (calls, rx) = mpsc::channel(8);
-                tokio::spawn(fake_daemon(rx, logs));
+                tokio::spawn(fake_daemon(rx, logs, holding));
                 ready_tx.send(()).unwrap();
-                serve(listener, calls, async {
-                    let _ = stopped.await;
-                })
+                serve_with(
+                    listener,
+                    calls,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    long_poll,
+                )
                 .await;
             });
         });
@@ -56,8 +73,28 @@ impl Daemon {
         Daemon {
             dir,
             socket,
+            held,
             stop: Some(stop),
             thread: Some(thread),
+        }
+    }
+
+    /// Shuts the server down and waits until it has stopped.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+
+    /// Waits until the fake daemon holds `n` long polls.
+    fn wait_held(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.held.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "no long poll held");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -128,6 +165,16 @@ fn canned_status() -> StatusReply {
     web1.restarts = 2;
     web1.last_exit = Some("exited with status 1".into());
     web1.next_attempt_secs = Some(3.25);
+    web1.last_restart_reason = Some("exited(1)".into());
+    web1.restart_reasons = [("exited".into(), 1), ("oom_kill".into(), 1)].into();
+    web1.violation_counts = [("oom".into(), 1)].into();
+    web1.violations = vec![ViolationStatus {
+        time: "2026-11-23T10:00:06.000Z".into(),
+        rule: "oom".into(),
+        observed: "memory.events oom_kill 1 (+1)".into(),
+        action: "restart".into(),
+    }];
+    web1.memory_high_throttled = Some(48 << 20);
     StatusReply {
         daemon: DaemonInfo {
             pid: 42,
@@ -161,10 +208,79 @@ fn unknown(service: &str) -> ApiError {
     )
 }
 
+/// The oldest event the fake daemon still keeps: 1 and 2 were dropped.
+const KEPT_FROM: u64 = 3;
+/// The newest event it has at the start.
+const NEWEST: u64 = 6;
+/// The seq of the event that comes while a long poll waits.
+const LATE: u64 = 10;
+
+fn event(seq: u64, service: &str, instance: &str, kind: &str, message: &str) -> EventRecord {
+    EventRecord {
+        seq,
+        time: format!("2026-11-23T10:00:{seq:02}.000Z"),
+        service: service.into(),
+        instance: instance.into(),
+        kind: kind.into(),
+        message: message.into(),
+        ..EventRecord::default()
+    }
+}
+
+/// The events the fake daemon keeps, seq [`KEPT_FROM`]..=[`NEWEST`].
+fn canned_events() -> Vec<EventRecord> {
+    let mut starting = event(3, "web", "0", "state", "spawned pid 812");
+    starting.state = Some("starting".into());
+    let mut running = event(4, "web", "0", "state", "ready");
+    running.state = Some("running".into());
+    let mut pids = event(5, "worker", "0", "violation", "pids.events max 12 (+12)");
+    pids.rule = Some("pids_max".into());
+    pids.action = Some("warn".into());
+    pids.observed = Some("pids.events max 12 (+12)".into());
+    let mut oom = event(
+        6,
+        "web",
+        "0",
+        "state",
+        "OOM-killed: killed by SIGKILL after 3s; restarting in 1s",
+    );
+    oom.state = Some("backoff".into());
+    oom.reason = Some("oom_kill".into());
+    vec![starting, running, pids, oom]
+}
+
+/// The event that happens while a client follows (seqs 7-9 in between were
+/// dropped).
+fn late_event() -> EventRecord {
+    let mut e = event(
+        LATE,
+        "web",
+        "1",
+        "violation",
+        "memory.events oom_kill 1 (+1)",
+    );
+    e.rule = Some("oom".into());
+    e.action = Some("restart".into());
+    e
+}
+
+/// The canned events as `bulkhead events` prints them.
+const EVENT_LINES: [&str; 4] = [
+    "2026-11-23T10:00:03.000Z web/0 state starting: spawned pid 812",
+    "2026-11-23T10:00:04.000Z web/0 state running: ready",
+    "2026-11-23T10:00:05.000Z worker/0 violation pids_max -> warn: pids.events max 12 (+12)",
+    "2026-11-23T10:00:06.000Z web/0 state backoff (reason oom_kill): OOM-killed: killed by SIGKILL after 3s; restarting in 1s",
+];
+const LATE_LINE: &str =
+    "2026-11-23T10:00:10.000Z web/1 violation oom -> restart: memory.events oom_kill 1 (+1)";
+
 /// Answers like the daemon would; `vanish` drops the reply unanswered,
-/// and reloads go: a change, no change, an invalid config.
-async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf) {
+/// and reloads go: a change, no change, an invalid config. A long poll
+/// with nothing new before [`LATE`] gets the late event 300 ms later; one
+/// after it is held unanswered (counted in `held`).
+async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf, held: Arc<AtomicUsize>) {
     let mut reloads = 0;
+    let mut holding = Vec::new();
     while let Some(Call { request, reply }) = calls.recv().await {
         let known = |s: &str| s == "web" || s == "worker";
         let answer = match request {
@@ -236,7 +352,42 @@ async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf) {
             | Request::Stop { service }
             | Request::Restart { service }
             | Request::Logs { service } => Err(unknown(&service)),
-            Request::Events { .. } => Ok(Response::Events(Default::default())),
+            Request::Events {
+                service: Some(s), ..
+            } if !known(&s) => Err(unknown(&s)),
+            Request::Events {
+                service,
+                after,
+                wait,
+            } => {
+                let wanted = |e: &EventRecord| service.as_ref().is_none_or(|s| *s == e.service);
+                let a = after.unwrap_or(0);
+                let events: Vec<EventRecord> = canned_events()
+                    .into_iter()
+                    .filter(|e| e.seq > a && wanted(e))
+                    .collect();
+                if events.is_empty() && wait {
+                    if a < LATE && wanted(&late_event()) {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            let _ = reply.send(Ok(Response::Events(EventsReply {
+                                events: vec![late_event()],
+                                last_seq: LATE,
+                                dropped: LATE - 1 - a.max(NEWEST),
+                            })));
+                        });
+                    } else {
+                        holding.push(reply);
+                        held.store(holding.len(), Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                Ok(Response::Events(EventsReply {
+                    events,
+                    last_seq: NEWEST,
+                    dropped: after.map_or(0, |a| (KEPT_FROM - 1).saturating_sub(a)),
+                }))
+            }
         };
         let _ = reply.send(answer);
     }
@@ -264,6 +415,8 @@ fn status_prints_the_table_and_json() {
         lines[4].ends_with("restart in 3.2s (exited with status 1)"),
         "{text}"
     );
+    assert!(lines[2].contains("RESTARTS  VIOL  CPU"), "{text}");
+    assert!(lines[4].contains(" 2         1     - "), "{text}");
     assert!(lines[5].starts_with("worker   stopped"), "{text}");
 
     let o = d.cli(&["status", "--json"]);
@@ -285,6 +438,20 @@ fn status_of_one_service_shows_its_details() {
         "{text}"
     );
     assert!(text.contains("  next attempt  in 3.2s\n"), "{text}");
+    assert!(
+        text.contains("  restarts      2 (exited 1, oom_kill 1); last: exited(1)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  memory.high   lowered to 48M by throttle\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "  violations    oom 1\n    2026-11-23T10:00:06.000Z  oom  memory.events oom_kill 1 (+1)  restart\n"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("worker"));
 }
 
@@ -329,6 +496,8 @@ fn an_unknown_service_is_the_daemons_404_and_exit_1() {
         &["status", "nope"][..],
         &["start", "nope"],
         &["logs", "nope"],
+        &["events", "nope"],
+        &["events", "nope", "-f"],
     ] {
         let o = d.cli(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
@@ -469,6 +638,19 @@ fn no_daemon_is_daemon_not_running_and_exit_3() {
         .arg(&socket));
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).starts_with("error[DAEMON_NOT_RUNNING]"));
+    for args in [&["events"][..], &["events", "web", "-f", "--json"]] {
+        let o = run(Command::cargo_bin("bulkhead")
+            .unwrap()
+            .args(args)
+            .arg("--socket")
+            .arg(&socket));
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        assert!(
+            stderr(&o).starts_with("error[DAEMON_NOT_RUNNING]"),
+            "{args:?}"
+        );
+        assert!(o.stdout.is_empty());
+    }
 }
 
 #[test]
@@ -664,5 +846,218 @@ fn logs_follow_prints_new_lines_across_a_rotation() {
     assert!(
         rx.recv_timeout(Duration::from_millis(500)).is_err(),
         "nothing repeated"
+    );
+}
+
+fn lines(o: &Output) -> Vec<String> {
+    stdout(o).lines().map(String::from).collect()
+}
+
+#[test]
+fn events_prints_the_kept_events_one_line_each() {
+    let d = Daemon::start();
+    let o = d.cli(&["events"]);
+    assert!(o.status.success());
+    assert_eq!(lines(&o), EVENT_LINES);
+    assert_eq!(stderr(&o), "");
+    // One service's, and the last N.
+    let o = d.cli(&["events", "web"]);
+    assert_eq!(lines(&o), [EVENT_LINES[0], EVENT_LINES[1], EVENT_LINES[3]]);
+    let o = d.cli(&["events", "-n", "2"]);
+    assert_eq!(lines(&o), &EVENT_LINES[2..]);
+    let o = d.cli(&["events", "worker", "--lines", "5"]);
+    assert_eq!(lines(&o), [EVENT_LINES[2]]);
+    let o = d.cli(&["events", "-n", "0"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn events_json_is_one_record_a_line() {
+    let d = Daemon::start();
+    let o = d.cli(&["events", "--json"]);
+    assert!(o.status.success());
+    let got: Vec<EventRecord> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, canned_events());
+    let o = d.cli(&["events", "--json", "-n", "1", "web"]);
+    let got: EventRecord = serde_json::from_str(stdout(&o).trim_end()).unwrap();
+    assert_eq!(got.seq, NEWEST);
+}
+
+#[test]
+fn the_events_endpoint_honours_after_and_reports_dropped_events() {
+    let d = Daemon::start();
+    let r = client::events(&d.socket, None, None, false).unwrap();
+    assert_eq!(r.events, canned_events());
+    assert_eq!((r.last_seq, r.dropped), (NEWEST, 0));
+    // 2 is gone: asked after 1, one was dropped.
+    let r = client::events(&d.socket, None, Some(1), false).unwrap();
+    assert_eq!((r.events.len(), r.dropped), (4, 1));
+    // With events after `after`, a long poll answers at once.
+    let r = client::events(&d.socket, Some("web"), Some(4), true).unwrap();
+    let seqs: Vec<u64> = r.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [6]);
+    // Without, it waits for the next one.
+    let r = client::events(&d.socket, None, Some(NEWEST), true).unwrap();
+    assert_eq!(r.events, [late_event()]);
+    assert_eq!((r.last_seq, r.dropped), (LATE, 3));
+}
+
+#[test]
+fn a_long_poll_with_nothing_new_ends_empty_after_the_servers_wait() {
+    let d = Daemon::start_with(Duration::from_millis(300));
+    let r = client::events(&d.socket, Some("web"), Some(LATE), true).unwrap();
+    assert_eq!(
+        r,
+        EventsReply {
+            events: vec![],
+            last_seq: LATE,
+            dropped: 0
+        }
+    );
+}
+
+#[test]
+fn a_long_poll_ends_with_503_when_the_server_shuts_down() {
+    let mut d = Daemon::start();
+    let socket = d.socket.clone();
+    let poll = std::thread::spawn(move || client::events(&socket, None, Some(LATE), true));
+    d.wait_held(1);
+    d.stop();
+    let e = poll.join().unwrap().unwrap_err();
+    assert_eq!(e.to_diagnostic().code, Code::DaemonShuttingDown, "{e:?}");
+    assert!(e.daemon_gone());
+}
+
+#[test]
+fn a_bad_events_query_is_400_with_the_reason() {
+    let d = Daemon::start();
+    for (path, said) in [
+        (
+            "/v1/events?after=abc",
+            "bad parameter `after=abc` in the query of /v1/events",
+        ),
+        (
+            "/v1/events?wait=1&wait=0",
+            "`wait` is given twice in the query of /v1/events",
+        ),
+        (
+            "/v1/events?since=3",
+            "unknown parameter `since` in the query of /v1/events",
+        ),
+    ] {
+        let e = client::get::<EventsReply>(&d.socket, path).unwrap_err();
+        let ClientError::Api(api) = &e else {
+            panic!("{path}: {e:?}")
+        };
+        assert_eq!(
+            (api.status, api.code.as_str()),
+            (400, "API_ERROR"),
+            "{path}"
+        );
+        assert_eq!(api.message, said);
+        assert!(api.rendered.contains("   = help: "), "{api:?}");
+    }
+}
+
+/// `bulkhead events -f` as a child, its stdout lines on a channel.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(d: &Daemon, args: &[&str]) -> Follower {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulkhead"))
+            .args(["events", "-f"])
+            .args(args)
+            .arg("--socket")
+            .arg(&d.socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Follower { child, lines }
+    }
+
+    fn next(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(10)).unwrap()
+    }
+
+    /// Waits for the exit (killing it after 10 s); its status and stderr.
+    /// It must have printed nothing more.
+    fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!("bulkhead events -f did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        println!("events -f: {status:?}\n--- stderr\n{err}");
+        let rest: Vec<String> = self.lines.iter().collect();
+        assert!(rest.is_empty(), "printed after the last event: {rest:?}");
+        (status, err)
+    }
+}
+
+#[test]
+fn events_follow_prints_new_events_and_ends_when_the_daemon_stops() {
+    let mut d = Daemon::start();
+    let f = Follower::start(&d, &["-n", "2"]);
+    assert_eq!(f.next(), EVENT_LINES[2]);
+    assert_eq!(f.next(), EVENT_LINES[3]);
+    // The late event answers the first long poll; the next one is held.
+    assert_eq!(f.next(), LATE_LINE);
+    d.wait_held(1);
+    d.stop();
+    let (status, err) = f.exit();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        err,
+        "note: missed 3 events: the daemon no longer keeps them\n\
+         note: stopped following: the daemon is shutting down and takes no more requests\n"
+    );
+}
+
+#[test]
+fn events_follow_json_of_one_service_ends_on_ctrl_c() {
+    let d = Daemon::start();
+    let f = Follower::start(&d, &["web", "--json"]);
+    let seqs: Vec<u64> = (0..4)
+        .map(|_| serde_json::from_str::<EventRecord>(&f.next()).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, [3, 4, 6, LATE]);
+    d.wait_held(1);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(f.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let (status, err) = f.exit();
+    assert_eq!(status.code(), Some(0), "Ctrl-C is a clean end");
+    assert_eq!(
+        err,
+        "note: missed 3 events: the daemon no longer keeps them\n"
     );
 }

@@ -12,7 +12,8 @@
 //! A 2xx body is the reply type; anything else is an [`ApiError`] whose
 //! `rendered` the CLI prints as it is. Failing to reach the daemon at all is
 //! a [`ClientError`] that says why: not running (ENOENT, ECONNREFUSED), not
-//! allowed (EACCES), or no answer within [`TIMEOUT`].
+//! allowed (EACCES), or no answer within [`TIMEOUT`] ([`LONG_POLL_TIMEOUT`]
+//! for a long poll, which the server may hold for [`super::LONG_POLL`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -21,11 +22,15 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::proto::ApiError;
+use super::proto::{ApiError, EventsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How long the client waits for the daemon's reply (and to send).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`events`] waits for a long poll's reply: the server answers
+/// within [`super::LONG_POLL`], so only a stuck daemon takes longer.
+pub const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(super::LONG_POLL.as_secs() + 15);
 
 /// The largest reply read; a status of thousands of services is far below.
 const MAX_REPLY: u64 = 64 << 20;
@@ -45,7 +50,13 @@ pub enum ClientError {
         socket: PathBuf,
         doing: String,
         source: io::Error,
+        /// The read and write timeout the exchange had.
+        timeout: Duration,
     },
+    /// The daemon closed the connection without a reply (it stopped or
+    /// crashed while it had the request).
+    #[error("the daemon on {} closed the connection without replying to {request}", socket.display())]
+    Closed { socket: PathBuf, request: String },
     /// The reply is not HTTP, or not the JSON expected.
     #[error("malformed reply from the daemon on {}: {detail}", socket.display())]
     Protocol { socket: PathBuf, detail: String },
@@ -79,6 +90,7 @@ impl ClientError {
                 socket,
                 doing,
                 source,
+                timeout,
             } => {
                 let timed_out = matches!(
                     source.kind(),
@@ -87,12 +99,18 @@ impl ClientError {
                 let d = Diagnostic::new(Code::ControlSocket, format!("{doing} failed"))
                     .context("socket", socket.display());
                 if timed_out {
-                    d.cause(format!("no reply within {} s", TIMEOUT.as_secs()))
+                    d.cause(format!("no reply within {} s", timeout.as_secs()))
                         .suggest("the daemon is busy or stuck: see `journalctl -u bulkhead`")
                 } else {
                     d.cause(source)
                 }
             }
+            ClientError::Closed { socket, request } => Diagnostic::new(
+                Code::ControlSocket,
+                format!("the daemon closed the connection without replying to {request}"),
+            )
+            .context("socket", socket.display())
+            .suggest("it stopped or crashed while it had the request: see `journalctl -u bulkhead`"),
             ClientError::Protocol { socket, detail } => Diagnostic::new(
                 Code::ControlSocket,
                 "the daemon's reply cannot be understood",
@@ -140,6 +158,25 @@ impl ClientError {
             _ => 1,
         }
     }
+
+    /// Whether the daemon has gone (or is going) away: nothing listens any
+    /// more, it is shutting down (503), or it dropped the connection. A
+    /// follower stops quietly then; anything else is an error.
+    pub fn daemon_gone(&self) -> bool {
+        match self {
+            ClientError::NotRunning { .. } | ClientError::Closed { .. } => true,
+            ClientError::Api(e) => e.status == 503,
+            ClientError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::NotConnected
+            ),
+            ClientError::Denied { .. } | ClientError::Protocol { .. } => false,
+        }
+    }
 }
 
 impl From<ClientError> for Diagnostic {
@@ -150,16 +187,54 @@ impl From<ClientError> for Diagnostic {
 
 /// `GET path` and the reply as `T`.
 pub fn get<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientError> {
-    request(socket, "GET", path)
+    request(socket, "GET", path, TIMEOUT)
 }
 
 /// `POST path` (no body) and the reply as `T`.
 pub fn post<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientError> {
-    request(socket, "POST", path)
+    request(socket, "POST", path, TIMEOUT)
 }
 
-fn request<T: DeserializeOwned>(socket: &Path, method: &str, path: &str) -> Result<T, ClientError> {
-    let (status, body) = exchange(socket, method, path)?;
+/// `GET /v1/events`: the events with a seq above `after` (every kept one
+/// when `None`), of `service` only when set. With `wait`, a long poll: the
+/// reply comes when there is an event, or empty after [`super::LONG_POLL`].
+pub fn events(
+    socket: &Path,
+    service: Option<&str>,
+    after: Option<u64>,
+    wait: bool,
+) -> Result<EventsReply, ClientError> {
+    let timeout = if wait { LONG_POLL_TIMEOUT } else { TIMEOUT };
+    request(socket, "GET", &events_path(service, after, wait), timeout)
+}
+
+/// `/v1/events?service=web&after=41&wait=1`, each part only when it says
+/// something.
+pub fn events_path(service: Option<&str>, after: Option<u64>, wait: bool) -> String {
+    let mut query = Vec::new();
+    if let Some(s) = service {
+        query.push(format!("service={}", segment(s)));
+    }
+    if let Some(n) = after {
+        query.push(format!("after={n}"));
+    }
+    if wait {
+        query.push("wait=1".to_string());
+    }
+    if query.is_empty() {
+        "/v1/events".to_string()
+    } else {
+        format!("/v1/events?{}", query.join("&"))
+    }
+}
+
+fn request<T: DeserializeOwned>(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    let (status, body) = exchange(socket, method, path, timeout)?;
     let protocol = |detail: String| ClientError::Protocol {
         socket: socket.to_path_buf(),
         detail,
@@ -183,7 +258,12 @@ fn request<T: DeserializeOwned>(socket: &Path, method: &str, path: &str) -> Resu
 }
 
 /// Sends one request and returns the status and the (de-chunked) body.
-fn exchange(socket: &Path, method: &str, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+fn exchange(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ClientError> {
     let mut stream = UnixStream::connect(socket).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning {
             socket: socket.to_path_buf(),
@@ -197,16 +277,18 @@ fn exchange(socket: &Path, method: &str, path: &str) -> Result<(u16, Vec<u8>), C
             socket: socket.to_path_buf(),
             doing: "connecting to the daemon".to_string(),
             source,
+            timeout,
         },
     })?;
     let io_err = |doing: &str, source| ClientError::Io {
         socket: socket.to_path_buf(),
         doing: format!("{doing} ({method} {path})"),
         source,
+        timeout,
     };
     stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| io_err("setting the socket timeout", e))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bulkhead/{}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -220,6 +302,12 @@ fn exchange(socket: &Path, method: &str, path: &str) -> Result<(u16, Vec<u8>), C
         .take(MAX_REPLY)
         .read_to_end(&mut raw)
         .map_err(|e| io_err("reading the reply", e))?;
+    if raw.is_empty() {
+        return Err(ClientError::Closed {
+            socket: socket.to_path_buf(),
+            request: format!("{method} {path}"),
+        });
+    }
     parse_response(&raw).map_err(|detail| ClientError::Protocol {
         socket: socket.to_path_buf(),
         detail: format!("{method} {path}: {detail}"),
@@ -371,6 +459,73 @@ mod tests {
         assert_eq!(segment("web-1_a.b~"), "web-1_a.b~");
         assert_eq!(segment("a b/c?"), "a%20b%2Fc%3F");
         assert_eq!(segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn the_events_path_has_only_what_is_asked() {
+        assert_eq!(events_path(None, None, false), "/v1/events");
+        assert_eq!(
+            events_path(Some("a b"), Some(41), true),
+            "/v1/events?service=a%20b&after=41&wait=1"
+        );
+        assert_eq!(events_path(None, Some(0), false), "/v1/events?after=0");
+        assert!(LONG_POLL_TIMEOUT > super::super::LONG_POLL);
+    }
+
+    #[test]
+    fn a_daemon_that_went_away_is_told_from_other_errors() {
+        let socket = PathBuf::from("/run/x.sock");
+        let io = |kind: io::ErrorKind| ClientError::Io {
+            socket: socket.clone(),
+            doing: "reading the reply".into(),
+            source: kind.into(),
+            timeout: TIMEOUT,
+        };
+        let api = |status| {
+            ClientError::Api(ApiError {
+                status,
+                ..ApiError::default()
+            })
+        };
+        let gone = [
+            ClientError::NotRunning {
+                socket: socket.clone(),
+                source: io::ErrorKind::NotFound.into(),
+            },
+            ClientError::Closed {
+                socket: socket.clone(),
+                request: "GET /v1/events".into(),
+            },
+            api(503),
+            io(io::ErrorKind::ConnectionReset),
+            io(io::ErrorKind::BrokenPipe),
+        ];
+        for e in &gone {
+            assert!(e.daemon_gone(), "{e:?}");
+        }
+        let not_gone = [
+            api(404),
+            api(500),
+            io(io::ErrorKind::WouldBlock),
+            ClientError::Protocol {
+                socket: socket.clone(),
+                detail: "x".into(),
+            },
+        ];
+        for e in &not_gone {
+            assert!(!e.daemon_gone(), "{e:?}");
+        }
+        // A timeout says how long it waited.
+        let e = ClientError::Io {
+            socket,
+            doing: "reading the reply".into(),
+            source: io::ErrorKind::WouldBlock.into(),
+            timeout: LONG_POLL_TIMEOUT,
+        };
+        assert_eq!(
+            e.to_diagnostic().cause.as_deref(),
+            Some("no reply within 40 s")
+        );
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! ```
 //! [`server`] checks the caller's uid (`SO_PEERCRED`) and turns each route
 //! into a [`proto::Request`]; [`client`] is a plain HTTP/1.1 exchange on a
-//! std socket; [`render`] turns replies into tables (pure); [`logs`] reads
-//! the log files the daemon names, tails, merges and follows them.
+//! std socket; [`render`] turns replies into tables and lines (pure);
+//! [`logs`] reads the log files the daemon names, tails, merges and follows
+//! them; [`events`] prints the daemon's events and follows them with long
+//! polls.
 
 pub mod client;
+pub mod events;
 pub mod logs;
 pub mod proto;
 pub mod render;
@@ -23,3 +26,8 @@ pub const DEFAULT_SOCKET: &str = "/run/bulkhead/control.sock";
 
 /// The environment variable that overrides [`DEFAULT_SOCKET`] for the CLI.
 pub const SOCKET_ENV: &str = "BULKHEAD_SOCKET";
+
+/// How long the server holds a long poll (`GET /v1/events?wait=1`) before
+/// it answers with no events; the client waits [`client::LONG_POLL_TIMEOUT`],
+/// longer than this.
+pub const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(25);

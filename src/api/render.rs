@@ -3,20 +3,23 @@
 //! widest cell:
 //!
 //! ```text
-//! SERVICE  STATE              PID  UPTIME  RESTARTS  CPU    MEMORY       PIDS    LAST
-//! web/0    running (healthy)  812  2h05m   0         3m04s  12.3M / 64M  3 / 64  -
-//! web/1    backoff            -    -       4         -      -            -       restart in 3.2s (exited with status 1)
-//! worker   failed             -    -       5         -      -            -       circuit open, retry in 25s (killed by SIGKILL)
+//! SERVICE  STATE              PID  UPTIME  RESTARTS  VIOL  CPU    MEMORY       PIDS    LAST
+//! web/0    running (healthy)  812  2h05m   0         0     3m04s  12.3M / 64M  3 / 64  -
+//! web/1    backoff            -    -       4         2     -      -            -       restart in 3.2s (exited with status 1)
+//! worker   failed             -    -       5         0     -      -            -       circuit open, retry in 25s (killed by SIGKILL)
 //! ```
 //! A limit that is not set is left out (`12.3M` rather than `12.3M / max`);
 //! `-` is a value the daemon does not know (nothing runs, or the cgroup
-//! file could not be read). `bulkhead status SERVICE` shows every field of
-//! each instance instead ([`service_detail`]).
+//! file could not be read); `VIOL` counts the watch rules that fired.
+//! `bulkhead status SERVICE` shows every field of each instance instead,
+//! with the restart reasons and the latest violations ([`service_detail`]).
+//! `bulkhead events` prints one [`event_line`] per event.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::proto::{DaemonInfo, InstanceStatus, ServiceStatus, StatusReply};
+use super::proto::{DaemonInfo, EventRecord, InstanceStatus, ServiceStatus, StatusReply};
 
 /// The line above the table: `bulkhead 0.1.0 (pid 812), up 3h05m, config /etc/bulkhead/bulkhead.yaml`.
 pub fn daemon_line(d: &DaemonInfo) -> String {
@@ -35,9 +38,10 @@ pub fn status_table(reply: &StatusReply) -> String {
     if reply.services.is_empty() {
         return "no services\n".to_string();
     }
-    let mut rows: Vec<[String; 9]> = vec![
+    let mut rows: Vec<[String; 10]> = vec![
         [
-            "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "PIDS", "LAST",
+            "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "VIOL", "CPU", "MEMORY", "PIDS",
+            "LAST",
         ]
         .map(String::from),
     ];
@@ -45,7 +49,7 @@ pub fn status_table(reply: &StatusReply) -> String {
         if s.instances.is_empty() {
             let mut row = std::array::from_fn(|_| "-".to_string());
             row[0].clone_from(&s.name);
-            row[8] = "no instances".to_string();
+            row[9] = "no instances".to_string();
             rows.push(row);
         }
         for i in &s.instances {
@@ -55,6 +59,10 @@ pub fn status_table(reply: &StatusReply) -> String {
                 opt(i.pid),
                 i.uptime_secs.map_or_else(dash, duration),
                 i.restarts.to_string(),
+                i.violation_counts
+                    .values()
+                    .fold(0u64, |a, n| a.saturating_add(*n))
+                    .to_string(),
                 i.cpu_usage_usec.map_or_else(dash, cpu_time),
                 usage(i.memory_current, i.memory_max, bytes),
                 usage(i.pids_current, i.pids_max, |n| n.to_string()),
@@ -74,7 +82,11 @@ pub fn status_table(reply: &StatusReply) -> String {
 /// instance 0: running (healthy)
 ///   pid           812
 ///   uptime        2h05m
+///   restarts      3 (oom_kill 2, unhealthy 1); last: oom_kill
 ///   ...
+///   violations    oom 2, memory_pressure 1
+///     2026-11-23T10:00:00.123Z  oom              memory.events oom_kill 1 (+1)            restart
+///     2026-11-23T10:02:41.500Z  memory_pressure  memory.pressure some avg10=34.20 for 3s  throttle: memory.high 64M -> 57.6M
 /// ```
 pub fn service_detail(s: &ServiceStatus) -> String {
     let mut head = vec![];
@@ -93,10 +105,10 @@ pub fn service_detail(s: &ServiceStatus) -> String {
     head.push(format!("{n} instance{}", if n == 1 { "" } else { "s" }));
     let mut out = format!("{}: {}\n", s.name, head.join(", "));
     for i in &s.instances {
-        let fields: [(&str, String); 12] = [
+        let mut fields: Vec<(&str, String)> = vec![
             ("pid", opt(i.pid)),
             ("uptime", i.uptime_secs.map_or_else(dash, duration)),
-            ("restarts", i.restarts.to_string()),
+            ("restarts", restarts(i)),
             (
                 "healthy",
                 match i.healthy {
@@ -107,6 +119,14 @@ pub fn service_detail(s: &ServiceStatus) -> String {
             ),
             ("cpu", i.cpu_usage_usec.map_or_else(dash, cpu_time)),
             ("memory", limited(i.memory_current, i.memory_max, bytes)),
+        ];
+        if let Some(high) = i.memory_high_throttled {
+            fields.push((
+                "memory.high",
+                format!("lowered to {} by throttle", bytes(high)),
+            ));
+        }
+        fields.extend([
             (
                 "pids",
                 limited(i.pids_current, i.pids_max, |n| n.to_string()),
@@ -127,14 +147,118 @@ pub fn service_detail(s: &ServiceStatus) -> String {
                 i.next_attempt_secs
                     .map_or_else(dash, |s| format!("in {}", countdown(s))),
             ),
-        ];
+            ("violations", by_count(&i.violation_counts)),
+        ]);
         let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let _ = writeln!(out, "\ninstance {}: {}", i.instance, state(i));
         for (k, v) in &fields {
             let _ = writeln!(out, "  {k:<width$}  {v}");
         }
+        let latest: Vec<[String; 4]> = i
+            .violations
+            .iter()
+            .map(|v| {
+                [
+                    v.time.clone(),
+                    v.rule.clone(),
+                    v.observed.clone(),
+                    v.action.clone(),
+                ]
+            })
+            .collect();
+        for line in table(&latest).lines() {
+            let _ = writeln!(out, "    {line}");
+        }
     }
     out
+}
+
+/// `3 (oom_kill 2, unhealthy 1); last: oom_kill`: the count, by reason,
+/// and the latest reason.
+fn restarts(i: &InstanceStatus) -> String {
+    let mut text = i.restarts.to_string();
+    if !i.restart_reasons.is_empty() {
+        let _ = write!(text, " ({})", by_count(&i.restart_reasons));
+    }
+    if let Some(r) = &i.last_restart_reason {
+        let _ = write!(text, "; last: {r}");
+    }
+    text
+}
+
+/// `oom_kill 2, unhealthy 1`: the most frequent first, then by name;
+/// `none` when empty.
+fn by_count<N: Copy + Ord + std::fmt::Display>(counts: &BTreeMap<String, N>) -> String {
+    if counts.is_empty() {
+        return "none".to_string();
+    }
+    let mut sorted: Vec<(&String, &N)> = counts.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    sorted
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One event for `bulkhead events`: the time, `service/instance`, the
+/// kind, its structured parts (the new state, the rule and its action, the
+/// restart reason, an error code) and the message:
+///
+/// ```text
+/// 2026-11-23T10:00:00.123Z leaker/0 violation oom -> restart: memory.events oom_kill 1 (+1)
+/// 2026-11-23T10:00:00.125Z leaker/0 state backoff (reason oom_kill): OOM-killed: killed by SIGKILL after 3s; restarting in 1s
+/// 2026-11-23T10:05:00.000Z web/0 state failed (reason exited(1)) [CIRCUIT_OPEN]: 5 failures in 60s; retry in 30s
+/// ```
+/// The observed figures of a violation follow the message in parentheses
+/// unless the message already holds them.
+pub fn event_line(e: &EventRecord) -> String {
+    let who = match (e.service.as_str(), e.instance.as_str()) {
+        ("", _) => "-".to_string(),
+        (s, "") => s.to_string(),
+        (s, i) => format!("{s}/{i}"),
+    };
+    let mut line = format!("{} {who} {}", e.time, e.kind);
+    if e.kind == "state"
+        && let Some(state) = &e.state
+    {
+        let _ = write!(line, " {state}");
+    }
+    match (&e.rule, &e.action) {
+        (Some(r), Some(a)) => {
+            let _ = write!(line, " {r} -> {a}");
+        }
+        (Some(r), None) => {
+            let _ = write!(line, " {r}");
+        }
+        (None, Some(a)) => {
+            let _ = write!(line, " -> {a}");
+        }
+        (None, None) => {}
+    }
+    if let Some(r) = &e.reason {
+        let _ = write!(line, " (reason {r})");
+    }
+    if let Some(c) = &e.code {
+        let _ = write!(line, " [{c}]");
+    }
+    let observed = e
+        .observed
+        .as_deref()
+        .filter(|o| !o.is_empty() && !e.message.contains(o));
+    match (e.message.as_str(), observed) {
+        ("", None) => {}
+        ("", Some(o)) => {
+            let _ = write!(line, ": {o}");
+        }
+        (m, None) => {
+            let _ = write!(line, ": {m}");
+        }
+        (m, Some(o)) => {
+            let _ = write!(line, ": {m} ({o})");
+        }
+    }
+    line
 }
 
 fn dash() -> String {
@@ -293,6 +417,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::api::proto::ViolationStatus;
 
     const M: u64 = 1 << 20;
 
@@ -346,6 +471,7 @@ mod tests {
         cron.pids_current = Some(1);
         cron.pids_max = None;
         cron.last_event = Some("2026-11-23T11:05:27Z memory.high reached, throttled".into());
+        cron.violation_counts = [("memory_pressure".into(), 2), ("pids_max".into(), 1)].into();
         StatusReply {
             daemon: DaemonInfo {
                 pid: 77,
@@ -386,12 +512,12 @@ mod tests {
     #[test]
     fn the_status_table_golden() {
         let expected = "\
-SERVICE  STATE              PID   UPTIME  RESTARTS  CPU    MEMORY       PIDS    LAST
-web/0    running (healthy)  812   2h05m   0         3m04s  12.3M / 64M  3 / 64  -
-web/1    backoff            -     -       4         -      -            -       restart in 3.2s (exited with status 1)
-worker   failed             -     -       5         -      -            -       circuit open, retry in 25s (killed by SIGKILL)
-cron     running            1204  45s     0         1.2s   900K         1       2026-11-23T11:05:27Z memory.high reached, throttled
-idle     stopped            -     -       0         -      -            -       -
+SERVICE  STATE              PID   UPTIME  RESTARTS  VIOL  CPU    MEMORY       PIDS    LAST
+web/0    running (healthy)  812   2h05m   0         0     3m04s  12.3M / 64M  3 / 64  -
+web/1    backoff            -     -       4         0     -      -            -       restart in 3.2s (exited with status 1)
+worker   failed             -     -       5         0     -      -            -       circuit open, retry in 25s (killed by SIGKILL)
+cron     running            1204  45s     0         3     1.2s   900K         1       2026-11-23T11:05:27Z memory.high reached, throttled
+idle     stopped            -     -       0         0     -      -            -       -
 ";
         assert_eq!(status_table(&fixture()), expected);
     }
@@ -417,8 +543,8 @@ idle     stopped            -     -       0         -      -            -       
         assert_eq!(
             status_table(&reply),
             "\
-SERVICE  STATE  PID  UPTIME  RESTARTS  CPU  MEMORY  PIDS  LAST
-web      -      -    -       -         -    -       -     no instances
+SERVICE  STATE  PID  UPTIME  RESTARTS  VIOL  CPU  MEMORY  PIDS  LAST
+web      -      -    -       -         -     -    -       -     no instances
 "
         );
     }
@@ -439,8 +565,8 @@ web      -      -    -       -         -    -       -     no instances
         assert_eq!(
             status_table(&reply),
             "\
-SERVICE  STATE   PID  UPTIME  RESTARTS  CPU  MEMORY   PIDS    LAST
-db       failed  -    -       0         -    - / 64M  - / 10  circuit open
+SERVICE  STATE   PID  UPTIME  RESTARTS  VIOL  CPU  MEMORY   PIDS    LAST
+db       failed  -    -       0         0     -    - / 64M  - / 10  circuit open
 "
         );
     }
@@ -464,6 +590,7 @@ instance 0: running (healthy)
   last exit     -
   last event    -
   next attempt  -
+  violations    none
 
 instance 1: backoff
   pid           -
@@ -478,6 +605,7 @@ instance 1: backoff
   last exit     exited with status 1
   last event    -
   next attempt  in 3.2s
+  violations    none
 ";
         assert_eq!(service_detail(&reply.services[0]), expected);
         let mut cron = reply.services[2].clone();
@@ -486,6 +614,205 @@ instance 1: backoff
         assert!(text.starts_with("cron: manual start, 1 instance\n\ninstance 0: running\n"));
         assert!(text.contains("  adopted       yes (taken over from an earlier daemon)\n"));
         assert!(text.contains("  memory        900K (no limit)\n"));
+    }
+
+    /// An instance the monitor has dealt with: OOM kills, a health restart,
+    /// a throttle.
+    fn troubled() -> ServiceStatus {
+        let mut i = running("0");
+        i.healthy = None;
+        i.restarts = 3;
+        i.last_restart_reason = Some("oom_kill".into());
+        i.restart_reasons = [("unhealthy".into(), 1), ("oom_kill".into(), 2)].into();
+        i.violation_counts = [
+            ("memory_pressure".into(), 1),
+            ("oom".into(), 2),
+            ("cpu_throttled".into(), 1),
+        ]
+        .into();
+        i.memory_high_throttled = Some(57 * M + 600 * 1024);
+        let v = |time: &str, rule: &str, observed: &str, action: &str| ViolationStatus {
+            time: time.into(),
+            rule: rule.into(),
+            observed: observed.into(),
+            action: action.into(),
+        };
+        i.violations = vec![
+            v(
+                "2026-11-23T10:00:00.123Z",
+                "oom",
+                "memory.events oom_kill 1 (+1)",
+                "restart",
+            ),
+            v(
+                "2026-11-23T10:02:41.500Z",
+                "memory_pressure",
+                "memory.pressure some avg10=34.20 for 3s",
+                "throttle: memory.high 64M -> 57.6M",
+            ),
+        ];
+        ServiceStatus {
+            name: "leaker".into(),
+            group: None,
+            autostart: true,
+            instances: vec![i],
+        }
+    }
+
+    #[test]
+    fn the_service_detail_shows_restart_reasons_violations_and_the_throttle() {
+        let expected = "\
+leaker: autostart, 1 instance
+
+instance 0: running
+  pid           812
+  uptime        2h05m
+  restarts      3 (oom_kill 2, unhealthy 1); last: oom_kill
+  healthy       - (no health check)
+  cpu           3m04s
+  memory        12.3M (max 64M)
+  memory.high   lowered to 57.6M by throttle
+  pids          3 (max 64)
+  cgroup        /sys/fs/cgroup/bulkhead/web/0
+  adopted       no
+  last exit     -
+  last event    -
+  next attempt  -
+  violations    oom 2, cpu_throttled 1, memory_pressure 1
+    2026-11-23T10:00:00.123Z  oom              memory.events oom_kill 1 (+1)            restart
+    2026-11-23T10:02:41.500Z  memory_pressure  memory.pressure some avg10=34.20 for 3s  throttle: memory.high 64M -> 57.6M
+";
+        assert_eq!(service_detail(&troubled()), expected);
+    }
+
+    #[test]
+    fn restarts_without_reasons_are_the_bare_count() {
+        let mut i = running("0");
+        i.restarts = 2;
+        assert_eq!(restarts(&i), "2");
+        i.last_restart_reason = Some("manual".into());
+        assert_eq!(restarts(&i), "2; last: manual");
+        i.restart_reasons = [("manual".into(), 2)].into();
+        assert_eq!(restarts(&i), "2 (manual 2); last: manual");
+    }
+
+    #[test]
+    fn the_table_counts_violations_in_viol() {
+        let reply = StatusReply {
+            services: vec![troubled()],
+            ..StatusReply::default()
+        };
+        let table = status_table(&reply);
+        let mut lines = table.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("SERVICE  STATE    PID  UPTIME  RESTARTS  VIOL  CPU"),
+            "{table}"
+        );
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("leaker   running  812  2h05m   3         4     3m04s"),
+            "{table}"
+        );
+    }
+
+    fn violation() -> EventRecord {
+        EventRecord {
+            seq: 7,
+            time: "2026-11-23T10:00:00.123Z".into(),
+            service: "leaker".into(),
+            instance: "0".into(),
+            kind: "violation".into(),
+            state: Some("stopping".into()),
+            rule: Some("oom".into()),
+            action: Some("restart".into()),
+            observed: Some("memory.events oom_kill 1 (+1)".into()),
+            message: "memory.events oom_kill 1 (+1)".into(),
+            ..EventRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_violation_event_line() {
+        assert_eq!(
+            event_line(&violation()),
+            "2026-11-23T10:00:00.123Z leaker/0 violation oom -> restart: memory.events oom_kill 1 (+1)"
+        );
+        // Figures the message does not hold follow it.
+        let mut e = violation();
+        e.rule = Some("memory_pressure".into());
+        e.action = Some("throttle".into());
+        e.observed = Some("memory.pressure some avg10=34.20 for 3s".into());
+        e.message = "memory.high 64M -> 57.6M".into();
+        assert_eq!(
+            event_line(&e),
+            "2026-11-23T10:00:00.123Z leaker/0 violation memory_pressure -> throttle: \
+             memory.high 64M -> 57.6M (memory.pressure some avg10=34.20 for 3s)"
+        );
+        e.message = String::new();
+        assert!(
+            event_line(&e).ends_with("throttle: memory.pressure some avg10=34.20 for 3s"),
+            "{}",
+            event_line(&e)
+        );
+    }
+
+    #[test]
+    fn lifecycle_and_health_event_lines() {
+        let state = EventRecord {
+            seq: 8,
+            time: "2026-11-23T10:00:00.125Z".into(),
+            service: "web".into(),
+            instance: "0".into(),
+            kind: "state".into(),
+            state: Some("backoff".into()),
+            reason: Some("oom_kill".into()),
+            message: "OOM-killed: killed by SIGKILL after 3s; restarting in 1s".into(),
+            ..EventRecord::default()
+        };
+        assert_eq!(
+            event_line(&state),
+            "2026-11-23T10:00:00.125Z web/0 state backoff (reason oom_kill): \
+             OOM-killed: killed by SIGKILL after 3s; restarting in 1s"
+        );
+        let circuit = EventRecord {
+            state: Some("failed".into()),
+            reason: Some("exited(1)".into()),
+            code: Some("CIRCUIT_OPEN".into()),
+            message: "5 failures in 60s; retry in 30s".into(),
+            ..state.clone()
+        };
+        assert_eq!(
+            event_line(&circuit),
+            "2026-11-23T10:00:00.125Z web/0 state failed (reason exited(1)) [CIRCUIT_OPEN]: \
+             5 failures in 60s; retry in 30s"
+        );
+        let running = EventRecord {
+            state: Some("running".into()),
+            reason: None,
+            message: String::new(),
+            ..state.clone()
+        };
+        assert_eq!(
+            event_line(&running),
+            "2026-11-23T10:00:00.125Z web/0 state running"
+        );
+        // The state is the kind's own only for `state` events.
+        let health = EventRecord {
+            kind: "health".into(),
+            state: Some("running".into()),
+            reason: None,
+            message: "unhealthy: GET http://127.0.0.1:8080/health -> 500 (3 in a row)".into(),
+            ..state
+        };
+        assert_eq!(
+            event_line(&health),
+            "2026-11-23T10:00:00.125Z web/0 health: unhealthy: GET http://127.0.0.1:8080/health -> 500 (3 in a row)"
+        );
     }
 
     #[test]

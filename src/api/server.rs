@@ -12,7 +12,19 @@
 //! Status codes: the daemon's [`ApiError::status`] as it is; `503
 //! DAEMON_SHUTTING_DOWN` when the loop no longer takes calls (the channel is
 //! closed, or the reply was dropped); `404`/`405 API_ERROR` for a route that
-//! does not exist.
+//! does not exist; `400 API_ERROR` for a malformed request (a bad query).
+//!
+//! `GET /v1/events?wait=1` is a long poll: the daemon holds the reply until
+//! there is an event, and the server waits for it at most [`LONG_POLL`].
+//! Then it answers itself, with no events and the same `after`, and the
+//! client asks again:
+//!
+//! ```text
+//! GET /v1/events?after=41&wait=1  ──>  (an event comes at 3 s)  200 {"events":[{"seq":42,..}],"last_seq":42}
+//! GET /v1/events?after=42&wait=1  ──>  (nothing for 25 s)       200 {"events":[],"last_seq":42}
+//! ```
+//! A long poll in progress when the server shuts down ends at once with 503,
+//! so it never holds up the daemon's exit.
 
 use std::future::Future;
 use std::io;
@@ -23,17 +35,18 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRef, Path as UrlPath, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::proto::{ApiError, Call, Request, Response};
+use super::LONG_POLL;
+use super::proto::{ApiError, Call, EventsReply, Request, Response};
 use crate::error::{Code, Diagnostic};
 
 /// How long [`bind`] waits for a connect to an existing socket. A daemon
@@ -135,18 +148,38 @@ fn probe(path: &Path) -> Probe {
 }
 
 /// Answers HTTP on `listener` until `shutdown` completes, then stops
-/// accepting and returns once the requests in progress are answered. Every
-/// request becomes a [`Call`] on `calls`; connections run as tasks on the
-/// current runtime, so a current-thread runtime is enough.
+/// accepting and returns once the requests in progress are answered (long
+/// polls end at once, with 503). Every request becomes a [`Call`] on
+/// `calls`; connections run as tasks on the current runtime, so a
+/// current-thread runtime is enough.
 pub async fn serve(
     listener: UnixListener,
     calls: mpsc::Sender<Call>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_with(listener, calls, shutdown, LONG_POLL).await;
+}
+
+/// [`serve`] with another long-poll wait than [`LONG_POLL`] (for tests).
+pub async fn serve_with(
+    listener: UnixListener,
+    calls: mpsc::Sender<Call>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    long_poll: Duration,
+) {
     let own = rustix::process::geteuid().as_raw();
-    let app = router(calls)
-        .layer(middleware::from_fn_with_state(own, check_peer))
-        .into_make_service_with_connect_info::<Peer>();
+    let (closing_tx, closing) = watch::channel(false);
+    let app = router(Ctx {
+        calls,
+        closing,
+        long_poll,
+    })
+    .layer(middleware::from_fn_with_state(own, check_peer))
+    .into_make_service_with_connect_info::<Peer>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     // axum retries failed accepts itself; this only returns at shutdown.
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -216,7 +249,22 @@ async fn check_peer(
 
 type Calls = mpsc::Sender<Call>;
 
-fn router(calls: Calls) -> Router {
+/// What the handlers share.
+#[derive(Clone)]
+struct Ctx {
+    calls: Calls,
+    /// Turns true when the server shuts down: long polls end then.
+    closing: watch::Receiver<bool>,
+    long_poll: Duration,
+}
+
+impl FromRef<Ctx> for Calls {
+    fn from_ref(ctx: &Ctx) -> Calls {
+        ctx.calls.clone()
+    }
+}
+
+fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/v1/status", get(status_all))
         .route("/v1/status/{service}", get(status_one))
@@ -225,10 +273,11 @@ fn router(calls: Calls) -> Router {
         .route("/v1/services/{service}/restart", post(restart))
         .route("/v1/services/{service}/logs", get(logs))
         .route("/v1/reload", post(reload))
+        .route("/v1/events", get(events))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(calls)
+        .with_state(ctx)
 }
 
 type Service = Result<UrlPath<String>, PathRejection>;
@@ -276,6 +325,101 @@ async fn logs(State(calls): State<Calls>, service: Service) -> HttpResponse {
 
 async fn reload(State(calls): State<Calls>) -> HttpResponse {
     ask(&calls, Ok(Request::Reload)).await
+}
+
+type EventsQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// `GET /v1/events?after=N&service=S&wait=1`; with `wait`, a long poll of
+/// at most `ctx.long_poll` (see the module docs).
+async fn events(State(ctx): State<Ctx>, query: EventsQuery) -> HttpResponse {
+    let request = match query {
+        Ok(Query(pairs)) => events_request(&pairs),
+        Err(e) => Err(bad_request(
+            Diagnostic::new(Code::ApiError, "the query of /v1/events is not valid")
+                .cause(e.body_text())
+                .suggest("the parameters are after, service and wait"),
+        )),
+    };
+    let after = match &request {
+        Ok(Request::Events {
+            after, wait: true, ..
+        }) => after.unwrap_or(0),
+        _ => return ask(&ctx.calls, request).await,
+    };
+    let mut closing = ctx.closing.clone();
+    tokio::select! {
+        response = ask(&ctx.calls, request) => response,
+        () = tokio::time::sleep(ctx.long_poll) => Response::Events(EventsReply {
+            events: Vec::new(),
+            last_seq: after,
+            dropped: 0,
+        })
+        .into_response(),
+        _ = closing.wait_for(|c| *c) => shutting_down().into_response(),
+    }
+}
+
+/// The query of `/v1/events` as a [`Request::Events`]: `after` a sequence
+/// number, `service` a name, `wait` one of `1`, `true`, `0`, `false` (bare
+/// `wait` is `wait=1`). Anything else, or a parameter given twice, is a 400.
+pub fn events_request(pairs: &[(String, String)]) -> Result<Request, ApiError> {
+    let mut service = None;
+    let mut after = None;
+    let mut wait = None;
+    for (key, value) in pairs {
+        let bad = |help: &str| {
+            bad_request(
+                Diagnostic::new(
+                    Code::ApiError,
+                    format!("bad parameter `{key}={value}` in the query of /v1/events"),
+                )
+                .suggest(help),
+            )
+        };
+        let twice = match key.as_str() {
+            "after" => after
+                .replace(value.parse::<u64>().map_err(|_| {
+                    bad("`after` is the seq of the last event seen: a whole number, 0 or more")
+                })?)
+                .is_some(),
+            "service" if value.is_empty() => return Err(bad("`service` is a service's name")),
+            "service" => service.replace(value.clone()).is_some(),
+            "wait" => wait
+                .replace(match value.as_str() {
+                    "" | "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("`wait` is 1 (a long poll) or 0")),
+                })
+                .is_some(),
+            _ => {
+                return Err(bad_request(
+                    Diagnostic::new(
+                        Code::ApiError,
+                        format!("unknown parameter `{key}` in the query of /v1/events"),
+                    )
+                    .suggest("the parameters are after, service and wait"),
+                ));
+            }
+        };
+        if twice {
+            return Err(bad_request(
+                Diagnostic::new(
+                    Code::ApiError,
+                    format!("`{key}` is given twice in the query of /v1/events"),
+                )
+                .suggest("give each parameter once"),
+            ));
+        }
+    }
+    Ok(Request::Events {
+        service,
+        after,
+        wait: wait.unwrap_or(false),
+    })
+}
+
+fn bad_request(d: Diagnostic) -> ApiError {
+    ApiError::from_diagnostic(400, &d)
 }
 
 fn name(service: Service) -> Result<String, ApiError> {
@@ -448,9 +592,95 @@ mod tests {
                 },
                 Response::Logs(LogsReply::default()),
             ),
+            (
+                Request::Events {
+                    service: None,
+                    after: None,
+                    wait: false,
+                },
+                Response::Events(EventsReply::default()),
+            ),
         ];
         for (req, resp) in &pairs {
             assert_eq!(kind(req), reply_kind(resp), "{req:?}");
+        }
+    }
+
+    fn query(q: &[(&str, &str)]) -> Result<Request, ApiError> {
+        let pairs: Vec<(String, String)> = q
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        events_request(&pairs)
+    }
+
+    #[test]
+    fn the_events_query_becomes_a_request() {
+        let events = |service: Option<&str>, after, wait| Request::Events {
+            service: service.map(String::from),
+            after,
+            wait,
+        };
+        assert_eq!(query(&[]).unwrap(), events(None, None, false));
+        assert_eq!(
+            query(&[("after", "41"), ("service", "web"), ("wait", "1")]).unwrap(),
+            events(Some("web"), Some(41), true)
+        );
+        assert_eq!(
+            query(&[("wait", "")]).unwrap(),
+            events(None, None, true),
+            "a bare `wait`"
+        );
+        assert_eq!(
+            query(&[("wait", "false"), ("after", "0")]).unwrap(),
+            events(None, Some(0), false)
+        );
+        assert_eq!(
+            query(&[("after", "18446744073709551615")]).unwrap(),
+            events(None, Some(u64::MAX), false)
+        );
+    }
+
+    #[test]
+    fn a_bad_events_query_is_a_400_that_says_what_is_wrong() {
+        for (q, message, help) in [
+            (
+                &[("after", "abc")][..],
+                "bad parameter `after=abc` in the query of /v1/events",
+                "a whole number, 0 or more",
+            ),
+            (
+                &[("after", "-1")],
+                "bad parameter `after=-1`",
+                "a whole number",
+            ),
+            (&[("after", "")], "bad parameter `after=`", "a whole number"),
+            (
+                &[("wait", "yes please")],
+                "bad parameter `wait=yes please`",
+                "`wait` is 1 (a long poll) or 0",
+            ),
+            (
+                &[("service", "")],
+                "bad parameter `service=`",
+                "a service's name",
+            ),
+            (
+                &[("afterr", "1")],
+                "unknown parameter `afterr`",
+                "the parameters are after, service and wait",
+            ),
+            (
+                &[("after", "1"), ("after", "2")],
+                "`after` is given twice",
+                "give each parameter once",
+            ),
+        ] {
+            let e = query(q).unwrap_err();
+            assert_eq!(e.status, 400, "{q:?}");
+            assert_eq!(e.code, "API_ERROR", "{q:?}");
+            assert!(e.message.starts_with(message), "{q:?}: {e:?}");
+            assert!(e.rendered.contains(help), "{q:?}: {e:?}");
         }
     }
 
