@@ -9,6 +9,7 @@
 //! workload [--join CGROUP_DIR] spin SECS           burn CPU for SECS seconds of wall time
 //! workload [--join CGROUP_DIR] write-direct DEV MIB  O_DIRECT writes of MIB MiB to DEV
 //! workload [--join CGROUP_DIR] sleep SECS
+//! workload [--join CGROUP_DIR] fds N               open N descriptors of /dev/null, then sleep
 //! ```
 //! With `--join`, the process first moves itself into the cgroup (writes its
 //! pid to `cgroup.procs`), so everything after runs under its limits.
@@ -39,13 +40,14 @@ fn main() -> ExitCode {
         Some("squeeze") => squeeze(num(1), num(2)),
         Some("spin") => spin(num(1)),
         Some("write-direct") => write_direct(args.get(1).map_or("", String::as_str), num(2)),
+        Some("fds") => fds(num(1)),
         Some("sleep") => {
             std::thread::sleep(Duration::from_secs(num(1)));
             0
         }
         _ => {
             eprintln!(
-                "usage: workload [--join DIR] forks|forkloop|alloc|squeeze|spin|write-direct|sleep ..."
+                "usage: workload [--join DIR] forks|forkloop|alloc|squeeze|spin|write-direct|fds|sleep ..."
             );
             2
         }
@@ -161,6 +163,24 @@ fn squeeze(mib: u64, secs: u64) -> u8 {
         }
     }
     say(&format!("squeezed {mib} MiB for {secs}s"));
+    0
+}
+
+/// Opens `n` descriptors (stopping early at EMFILE) and holds them.
+fn fds(n: u64) -> u8 {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                say(&format!("open #{}: {e}", held.len()));
+                break;
+            }
+        }
+    }
+    say(&format!("holding {} descriptors", held.len()));
+    std::thread::sleep(Duration::from_secs(100_000));
+    drop(held);
     0
 }
 

@@ -908,3 +908,326 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
     assert_eq!(bh.sigterm().code(), Some(0));
     assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
 }
+
+// ------------------------------------------------------------- the monitor
+
+/// `bulkhead events --json [SERVICE]`, parsed.
+fn events(bh: &Bh, service: &str) -> Vec<bulkhead::api::proto::EventRecord> {
+    let out = Command::new(BIN)
+        .args(["events", "--json", service, "--socket"])
+        .arg(&bh.sock)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "events: {}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Milliseconds between two event times (RFC 3339, same day).
+fn ms_between(a: &str, b: &str) -> f64 {
+    let secs = |t: &str| -> f64 {
+        let hms = t.split('T').nth(1).unwrap().trim_end_matches('Z');
+        hms.split(':')
+            .map(|x| x.parse::<f64>().unwrap())
+            .fold(0.0, |acc, x| acc * 60.0 + x)
+    };
+    (secs(b) - secs(a)) * 1000.0
+}
+
+/// From the first violation of `rule` to the next `running` of the same
+/// instance, from the daemon's own timestamps (reported, not asserted).
+fn report_latency(bh: &Bh, service: &str, rule: &str) {
+    let ev = events(bh, service);
+    let Some(v) = ev
+        .iter()
+        .position(|e| e.kind == "violation" && e.rule.as_deref() == Some(rule))
+    else {
+        return;
+    };
+    if let Some(r) = ev[v..]
+        .iter()
+        .find(|e| e.kind == "state" && e.state.as_deref() == Some("running"))
+    {
+        println!(
+            "[{}] {service}: {rule} violation -> running again: {:.0} ms",
+            bh.name,
+            ms_between(&ev[v].time, &r.time)
+        );
+    }
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_monitor_oom_kill_is_recorded_and_the_instance_restarted() {
+    common::require_root();
+    let w = common::workload();
+    let svc = format!(
+        "services:
+  leaker:
+    command: [{w}, alloc, '512']
+    resources:
+      memory:
+        max: 32M
+        swap_max: 0
+    restart:
+      backoff:
+        initial: 100ms
+      circuit_breaker:
+        failures: 0
+  quiet:
+    command: [/bin/sleep, '1000']
+",
+        w = w.display()
+    );
+    let mut bh = Bh::new("mon-oom", &svc);
+    bh.start();
+    let s = bh.wait_for("leaker restarted after an OOM kill", 120, |s| {
+        let i = inst(s, "leaker", 0);
+        i.restarts >= 2 && i.last_restart_reason.as_deref() == Some("oom_kill")
+    });
+    let i = inst(&s, "leaker", 0);
+    assert!(
+        i.restart_reasons.get("oom_kill").copied().unwrap_or(0) >= 2,
+        "{i:?}"
+    );
+    assert!(
+        i.violation_counts.get("oom").copied().unwrap_or(0) >= 1,
+        "{i:?}"
+    );
+    let v = i
+        .violations
+        .iter()
+        .find(|v| v.rule == "oom")
+        .expect("an oom violation");
+    assert!(v.observed.starts_with("memory.events oom_kill "), "{v:?}");
+    assert_eq!(v.action, "restart");
+    // The kernel's counter agrees that it OOM-killed.
+    let quiet = inst(&s, "quiet", 0);
+    assert_eq!(
+        (quiet.restarts, quiet.violations.len()),
+        (0, 0),
+        "{quiet:?}"
+    );
+
+    let ev = events(&bh, "leaker");
+    assert!(
+        ev.iter().any(|e| e.kind == "violation"
+            && e.rule.as_deref() == Some("oom")
+            && e.observed
+                .as_deref()
+                .is_some_and(|o| o.contains("oom_kill"))),
+        "{ev:#?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.kind == "state" && e.reason.as_deref() == Some("oom_kill")),
+        "{ev:#?}"
+    );
+    let detail = bh.cli(&["status", "leaker"]);
+    assert!(
+        text(&detail.stdout).contains("oom_kill"),
+        "{}",
+        text(&detail.stdout)
+    );
+    report_latency(&bh, "leaker", "oom");
+    assert!(bh.sigterm().success());
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_monitor_memory_pressure_restarts_one_and_throttles_another() {
+    common::require_root();
+    let w = common::workload();
+    let svc = format!(
+        "services:
+  squeezed:
+    command: [{w}, squeeze, '96', '600']
+    resources:
+      memory:
+        high: 32M
+    watch:
+      memory_pressure:
+        action: restart
+        threshold: 10%
+        for: 2s
+    restart:
+      backoff:
+        initial: 1s
+      circuit_breaker:
+        failures: 0
+  throttled:
+    command: [/bin/sh, -c, 'echo squeezing; {w} squeeze 96 25; echo idle; exec {w} sleep 100000']
+    resources:
+      memory:
+        high: 48M
+        low: 24M
+    watch:
+      memory_pressure:
+        action: throttle
+        threshold: 10%
+        for: 2s
+        step: 10%
+  quiet:
+    command: [/bin/sleep, '1000']
+",
+        w = w.display()
+    );
+    let mut bh = Bh::new("mon-psi", &svc);
+    bh.start();
+    let started = Instant::now();
+    let throttled_dir = bh.inst_dir("throttled", "0");
+    let mut lowered = None;
+    bh.wait_for("throttled's memory.high lowered by throttle", 180, |s| {
+        let i = inst(s, "throttled", 0);
+        if let Some(h) = i.memory_high_throttled {
+            lowered = Some(h);
+            return true;
+        }
+        false
+    });
+    let lowered = lowered.unwrap();
+    println!(
+        "[mon-psi] throttle after {:.1}s: memory.high lowered to {lowered}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!((24 << 20..48 << 20).contains(&lowered), "{lowered}");
+    // The kernel has the lowered value.
+    let file: u64 = read_cg(&throttled_dir, "memory.high")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(file < 48 << 20, "memory.high file says {file}");
+
+    let s = bh.wait_for("squeezed restarted for memory pressure", 180, |s| {
+        inst(s, "squeezed", 0).last_restart_reason.as_deref() == Some("violation(memory_pressure)")
+    });
+    let sq = inst(&s, "squeezed", 0);
+    let v = sq
+        .violations
+        .iter()
+        .find(|v| v.rule == "memory_pressure")
+        .unwrap();
+    assert!(v.observed.starts_with("memory.pressure some"), "{v:?}");
+    assert_eq!(v.action, "restart");
+    report_latency(&bh, "squeezed", "memory_pressure");
+
+    // Once the squeeze is over, memory.high goes back to 48M.
+    bh.wait_for("throttled's memory.high restored", 240, |s| {
+        let i = inst(s, "throttled", 0);
+        i.memory_high_throttled.is_none() && i.state == "running"
+    });
+    let file = read_cg(&throttled_dir, "memory.high");
+    assert_eq!(file.trim(), (48u64 << 20).to_string());
+    let ev = events(&bh, "throttled");
+    assert!(
+        ev.iter().any(|e| e.action.as_deref() == Some("restore")),
+        "{ev:#?}"
+    );
+    let s = bh.status().unwrap();
+    let t = inst(&s, "throttled", 0);
+    assert_eq!(t.restarts, 0, "throttle never restarts: {t:?}");
+    let quiet = inst(&s, "quiet", 0);
+    assert_eq!(
+        (quiet.restarts, quiet.violations.len()),
+        (0, 0),
+        "{quiet:?}"
+    );
+    assert!(bh.sigterm().success());
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_monitor_warns_about_throttling_forks_and_fds_and_spares_the_neighbour() {
+    common::require_root();
+    let w = common::workload();
+    let svc = format!(
+        "services:
+  spinner:
+    command: [/bin/sh, -c, 'while :; do :; done']
+    resources:
+      cpu:
+        max: 20%
+    watch:
+      cpu_throttled:
+        action: warn
+        threshold: 50%
+        for: 3s
+  bomb:
+    command: [{w}, forks, '100', --retry]
+    resources:
+      pids:
+        max: 16
+  fdleak:
+    command: [{w}, fds, '200']
+    resources:
+      rlimits:
+        nofile: 64
+    watch:
+      fds:
+        action: warn
+        threshold: 90%
+        for: 1s
+  neighbour:
+    command: [/bin/sleep, '1000']
+    resources:
+      cpu:
+        max: 50%
+      pids:
+        max: 16
+    watch:
+      cpu_throttled:
+        action: warn
+        threshold: 50%
+        for: 3s
+      fds:
+        action: warn
+        threshold: 90%
+        for: 1s
+",
+        w = w.display()
+    );
+    let mut bh = Bh::new("mon-warn", &svc);
+    bh.start();
+    let has = |s: &StatusReply, svc: &str, rule: &str| {
+        inst(s, svc, 0).violations.iter().any(|v| v.rule == rule)
+    };
+    let s = bh.wait_for("cpu_throttled, pids_max and fds violations", 180, |s| {
+        has(s, "spinner", "cpu_throttled") && has(s, "bomb", "pids_max") && has(s, "fdleak", "fds")
+    });
+    let find = |svc: &str, rule: &str| {
+        inst(&s, svc, 0)
+            .violations
+            .iter()
+            .find(|v| v.rule == rule)
+            .unwrap()
+            .clone()
+    };
+    let v = find("spinner", "cpu_throttled");
+    println!("[mon-warn] spinner: {v:?}");
+    assert!(v.observed.starts_with("nr_throttled "), "{v:?}");
+    assert_eq!(v.action, "warn");
+    let v = find("bomb", "pids_max");
+    println!("[mon-warn] bomb: {v:?}");
+    assert!(v.observed.starts_with("pids.events max "), "{v:?}");
+    // The kernel refused forks at pids.max.
+    assert!(cg_key(&bh.inst_dir("bomb", "0"), "pids.events", "max") > 0);
+    let v = find("fdleak", "fds");
+    println!("[mon-warn] fdleak: {v:?}");
+    assert!(v.observed.contains("RLIMIT_NOFILE 64"), "{v:?}");
+    // warn never restarts; one violation per episode for the level rules.
+    for svc in ["spinner", "bomb", "fdleak"] {
+        assert_eq!(inst(&s, svc, 0).restarts, 0, "{svc}");
+    }
+    assert_eq!(inst(&s, "spinner", 0).violation_counts["cpu_throttled"], 1);
+    // Let the sweep run a while longer: the neighbour stays clean.
+    sleep_ms(5000);
+    let s = bh.status().unwrap();
+    let n = inst(&s, "neighbour", 0);
+    assert_eq!((n.restarts, n.violations.len()), (0, 0), "{n:?}");
+    assert_eq!(inst(&s, "spinner", 0).violation_counts["cpu_throttled"], 1);
+    let ev = events(&bh, "neighbour");
+    assert!(ev.iter().all(|e| e.kind == "state"), "{ev:#?}");
+    assert!(bh.sigterm().success());
+}
