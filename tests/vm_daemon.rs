@@ -1058,7 +1058,7 @@ fn daemon_monitor_memory_pressure_restarts_one_and_throttles_another() {
       circuit_breaker:
         failures: 0
   throttled:
-    command: [/bin/sh, -c, 'echo squeezing; {w} squeeze 96 25; echo idle; exec {w} sleep 100000']
+    command: [/bin/sh, -c, 'echo squeezing; /usr/bin/timeout 30 {w} squeeze 96 600; echo idle; exec {w} sleep 100000']
     resources:
       memory:
         high: 48M

@@ -97,6 +97,12 @@ for s in r["services"]:
         print(f"{name:9} {state:9} restarts {restarts:2}  {last}")
 '
 echo
+echo '$ bulkhead events   (violations and restarts with their reasons; the last 12)'
+"$bin" events --socket "$sock" | grep -E 'violation|reason' | tail -n 12
+echo
+echo '$ bulkhead status leaker'
+"$bin" status leaker --socket "$sock"
+echo
 echo '$ bulkhead logs crasher -n 4'
 "$bin" logs crasher -n 4 --socket "$sock"
 echo '$ bulkhead logs leaker -n 3'

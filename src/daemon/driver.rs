@@ -919,9 +919,9 @@ impl Daemon {
         if let Some(m) = inst.mon.take() {
             mon::stop(m, &inst.paths.cgroup, &self.files, &mut self.sampler);
         }
-        // Recorded (and acted on: an `oom` rule's stop) before the exit,
-        // which then restarts it or not by policy.
-        self.act(si, idx, verdicts);
+        // Recorded before the exit, which then restarts it by policy (an
+        // `oom` rule's stop is carried out first).
+        self.act(si, idx, verdicts, true);
         self.step(si, idx, Event::Exited(Exit { record, oom_kill }));
     }
 
@@ -948,7 +948,7 @@ impl Daemon {
         });
         let Some(m) = inst.mon.as_mut() else { return };
         let verdicts = m.watcher.on_counters(now, oom, pids);
-        self.act(si, key.idx, verdicts);
+        self.act(si, key.idx, verdicts, false);
     }
 
     fn pressure(&mut self, key: &Key, rule: RuleKind) {
@@ -960,7 +960,7 @@ impl Daemon {
         let avg10 = mon::read_avg10(&inst.paths.cgroup, rule, full);
         let Some(m) = inst.mon.as_mut() else { return };
         let verdicts = m.watcher.on_pressure(now, rule, avg10);
-        self.act(si, key.idx, verdicts);
+        self.act(si, key.idx, verdicts, false);
     }
 
     /// The periodic sweep: kept-open stat files of every instance, fds of
@@ -997,7 +997,7 @@ impl Daemon {
                 };
                 let verdicts = m.watcher.on_sweep(now, &obs);
                 if !verdicts.is_empty() {
-                    self.act(si, idx, verdicts);
+                    self.act(si, idx, verdicts, false);
                 }
             }
         }
@@ -1025,8 +1025,9 @@ impl Daemon {
         inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, true));
     }
 
-    /// Records and carries out what the rules decided.
-    fn act(&mut self, si: usize, idx: usize, verdicts: Vec<Ruling>) {
+    /// Records and carries out what the rules decided. `ended`: the run is
+    /// over already, so a `restart` is left to the exit.
+    fn act(&mut self, si: usize, idx: usize, verdicts: Vec<Ruling>, ended: bool) {
         for v in verdicts {
             let name = self.svcs[si].cfg.name.clone();
             let inst = &mut self.svcs[si].insts[idx];
@@ -1085,7 +1086,12 @@ impl Daemon {
                         ..EventRecord::default()
                     };
                     self.journal.push(e);
-                    if matches!(f.action, WatchAction::Restart | WatchAction::Stop) {
+                    let machine = match f.action {
+                        WatchAction::Stop => true,
+                        WatchAction::Restart => !ended,
+                        _ => false,
+                    };
+                    if machine {
                         self.step(
                             si,
                             idx,

@@ -372,7 +372,7 @@ impl Watcher {
             Dur(threshold),
             Dur(window),
             avg10.map_or(String::new(), |a| format!(" (avg10={a:.2})")),
-            Dur(round_ms(held)),
+            secs(held),
         );
         self.level_fire(now, kind, rule, figures)
     }
@@ -412,7 +412,7 @@ impl Watcher {
                     fds.pid,
                     fds.open,
                     ratio * 100.0,
-                    Dur(round_ms(held))
+                    secs(held)
                 )
             };
             out.extend(self.level(now, RuleKind::Fds, rule, ratio, figures));
@@ -451,7 +451,7 @@ impl Watcher {
             format!(
                 "nr_throttled {dt}/{dp} periods ({:.1}%) over {}",
                 ratio * 100.0,
-                Dur(round_ms(age))
+                secs(age)
             )
         };
         // The window already covers `for`: held from its start.
@@ -583,8 +583,9 @@ fn event(
     })
 }
 
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// `2.0s`: figures are read to a tenth of a second.
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// `64M` / `57.6M`-style bytes for action lines.

@@ -203,7 +203,7 @@ fn cpu_throttled_needs_the_ratio_over_a_whole_window() {
         panic!()
     };
     assert_eq!(*t, 5, "fires once the window spans `for`");
-    assert_eq!(f.observed, "nr_throttled 40/50 periods (80.0%) over 5s");
+    assert_eq!(f.observed, "nr_throttled 40/50 periods (80.0%) over 5.0s");
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn fds_fire_after_holding_for_their_duration() {
     let v = w.on_sweep(s(2), &obs(96));
     assert_eq!(
         fired(&v)[0].observed,
-        "pid 42 has 96 open fds of RLIMIT_NOFILE 100 (96.0%) for 2s"
+        "pid 42 has 96 open fds of RLIMIT_NOFILE 100 (96.0%) for 2.0s"
     );
     assert!(w.on_sweep(s(3), &obs(99)).is_empty(), "once per episode");
     // Dropping to 90% (not above) ends the episode; the next starts over.
@@ -322,7 +322,7 @@ fn pressure_fires_when_the_stall_held_for_its_duration() {
     assert_eq!(f[0].action, Action::Restart);
     assert_eq!(
         f[0].observed,
-        "memory.pressure some 400ms of 2s stalled (avg10=34.20) for 2s"
+        "memory.pressure some 400ms of 2s stalled (avg10=34.20) for 2.0s"
     );
     assert!(
         w.on_pressure(s(12), RuleKind::MemoryPressure, None)
