@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::health::{self, Target, Tracker, Verdict};
 use super::job::{self, Paths, SpawnJob, Started};
 use crate::api::proto::{
     ActionReply, ApiError, Call, DaemonInfo, InstanceStatus, LogFile, LogsReply, ReloadReply,
@@ -31,9 +30,9 @@ use crate::api::proto::{
 };
 use crate::cgroup::subtree::Subtree;
 use crate::cgroup::{self, kill, limits, stats};
-use crate::config::model::{Config, Probe, Service};
-use crate::config::schema::ProbePort;
+use crate::config::model::{Config, Service};
 use crate::error::{Code, Diagnostics};
+use crate::health::{self, Compartment, Target, Tracker, Verdict};
 use crate::sandbox::spec::ExitRecord;
 use crate::supervisor::machine::describe_exit;
 use crate::supervisor::{Action, Event, Level, Machine, Mono, State, StateKind};
@@ -233,18 +232,6 @@ impl Daemon {
     }
 
     fn new_svc(&mut self, svc: Service) -> Svc {
-        if svc.health.is_some() && probe_target(&svc, 0).is_none() {
-            let why = if svc.namespaces.net {
-                "probes into a service's own network namespace"
-            } else {
-                "exec probes"
-            };
-            tracing::warn!(
-                service = %svc.name,
-                "health check not run: {why} are not supported yet; \
-                 the service counts as ready once running"
-            );
-        }
         let svc = Arc::new(svc);
         let insts = (0..svc.instances)
             .map(|i| self.new_inst(&svc, i.to_string()))
@@ -647,7 +634,26 @@ impl Daemon {
             let mut tracker = Tracker::new(hc.failures, hc.start_period.0);
             let started = Instant::now();
             let name = svc.name.clone();
+            // The compartment the probes run in: this run's init, cgroup
+            // and namespaces, and for an exec probe the service's user and
+            // seccomp filter (resolved on the blocking pool).
+            let (cfg, svc) = (self.cfg.clone(), svc.clone());
+            let instance = health::Instance {
+                id: inst.id.clone(),
+                port: inst.port,
+                pid,
+                pidfd: inst.pidfd.as_ref().and_then(|f| f.try_clone().ok()),
+                cgroup: inst.paths.cgroup.clone(),
+            };
             inst.health = Some(tokio::spawn(async move {
+                let comp = tokio::task::spawn_blocking(move || {
+                    Compartment::for_instance(&cfg, &svc, instance)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("preparing the probe failed: {e}")));
+                if let Err(why) = &comp {
+                    tracing::error!(service = %name, "health probes cannot run: {why}");
+                }
                 let mut passed = false;
                 let mut last_counted = Instant::now();
                 loop {
@@ -659,7 +665,10 @@ impl Daemon {
                         interval.min(Duration::from_millis(500))
                     };
                     tokio::time::sleep(wait).await;
-                    let r = health::probe(&target, timeout).await;
+                    let r = match &comp {
+                        Ok(c) => health::probe(&target, c, timeout).await,
+                        Err(why) => Err(why.clone()),
+                    };
                     // The quick probes before the first pass can only bring
                     // good news: failures count at the `interval` pace.
                     if r.is_err() && !passed && last_counted.elapsed() < interval {
@@ -1084,28 +1093,9 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The probe the daemon can run for `svc`, if any.
+/// The probe of `svc`, if it has a health check ([`Target::for_service`]).
 fn probe_target(svc: &Service, port: u16) -> Option<Target> {
-    let h = svc.health.as_ref()?;
-    if svc.namespaces.net {
-        return None;
-    }
-    let resolve = |p: &ProbePort| match p {
-        ProbePort::Auto => port,
-        ProbePort::Number(n) => *n,
-    };
-    match &h.probe {
-        Probe::Tcp { host, port } => Some(Target::Tcp {
-            host: host.clone(),
-            port: resolve(port),
-        }),
-        Probe::Http { host, port, path } => Some(Target::Http {
-            host: host.clone(),
-            port: resolve(port),
-            path: path.clone(),
-        }),
-        Probe::Exec { .. } => None,
-    }
+    Target::for_service(svc, port)
 }
 
 fn read_u64(dir: &std::path::Path, file: &'static str) -> Option<u64> {
