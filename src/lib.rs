@@ -6,7 +6,9 @@
 //! (the cgroup v2 filesystem, rooted at injected paths), `sandbox` (the only
 //! module with `unsafe`), `check` (host preflight), `error` (user-facing
 //! errors with codes and suggestions), `supervisor` (the per-instance
-//! lifecycle as a pure state machine, restart backoff, circuit breaker).
+//! lifecycle as a pure state machine, restart backoff, circuit breaker),
+//! `health` (http, tcp and exec probes, run inside the instance's
+//! compartment).
 
 pub mod api;
 pub mod cgroup;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod exec;
+pub mod health;
 pub mod monitor;
 pub mod sandbox;
 pub mod supervisor;

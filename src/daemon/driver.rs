@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::health::{self, Target, Tracker, Verdict};
 use super::job::{self, Paths, SpawnJob, Started};
 use super::journal::Journal;
 use super::monitor::{self as mon, FileCmd, Key, Mon};
@@ -34,9 +33,10 @@ use crate::api::proto::{
 use crate::cgroup::sampler::Sampler;
 use crate::cgroup::subtree::Subtree;
 use crate::cgroup::{self, kill, limits, stats};
-use crate::config::model::{Config, Probe, Service};
-use crate::config::schema::{Action as WatchAction, ProbePort};
+use crate::config::model::{Config, Service};
+use crate::config::schema::Action as WatchAction;
 use crate::error::{Code, Diagnostics};
+use crate::health::{self, Compartment, Target, Tracker, Verdict};
 use crate::monitor::{Observation, RuleKind, Verdict as Ruling};
 use crate::sandbox::spec::ExitRecord;
 use crate::supervisor::machine::describe_exit;
@@ -289,18 +289,6 @@ impl Daemon {
     }
 
     fn new_svc(&mut self, svc: Service) -> Svc {
-        if svc.health.is_some() && probe_target(&svc, 0).is_none() {
-            let why = if svc.namespaces.net {
-                "probes into a service's own network namespace"
-            } else {
-                "exec probes"
-            };
-            tracing::warn!(
-                service = %svc.name,
-                "health check not run: {why} are not supported yet; \
-                 the service counts as ready once running"
-            );
-        }
         let svc = Arc::new(svc);
         let insts = (0..svc.instances)
             .map(|i| self.new_inst(&svc, i.to_string()))
@@ -821,7 +809,26 @@ impl Daemon {
             let mut tracker = Tracker::new(hc.failures, hc.start_period.0);
             let started = Instant::now();
             let name = svc.name.clone();
+            // The compartment the probes run in: this run's init, cgroup
+            // and namespaces, and for an exec probe the service's user and
+            // seccomp filter (resolved on the blocking pool).
+            let (cfg, svc) = (self.cfg.clone(), svc.clone());
+            let instance = health::Instance {
+                id: inst.id.clone(),
+                port: inst.port,
+                pid,
+                pidfd: inst.pidfd.as_ref().and_then(|f| f.try_clone().ok()),
+                cgroup: inst.paths.cgroup.clone(),
+            };
             inst.health = Some(tokio::spawn(async move {
+                let comp = tokio::task::spawn_blocking(move || {
+                    Compartment::for_instance(&cfg, &svc, instance)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("preparing the probe failed: {e}")));
+                if let Err(why) = &comp {
+                    tracing::error!(service = %name, "health probes cannot run: {why}");
+                }
                 let mut passed = false;
                 let mut last_counted = Instant::now();
                 loop {
@@ -833,7 +840,10 @@ impl Daemon {
                         interval.min(Duration::from_millis(500))
                     };
                     tokio::time::sleep(wait).await;
-                    let r = health::probe(&target, timeout).await;
+                    let r = match &comp {
+                        Ok(c) => health::probe(&target, c, timeout).await,
+                        Err(why) => Err(why.clone()),
+                    };
                     // The quick probes before the first pass can only bring
                     // good news: failures count at the `interval` pace.
                     if r.is_err() && !passed && last_counted.elapsed() < interval {
@@ -1465,28 +1475,9 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The probe the daemon can run for `svc`, if any.
+/// The probe of `svc`, if it has a health check ([`Target::for_service`]).
 fn probe_target(svc: &Service, port: u16) -> Option<Target> {
-    let h = svc.health.as_ref()?;
-    if svc.namespaces.net {
-        return None;
-    }
-    let resolve = |p: &ProbePort| match p {
-        ProbePort::Auto => port,
-        ProbePort::Number(n) => *n,
-    };
-    match &h.probe {
-        Probe::Tcp { host, port } => Some(Target::Tcp {
-            host: host.clone(),
-            port: resolve(port),
-        }),
-        Probe::Http { host, port, path } => Some(Target::Http {
-            host: host.clone(),
-            port: resolve(port),
-            path: path.clone(),
-        }),
-        Probe::Exec { .. } => None,
-    }
+    Target::for_service(svc, port)
 }
 
 fn read_u64(dir: &std::path::Path, file: &'static str) -> Option<u64> {

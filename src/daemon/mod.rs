@@ -13,10 +13,10 @@
 //!
 //! SIGTERM/SIGINT stop every service in reverse dependency order and remove
 //! the cgroups; SIGHUP reloads the config. The driver ([`driver`]) runs the
-//! state machines; [`job`] holds the blocking work, [`health`] the probes.
+//! state machines; [`job`] holds the blocking work; the probes are
+//! [`crate::health`]'s.
 
 pub mod driver;
-pub mod health;
 pub mod job;
 pub mod journal;
 pub mod monitor;

@@ -5,7 +5,8 @@
 //! 1. reads the [`InitSpec`] from fd 3, keeps fd 4 to report failed steps;
 //! 2. opens the status file, then makes the mount namespace's changes
 //!    (private propagation, a fresh /proc, read-only / read-write / tmpfs /
-//!    inaccessible paths) and sets the hostname;
+//!    inaccessible paths), sets the hostname, and brings the loopback of a
+//!    new network namespace up;
 //! 3. forks the service, which sets rlimits, nice, oom_score_adj, io priority,
 //!    groups/gid/uid, capabilities, working dir (as the service's user),
 //!    no_new_privs, closes every fd
@@ -19,7 +20,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -98,6 +99,9 @@ pub fn main() -> ! {
     setup_mounts(&spec);
     if let Some(h) = &spec.hostname {
         check(Step::Hostname, nix::unistd::sethostname(h));
+    }
+    if spec.loopback {
+        loopback_up();
     }
 
     // Block the signals the init handles before forking, so none is lost
@@ -248,6 +252,36 @@ fn inaccessible(p: &Path) {
                 none,
             ),
         );
+    }
+}
+
+/// `ip link set lo up`: SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP on `lo`,
+/// through any socket of the namespace.
+fn loopback_up() {
+    let sock = rustix::net::socket_with(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap_or_else(|e| fail(Step::Loopback, e.raw_os_error()));
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the ifreq we pass,
+    // which lives across both calls; `sock` is an open socket. The union's
+    // `ifru_flags` is the member those two requests use.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut ifr) != 0 {
+            fail(Step::Loopback, errno_of(&std::io::Error::last_os_error()));
+        }
+        let up = libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
+        ifr.ifr_ifru.ifru_flags |= up;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &raw const ifr) != 0 {
+            fail(Step::Loopback, errno_of(&std::io::Error::last_os_error()));
+        }
     }
 }
 

@@ -175,6 +175,7 @@ pub fn init_spec(
         tmpfs: svc.mounts.tmpfs.clone(),
         inaccessible: svc.mounts.inaccessible.clone(),
         hostname: svc.hostname.clone(),
+        loopback: ns.net,
         status_file,
         log: None,
         detach: false,

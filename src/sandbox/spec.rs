@@ -40,6 +40,10 @@ pub struct InitSpec {
     pub tmpfs: Vec<PathBuf>,
     pub inaccessible: Vec<PathBuf>,
     pub hostname: Option<String>,
+    /// The service has a network namespace of its own: bring its loopback
+    /// up (a new namespace's `lo` is down, so even 127.0.0.1 is unreachable).
+    #[serde(default)]
+    pub loopback: bool,
     /// Where the init records how the service ended (opened before mounts).
     pub status_file: Option<PathBuf>,
     /// Where the service's stdout and stderr go. `None` passes the init's own
@@ -98,10 +102,17 @@ pub enum Step {
     CloseFds,
     Seccomp,
     Exec,
+    // Entering a running compartment (a health probe, `enter.rs`).
+    EnterNet,
+    EnterIpc,
+    EnterUts,
+    EnterMount,
+    Setsid,
+    Loopback,
 }
 
 impl Step {
-    pub const ALL: [Step; 32] = [
+    pub const ALL: [Step; 38] = [
         Step::Pdeathsig,
         Step::JoinCgroup,
         Step::ExecInit,
@@ -134,6 +145,12 @@ impl Step {
         Step::CloseFds,
         Step::Seccomp,
         Step::Exec,
+        Step::EnterNet,
+        Step::EnterIpc,
+        Step::EnterUts,
+        Step::EnterMount,
+        Step::Setsid,
+        Step::Loopback,
     ];
 
     pub fn from_u32(v: u32) -> Option<Step> {
@@ -174,6 +191,12 @@ impl Step {
             Step::CloseFds => "close-fds",
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
+            Step::EnterNet => "enter-net",
+            Step::EnterIpc => "enter-ipc",
+            Step::EnterUts => "enter-uts",
+            Step::EnterMount => "enter-mount",
+            Step::Setsid => "setsid",
+            Step::Loopback => "loopback",
         }
     }
 
@@ -231,6 +254,9 @@ impl Step {
             }
             (Step::ExecInit | Step::ReadSpec, _) => {
                 "the bulkhead binary could not start its init: is /proc mounted and the binary still in place?"
+            }
+            (Step::EnterNet | Step::EnterIpc | Step::EnterUts | Step::EnterMount, _) => {
+                "entering a running instance needs root (CAP_SYS_ADMIN) and the instance still running"
             }
             _ => "see the errno; `bulkhead check` lists what the host allows",
         }

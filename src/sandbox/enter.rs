@@ -1,0 +1,744 @@
+//! Entering a running compartment, as `nsenter` and `runc exec` do: a
+//! socket made inside an instance's network namespace (for a health probe
+//! of a service with `namespaces.net`), and a command run inside an
+//! instance (its cgroup, its namespaces, its user, capabilities, rlimits and
+//! seccomp filter) for an `exec` health probe.
+//!
+//! ```text
+//! caller (blocking)             a short-lived thread            the child (clone3)
+//! ---------------------------   ----------------------------    -------------------------------
+//! open /proc/<pid>/ns/*, then   setns(pid ns): changes only     born in the cgroup and the PID
+//! check the pidfd: still alive  this thread's children's ns     namespace; setns net, ipc, uts,
+//! pipes at fd >= 10             build argv, env, cap masks      mnt; setsid; stdio; rlimits;
+//!                               clone3(INTO_CGROUP|PIDFD) ───>  bounding set, uid/gid, caps;
+//! <- pid, pidfd, output pipe    the thread ends                 chdir; no_new_privs; seccomp; exec
+//! ```
+//!
+//! Why the pieces sit where they do:
+//! - `setns(CLONE_NEWPID)` moves no one: it sets the namespace the caller's
+//!   *next children* are born in, for the calling thread only. It is done in
+//!   a thread of our own that ends right after the clone, so no pooled
+//!   thread keeps spawning into a service's namespace (and a thread whose
+//!   children's namespace differs from its own cannot start threads).
+//! - The mount namespace cannot be entered by a thread of a multi-threaded
+//!   process (its filesystem context is shared: EINVAL), so the child, a
+//!   process of its own, enters it, and enters it last: it also moves the
+//!   root and the working directory. Every namespace file is opened before,
+//!   from the daemon's /proc.
+//! - The namespaces are found through `/proc/<pid>/ns/*`; checking the init's
+//!   pidfd afterwards proves the pid still named that init when the files
+//!   were opened (a pid can be reused; a pidfd cannot).
+//! - The child of a multi-threaded parent makes raw syscalls only, on memory
+//!   prepared before the clone: malloc's lock may be held by a thread that
+//!   does not exist in the child, and glibc's setuid/setgid wrappers signal
+//!   every thread glibc believes exists (threads this child does not have).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::probe::{CLONE_ARGS_SIZE_VER0, CLONE_INTO_CGROUP, CloneArgs};
+use super::spawn::NamespaceFlags;
+use super::spec::{InitSpec, Step, decode_failure, encode_failure};
+use crate::config::host::DEFAULT_PATH;
+
+/// A running init whose namespaces are entered.
+#[derive(Debug, Clone, Copy)]
+pub struct InitRef<'a> {
+    /// Its pid in the daemon's PID namespace.
+    pub pid: i32,
+    /// Its pidfd, which proves the pid was not reused meanwhile; without it
+    /// the pid is trusted.
+    pub pidfd: Option<BorrowedFd<'a>>,
+}
+
+impl InitRef<'_> {
+    fn ns(&self, name: &str) -> Result<OwnedFd, EnterError> {
+        let path = format!("/proc/{}/ns/{name}", self.pid);
+        File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(|source| EnterError::Io {
+                what: format!("cannot open {path}"),
+                source,
+            })
+    }
+
+    /// Fails if the init has exited (its pidfd is readable).
+    fn alive(&self) -> Result<(), EnterError> {
+        let Some(fd) = self.pidfd else { return Ok(()) };
+        let mut p = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::time::Timespec::default();
+        match rustix::event::poll(&mut p, Some(&zero)) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(EnterError::Gone(self.pid)),
+            Err(e) => Err(EnterError::Io {
+                what: "cannot poll the init's pidfd".into(),
+                source: e.into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error("the instance's init (pid {0}) is gone")]
+    Gone(i32),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> EnterError + '_ {
+    move |source| EnterError::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// A non-blocking TCP socket (IPv6 when `v6`) made inside the network
+/// namespace of `init`. It stays in that namespace for its whole life, so
+/// connecting it from anywhere reaches the service's own network: its
+/// loopback, its addresses. Blocking (it waits for a short-lived thread).
+pub fn socket_in_netns(init: InitRef<'_>, v6: bool) -> Result<tokio::net::TcpSocket, EnterError> {
+    let ns = init.ns("net")?;
+    init.alive()?;
+    let made = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("bulkhead-netns".into())
+            .stack_size(64 * 1024)
+            .spawn_scoped(s, || -> io::Result<tokio::net::TcpSocket> {
+                // This thread alone moves; it ends right after.
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                if v6 {
+                    tokio::net::TcpSocket::new_v6()
+                } else {
+                    tokio::net::TcpSocket::new_v4()
+                }
+            })
+            .map_err(io_err("cannot start a thread"))?
+            .join()
+            .map_err(|_| EnterError::Io {
+                what: "the network namespace thread".into(),
+                source: io::Error::other("panicked"),
+            })
+    })?;
+    made.map_err(io_err(
+        "cannot make a socket in the instance's network namespace",
+    ))
+}
+
+/// Who an entered command runs as, and under which limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// `None` keeps the caller's.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<u32>,
+    /// Capabilities kept (bounding, permitted, effective, inheritable, and
+    /// ambient for non-root); `None` leaves the caller's as they are.
+    pub capabilities: Option<Vec<u8>>,
+    /// (RLIMIT_* resource, soft, hard).
+    pub rlimits: Vec<(i32, u64, u64)>,
+    /// A compiled BPF program, as in [`InitSpec::seccomp`]; empty = none.
+    pub seccomp: Vec<(u16, u8, u8, u32)>,
+}
+
+impl Identity {
+    /// The identity a service runs with, from the spec its spawn uses.
+    pub fn of_spec(spec: &InitSpec) -> Identity {
+        Identity {
+            uid: spec.uid,
+            gid: spec.gid,
+            groups: spec.groups.clone(),
+            capabilities: Some(spec.capabilities.clone()),
+            rlimits: spec.rlimits.clone(),
+            seccomp: spec.seccomp.clone(),
+        }
+    }
+}
+
+/// What to run, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct EnterRequest<'a> {
+    /// The init whose namespaces (those set in `namespaces`) are entered;
+    /// `None` enters none.
+    pub init: Option<InitRef<'a>>,
+    pub namespaces: NamespaceFlags,
+    /// The cgroup the command is born in; `None`: the caller's.
+    pub cgroup: Option<&'a Path>,
+    /// argv[0] is looked up in the env's PATH inside the compartment when
+    /// it has no slash.
+    pub argv: &'a [String],
+    /// `KEY=VALUE`, the whole environment.
+    pub env: &'a [String],
+    /// Entered after the credentials change, so as the command's user.
+    pub working_dir: &'a Path,
+    pub identity: &'a Identity,
+    /// Place the child by having it write to `cgroup.procs` instead of
+    /// `CLONE_INTO_CGROUP` (kernels before 5.7 get this by themselves).
+    pub attach_after_clone: bool,
+}
+
+/// A started command. Its stdout and stderr go to one pipe; stdin is
+/// /dev/null. It leads a session and a process group of its own (group id =
+/// `pid`), so the group can be killed with it.
+#[derive(Debug)]
+pub struct Entered {
+    /// Its pid in the daemon's PID namespace.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// The read end of its stdout and stderr.
+    pub output: OwnedFd,
+    /// Non-blocking; 8 bytes (step, errno) when a setup step failed.
+    failure: OwnedFd,
+}
+
+impl Entered {
+    /// Which setup step failed, if one did. Meaningful once the child has
+    /// exited: a failed step is written before its `_exit`.
+    pub fn failure(&self) -> Option<(Step, i32)> {
+        let mut buf = [0u8; 8];
+        match rustix::io::read(&self.failure, &mut buf) {
+            Ok(8) => decode_failure(&buf),
+            _ => None,
+        }
+    }
+}
+
+/// A CLOEXEC pipe at fd 10 or above, so the child's dup2 onto 0-2 never
+/// overwrites one end with another (the daemon may run with closed stdio).
+fn high_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    Ok((high(r)?, high(w)?))
+}
+
+fn high(fd: OwnedFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 10)?)
+}
+
+fn cstring(s: &[u8]) -> Result<CString, EnterError> {
+    CString::new(s).map_err(|e| EnterError::Io {
+        what: "an argument or environment entry contains a NUL byte".into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })
+}
+
+/// Where `argv0` may be, in the order execvp would try: itself when it has
+/// a slash, else each PATH directory (an empty entry is the working dir).
+pub fn candidates(argv0: &str, env: &[String]) -> Vec<String> {
+    if argv0.contains('/') {
+        return vec![argv0.to_string()];
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|d| {
+            if d.is_empty() {
+                argv0.to_string()
+            } else {
+                format!("{}/{argv0}", d.trim_end_matches('/'))
+            }
+        })
+        .collect()
+}
+
+/// The highest capability number the kernel knows.
+fn cap_last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+// prctl's arguments are unsigned longs: passed as such through its varargs.
+const ZERO: libc::c_ulong = 0;
+const ONE: libc::c_ulong = 1;
+/// PR_CAP_AMBIENT_RAISE.
+const AMBIENT_RAISE: libc::c_ulong = 2;
+
+/// Everything the child touches, built before the clone. The raw pointers
+/// point into `_strings`, which lives as long as the plan.
+struct Plan {
+    /// Fallback placement: the cgroup's `cgroup.procs`, written "0".
+    join_procs: Option<RawFd>,
+    /// (namespace fd, CLONE_NEW*, step), mount last.
+    ns: Vec<(RawFd, libc::c_int, Step)>,
+    null: RawFd,
+    out_w: RawFd,
+    err_w: RawFd,
+    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    /// Capabilities: bounding set entries to drop, kept set, whether to
+    /// keep them across setuid and raise them as ambient (non-root).
+    caps: Option<(Vec<libc::c_ulong>, [CapData; 2], bool)>,
+    ambient: Vec<libc::c_ulong>,
+    groups: Option<Vec<libc::gid_t>>,
+    gid: Option<libc::gid_t>,
+    uid: Option<libc::uid_t>,
+    working_dir: CString,
+    programs: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    seccomp: Vec<libc::sock_filter>,
+    _strings: Vec<CString>,
+}
+
+fn plan(
+    req: &EnterRequest<'_>,
+    ns: &[(OwnedFd, libc::c_int, Step)],
+    null: &OwnedFd,
+    out_w: &OwnedFd,
+    err_w: &OwnedFd,
+) -> Result<Plan, EnterError> {
+    let argv0 = req.argv.first().ok_or_else(|| EnterError::Io {
+        what: "the probe command".into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+    })?;
+    let programs = candidates(argv0, req.env)
+        .iter()
+        .map(|p| cstring(p.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut strings = Vec::new();
+    let mut argv = Vec::new();
+    for a in req.argv {
+        let c = cstring(a.as_bytes())?;
+        argv.push(c.as_ptr());
+        strings.push(c);
+    }
+    argv.push(std::ptr::null());
+    let mut envp = Vec::new();
+    for e in req.env {
+        let c = cstring(e.as_bytes())?;
+        envp.push(c.as_ptr());
+        strings.push(c);
+    }
+    envp.push(std::ptr::null());
+    let id = req.identity;
+    let caps = id.capabilities.as_ref().map(|keep| {
+        let last = cap_last_cap();
+        let drop: Vec<libc::c_ulong> = (0..=last)
+            .filter(|c| !keep.contains(c))
+            .map(libc::c_ulong::from)
+            .collect();
+        let mut data = [CapData::default(); 2];
+        for &c in keep.iter().filter(|c| **c <= last) {
+            let (i, bit) = (usize::from(c / 32), 1u32 << (c % 32));
+            data[i].effective |= bit;
+            data[i].permitted |= bit;
+            data[i].inheritable |= bit;
+        }
+        let non_root = id.uid.is_some_and(|u| u != 0);
+        (drop, data, non_root && !keep.is_empty())
+    });
+    let ambient = match (&id.capabilities, id.uid) {
+        (Some(keep), Some(uid)) if uid != 0 => {
+            keep.iter().map(|c| libc::c_ulong::from(*c)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let seccomp: Vec<libc::sock_filter> = id
+        .seccomp
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    if u16::try_from(seccomp.len()).is_err() {
+        return Err(EnterError::Io {
+            what: "the seccomp program".into(),
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        });
+    }
+    Ok(Plan {
+        join_procs: None,
+        ns: ns
+            .iter()
+            .map(|(fd, f, s)| (fd.as_raw_fd(), *f, *s))
+            .collect(),
+        null: null.as_raw_fd(),
+        out_w: out_w.as_raw_fd(),
+        err_w: err_w.as_raw_fd(),
+        rlimits: id
+            .rlimits
+            .iter()
+            .map(|&(res, soft, hard)| {
+                (
+                    res.cast_unsigned(),
+                    libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    },
+                )
+            })
+            .collect(),
+        caps,
+        ambient,
+        groups: (id.uid.is_some() || id.gid.is_some()).then(|| {
+            if id.groups.is_empty() {
+                id.gid.into_iter().collect()
+            } else {
+                id.groups.clone()
+            }
+        }),
+        gid: id.gid,
+        uid: id.uid,
+        working_dir: cstring(req.working_dir.as_os_str().as_bytes())?,
+        programs,
+        argv,
+        envp,
+        seccomp,
+        _strings: strings,
+    })
+}
+
+/// Starts `req.argv` inside the compartment `req` names. Blocking (briefly:
+/// it waits for a thread that clones); run it on a blocking pool.
+///
+/// The caller owns the result: it must reap the child (waitid on the pidfd)
+/// and should kill its process group when done with it.
+pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
+    // Every namespace file first, then the proof they were the init's.
+    let mut ns = Vec::new();
+    let mut pid_ns = None;
+    if let Some(init) = req.init {
+        let n = req.namespaces;
+        for (on, name, flag, step) in [
+            (n.net, "net", libc::CLONE_NEWNET, Step::EnterNet),
+            (n.ipc, "ipc", libc::CLONE_NEWIPC, Step::EnterIpc),
+            (n.uts, "uts", libc::CLONE_NEWUTS, Step::EnterUts),
+            (n.mount, "mnt", libc::CLONE_NEWNS, Step::EnterMount),
+        ] {
+            if on {
+                ns.push((init.ns(name)?, flag, step));
+            }
+        }
+        if n.pid {
+            pid_ns = Some(init.ns("pid")?);
+        }
+        init.alive()?;
+    }
+    let cgroup = match req.cgroup {
+        Some(dir) => {
+            let d = File::open(dir).map_err(|source| EnterError::Io {
+                what: format!("cannot open the cgroup {}", dir.display()),
+                source,
+            })?;
+            let procs = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|source| EnterError::Io {
+                    what: format!("cannot open {}/cgroup.procs", dir.display()),
+                    source,
+                })?;
+            Some((OwnedFd::from(d), OwnedFd::from(procs)))
+        }
+        None => None,
+    };
+    let null = File::open("/dev/null")
+        .and_then(|f| high(f.into()))
+        .map_err(io_err("cannot open /dev/null"))?;
+    let (out_r, out_w) = high_pipe().map_err(io_err("cannot make the output pipe"))?;
+    let (err_r, err_w) = high_pipe().map_err(io_err("cannot make the error pipe"))?;
+
+    let (pid, pidfd) = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("bulkhead-enter".into())
+            .spawn_scoped(s, || -> Result<(i32, OwnedFd), EnterError> {
+                let mut plan = plan(req, &ns, &null, &out_w, &err_w)?;
+                if let Some(fd) = &pid_ns {
+                    // Our next child is born in the init's PID namespace;
+                    // this thread ends right after the clone.
+                    rustix::thread::move_into_link_name_space(
+                        fd.as_fd(),
+                        Some(rustix::thread::LinkNameSpaceType::ProcessID),
+                    )
+                    .map_err(|e| EnterError::Io {
+                        what: "cannot enter the instance's PID namespace".into(),
+                        source: e.into(),
+                    })?;
+                }
+                let cloned = |plan: &Plan, flags: u64, cgroup: u64| {
+                    // SAFETY: the plan was built above, before the clone, and
+                    // stays alive and unchanged until `clone_child` returns;
+                    // the child runs only `child`, whose calls are
+                    // async-signal-safe raw syscalls on that memory.
+                    unsafe { clone_child(plan, flags, cgroup) }
+                };
+                let r = match &cgroup {
+                    Some((dir, _)) if !req.attach_after_clone => {
+                        let fd = u64::try_from(dir.as_raw_fd())
+                            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
+                            .map_err(io_err("the cgroup fd"))?;
+                        cloned(&plan, CLONE_INTO_CGROUP, fd)
+                    }
+                    // E2BIG below: the kernel predates CLONE_INTO_CGROUP.
+                    Some(_) => Err(io::Error::from_raw_os_error(libc::E2BIG)),
+                    None => cloned(&plan, 0, 0),
+                };
+                match (r, &cgroup) {
+                    (Err(e), Some((_, procs))) if e.raw_os_error() == Some(libc::E2BIG) => {
+                        plan.join_procs = Some(procs.as_raw_fd());
+                        cloned(&plan, 0, 0)
+                    }
+                    (r, _) => r,
+                }
+                .map_err(io_err("cannot start the command (clone3)"))
+            })
+            .map_err(io_err("cannot start a thread"))?
+            .join()
+            .map_err(|_| EnterError::Io {
+                what: "the clone thread".into(),
+                source: io::Error::other("panicked"),
+            })?
+    })?;
+    drop((out_w, err_w, null, ns, pid_ns, cgroup));
+    rustix::io::ioctl_fionbio(&err_r, true).map_err(|e| EnterError::Io {
+        what: "the error pipe".into(),
+        source: e.into(),
+    })?;
+    Ok(Entered {
+        pid,
+        pidfd,
+        output: out_r,
+        failure: err_r,
+    })
+}
+
+/// clone3 with CLONE_PIDFD and `flags` (with `cgroup` when they have
+/// CLONE_INTO_CGROUP); the child runs [`child`]. Returns its pid and pidfd.
+///
+/// # Safety
+/// `plan` must have been fully built before this call; the child reads it
+/// from its copy of this address space.
+unsafe fn clone_child(plan: &Plan, flags: u64, cgroup: u64) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: flags | u64::from(libc::CLONE_PIDFD.unsigned_abs()),
+        pidfd: &raw mut pidfd as u64,
+        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
+        cgroup,
+        ..CloneArgs::default()
+    };
+    let size = if flags & CLONE_INTO_CGROUP == 0 {
+        CLONE_ARGS_SIZE_VER0
+    } else {
+        std::mem::size_of::<CloneArgs>()
+    };
+    // SAFETY: `args` is a valid clone_args at least `size` bytes long that
+    // outlives the call, as does `pidfd`. Without CLONE_VM or a stack clone3
+    // acts like fork: the child has a copy of this address space and runs
+    // only `child`, which never returns.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size) };
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child.
+        unsafe { child(plan) }
+    }
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let pid = libc::pid_t::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::ERANGE))?;
+    // SAFETY: clone3 succeeded, so the kernel stored a new descriptor in
+    // `pidfd` that nothing else owns.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// The child: setup steps in order, then exec. Only raw, async-signal-safe
+/// syscalls on the prepared plan; a failed step is reported as (step,
+/// errno) on the error pipe, and the child exits 127.
+///
+/// # Safety
+/// Only in the child right after clone3, with `plan` built before it.
+unsafe fn child(plan: &Plan) -> ! {
+    let fail = |step: Step| -> ! {
+        // SAFETY: __errno_location returns this thread's errno slot.
+        let errno = unsafe { *libc::__errno_location() };
+        let rec = encode_failure(step, errno);
+        // SAFETY: write and _exit are async-signal-safe; `rec` is a valid
+        // buffer of the length given.
+        unsafe {
+            libc::write(plan.err_w, rec.as_ptr().cast(), rec.len());
+            libc::_exit(127)
+        }
+    };
+    // SAFETY: for the whole block: every call is a plain syscall (through
+    // libc's thin wrappers or `syscall`), async-signal-safe, on integers or
+    // on pointers into the plan, which this copy of the address space holds
+    // unchanged. No allocation, no lock, nothing glibc tracks per thread.
+    unsafe {
+        // A clean signal state: nothing blocked, SIGPIPE back to default
+        // (Rust ignores it, and exec keeps ignored signals ignored).
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+
+        if let Some(procs) = plan.join_procs
+            && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
+        {
+            fail(Step::JoinCgroup);
+        }
+        for &(fd, nstype, step) in &plan.ns {
+            if libc::setns(fd, nstype) != 0 {
+                fail(step);
+            }
+        }
+        // Its own session and process group, so killing the group gets
+        // what it started, and no terminal signal of the daemon's reaches it.
+        if libc::setsid() < 0 {
+            fail(Step::Setsid);
+        }
+        if libc::dup2(plan.null, 0) < 0
+            || libc::dup2(plan.out_w, 1) < 0
+            || libc::dup2(plan.out_w, 2) < 0
+        {
+            fail(Step::Stdio);
+        }
+        for (res, lim) in &plan.rlimits {
+            if libc::setrlimit(*res, lim) != 0 {
+                fail(Step::Rlimit);
+            }
+        }
+        if let Some((drop, _, keepcaps)) = &plan.caps {
+            for &c in drop {
+                if libc::prctl(libc::PR_CAPBSET_DROP, c, ZERO, ZERO, ZERO) != 0
+                    && *libc::__errno_location() != libc::EINVAL
+                {
+                    fail(Step::CapBounding);
+                }
+            }
+            if *keepcaps && libc::prctl(libc::PR_SET_KEEPCAPS, ONE, ZERO, ZERO, ZERO) != 0 {
+                fail(Step::KeepCaps);
+            }
+        }
+        if let Some(groups) = &plan.groups
+            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+        {
+            fail(Step::Setgroups);
+        }
+        if let Some(g) = plan.gid
+            && libc::syscall(libc::SYS_setresgid, g, g, g) != 0
+        {
+            fail(Step::Setgid);
+        }
+        if let Some(u) = plan.uid
+            && libc::syscall(libc::SYS_setresuid, u, u, u) != 0
+        {
+            fail(Step::Setuid);
+        }
+        if let Some((_, data, _)) = &plan.caps {
+            let header = CapHeader {
+                version: LINUX_CAPABILITY_VERSION_3,
+                pid: 0,
+            };
+            if libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) != 0 {
+                fail(Step::Capabilities);
+            }
+        }
+        for &c in &plan.ambient {
+            if libc::prctl(libc::PR_CAP_AMBIENT, AMBIENT_RAISE, c, ZERO, ZERO) != 0 {
+                fail(Step::AmbientCaps);
+            }
+        }
+        if libc::chdir(plan.working_dir.as_ptr()) != 0 {
+            fail(Step::Chdir);
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, ONE, ZERO, ZERO, ZERO) != 0 {
+            fail(Step::NoNewPrivs);
+        }
+        // Every fd above stdio closes at exec; the error pipe stays usable
+        // until then.
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            fail(Step::CloseFds);
+        }
+        if !plan.seccomp.is_empty() {
+            let fprog = libc::sock_fprog {
+                // Checked to fit when the plan was built.
+                len: u16::try_from(plan.seccomp.len()).unwrap_or(0),
+                filter: plan.seccomp.as_ptr().cast_mut(),
+            };
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &raw const fprog,
+            ) != 0
+            {
+                fail(Step::Seccomp);
+            }
+        }
+        // execvp's search, without its allocations: EACCES is remembered
+        // and the search goes on; ENOENT/ENOTDIR go on; anything else stops.
+        let mut errno = libc::ENOENT;
+        for p in &plan.programs {
+            libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+            match *libc::__errno_location() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => errno = libc::EACCES,
+                e => {
+                    errno = e;
+                    break;
+                }
+            }
+        }
+        *libc::__errno_location() = errno;
+        fail(Step::Exec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_candidates_follow_path() {
+        let env = vec!["PATH=/a:/b/:".to_string()];
+        assert_eq!(candidates("sh", &env), ["/a/sh", "/b/sh", "sh"]);
+        assert_eq!(candidates("/bin/sh", &env), ["/bin/sh"]);
+        assert_eq!(candidates("./x", &env), ["./x"]);
+        let none: Vec<String> = Vec::new();
+        assert_eq!(candidates("sh", &none)[0], "/usr/local/sbin/sh");
+    }
+
+    #[test]
+    fn identity_of_a_spec() {
+        let spec = InitSpec {
+            uid: Some(65534),
+            gid: Some(65534),
+            capabilities: vec![10],
+            ..InitSpec::default()
+        };
+        let id = Identity::of_spec(&spec);
+        assert_eq!((id.uid, id.gid), (Some(65534), Some(65534)));
+        assert_eq!(id.capabilities, Some(vec![10]));
+    }
+}
