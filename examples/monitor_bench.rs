@@ -837,14 +837,14 @@ fn idle_table(rows: &[Idle], tck: u64) -> String {
             r.restarts
         );
     }
-    if let Some(b) = base
-        && b.ticks == 0
-    {
+    if let Some(r) = rows.iter().find(|r| r.ticks == 0) {
         let _ = writeln!(
             t,
-            "(the 0-service daemon used under one clock tick ({:.0} ms) in {:.0}s: no CPU ratio to it)",
+            "(0.000: under one clock tick ({:.0} ms) in the {:.0}s window, i.e. below {:.3}% \
+             of a core; no ratio to a zero)",
             1000.0 / tck as f64,
-            b.window
+            r.window,
+            100.0 / tck as f64 / r.window
         );
     }
     t
@@ -1062,11 +1062,11 @@ mod tests {
             100,
         );
         println!("{t}");
-        assert!(t.contains("n/a") && t.contains("no CPU ratio"), "{t}");
+        assert!(t.contains("n/a") && t.contains("below 0.017%"), "{t}");
         // 100 services: 10 MiB over the 4 MiB baseline, 102 KiB each.
         assert!(t.contains("102KiB") && t.contains("3.50x"), "{t}");
         let t = idle_table(&[row(0, 2, 4096), row(10, 4, 5120)], 100);
-        assert!(t.contains("2.00x") && !t.contains("no CPU ratio"), "{t}");
+        assert!(t.contains("2.00x") && !t.contains("below"), "{t}");
         let r = Restarts {
             oom: vec![0.010, 0.012, 0.030],
             exit: vec![0.008, 0.010],
