@@ -340,13 +340,13 @@ section! {
     pub struct RawWatch {
         /// An OOM kill in the instance (memory.events oom_kill).
         oom: section RawRule,
-        /// memory.pressure stall (avg10) above threshold.
+        /// memory.pressure: tasks stalled more than threshold of the time over `for` (a PSI trigger).
         memory_pressure: section RawRule,
-        /// cpu.pressure stall (avg10) above threshold.
+        /// cpu.pressure: tasks stalled more than threshold of the time over `for` (a PSI trigger).
         cpu_pressure: section RawRule,
-        /// io.pressure stall (avg10) above threshold.
+        /// io.pressure: tasks stalled more than threshold of the time over `for` (a PSI trigger).
         io_pressure: section RawRule,
-        /// Share of cpu.max periods throttled above threshold.
+        /// Share of cpu.max periods throttled over `for` above threshold.
         cpu_throttled: section RawRule,
         /// A fork refused at pids.max (pids.events max).
         pids_max: section RawRule,
