@@ -111,11 +111,14 @@ fn stats_sampler_follows_a_throttled_spinner_and_an_allocator_until_removal() {
     let busy = sweep_until(
         &mut sampler,
         &cg.dir,
-        "throttling and 16 MiB charged",
+        "throttling and 16 MiB of anonymous memory charged",
         Duration::from_secs(90),
         |s| {
             let thr = s.cpu.unwrap().throttling.unwrap();
-            thr.nr_throttled > t0.nr_throttled + 10 && s.memory_current.unwrap() > 16 << 20
+            // anon, not memory.current: the latter also counts page tables
+            // and slab, so it passes 16 MiB before anon does.
+            thr.nr_throttled > t0.nr_throttled + 10
+                && s.memory_stat.as_ref().is_some_and(|m| m.anon >= 16 << 20)
         },
     );
     println!("busy: {busy:#?}");
