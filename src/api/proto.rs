@@ -14,6 +14,11 @@
 //!                                      -> EventsReply: events with seq > N; with
 //!                                         wait=1 the answer waits (up to ~25 s)
 //!                                         until there is one (long poll)
+//! POST /v1/launch                      -> LaunchReply (body: LaunchRequest)
+//! GET  /v1/instances[?service=S]       -> ListReply (template instances)
+//! POST /v1/services/{service}/instances/{instance}/terminate?grace=10s
+//!                                      -> ActionReply
+//! GET  /v1/metrics                     -> MetricsReply (with cgroup figures)
 //! GET  /healthz                        -> "ok"
 //! ```
 //! Errors are an [`ApiError`] with a 4xx/5xx status.
@@ -28,6 +33,33 @@ use serde::{Deserialize, Serialize};
 pub struct StatusReply {
     pub daemon: DaemonInfo,
     pub services: Vec<ServiceStatus>,
+    /// Groups (`groups.<name>`): usage of the whole group against its limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
+}
+
+/// A group's cgroup: the sum of its services' instances against the
+/// group's own limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub cgroup: PathBuf,
+    /// The services placed in it.
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usage_usec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_current: Option<u64>,
+    /// `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_current: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    /// memory.events oom_kill of the group (its instances' kills included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -253,6 +285,21 @@ pub enum Request {
         after: Option<u64>,
         wait: bool,
     },
+    /// Get or create a template's instance for a key.
+    Launch(LaunchRequest),
+    /// Instances of templates (of `service` only when set).
+    List {
+        service: Option<String>,
+    },
+    /// Stop a template's instance and forget it; `grace` overrides the
+    /// service's stop grace.
+    Terminate {
+        service: String,
+        instance: String,
+        grace: Option<std::time::Duration>,
+    },
+    /// The metrics skeleton; the server fills in the cgroup figures.
+    Metrics,
 }
 
 /// The daemon's answer to a [`Request`].
@@ -263,6 +310,9 @@ pub enum Response {
     Reload(ReloadReply),
     Logs(LogsReply),
     Events(EventsReply),
+    Launch(LaunchReply),
+    List(ListReply),
+    Metrics(Box<MetricsReply>),
 }
 
 /// What the server sends into the daemon's loop: a request and where to put
@@ -271,4 +321,244 @@ pub enum Response {
 pub struct Call {
     pub request: Request,
     pub reply: tokio::sync::oneshot::Sender<Result<Response, ApiError>>,
+}
+
+// ------------------------------------------------------------ launches
+
+/// `POST /v1/launch`: the instance of `service` for this namespace and
+/// session, by the service's isolation level: `none` -> `shared`,
+/// `namespace` -> `ns:<namespace>`, `session` -> `session:<session>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchReply {
+    pub service: String,
+    /// `shared`, `ns:<namespace>` or `session:<session>`.
+    pub instance: String,
+    pub pid: Option<i32>,
+    /// running (ready: healthy when it has a health check).
+    pub state: String,
+    /// This launch created the instance (else it was there, or another
+    /// launch of the same key created it while this one waited).
+    pub created: bool,
+    /// `BULKHEAD_PORT` of the instance.
+    pub port: u16,
+    pub cgroup: PathBuf,
+    /// Seconds from the request to the answer (queue wait included).
+    pub duration_secs: f64,
+    /// Seconds spent waiting in the admission queue.
+    #[serde(default)]
+    pub queued_secs: f64,
+}
+
+/// `GET /v1/instances`: template instances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListReply {
+    pub instances: Vec<ListedInstance>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListedInstance {
+    pub service: String,
+    /// none | namespace | session
+    pub isolation: String,
+    pub instance: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<f64>,
+    /// Launches that returned this instance.
+    pub launches: u64,
+    /// Seconds since the last launch touched it.
+    pub idle_secs: f64,
+    /// `idle_timeout` of the service, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<f64>,
+    pub cgroup: PathBuf,
+}
+
+// ------------------------------------------------------------ metrics
+
+/// `GET /v1/metrics` and `bulkhead metrics --json`; `/metrics` is the same
+/// in the Prometheus text format. The daemon's loop fills in what it knows
+/// (states, counters, limits from config); the server reads the cgroup
+/// figures off the loop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReply {
+    pub daemon: DaemonInfo,
+    pub services: Vec<ServiceMetrics>,
+    pub groups: Vec<GroupMetrics>,
+    pub launch: LaunchMetrics,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceMetrics {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The isolation level of a template (`none`, `namespace`, `session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// Spawns, over the daemon's life (instances gone included).
+    pub starts: u64,
+    /// Restarts by reason kind (`exited`, `signal`, `oom_kill`,
+    /// `violation`, `unhealthy`, `manual`, `reload`).
+    pub restarts: BTreeMap<String, u64>,
+    /// Violations by rule.
+    pub violations: BTreeMap<String, u64>,
+    /// Health probe results: `pass` and `fail` counts.
+    pub health_checks: BTreeMap<String, u64>,
+    pub instances: Vec<InstanceMetrics>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceMetrics {
+    pub instance: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<f64>,
+    pub cgroup: PathBuf,
+    /// From the config (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    /// Read from the cgroup when the instance has one (filled by the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<CgroupFigures>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupMetrics {
+    pub name: String,
+    pub cgroup: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<CgroupFigures>,
+}
+
+/// What one cgroup's files say; a field is `None` when its file is absent
+/// (controller not enabled, older kernel).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupFigures {
+    pub cpu_usage_usec: Option<u64>,
+    pub cpu_throttled_usec: Option<u64>,
+    pub cpu_nr_periods: Option<u64>,
+    pub cpu_nr_throttled: Option<u64>,
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
+    /// memory.max as the kernel has it (`None`: max).
+    pub memory_max: Option<u64>,
+    pub memory_high: Option<u64>,
+    /// memory.events `oom` and `oom_kill`.
+    pub memory_oom: Option<u64>,
+    pub memory_oom_kills: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// pids.events `max`: forks refused.
+    pub pids_max_events: Option<u64>,
+    /// io.stat summed over devices.
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
+    pub io_read_ops: Option<u64>,
+    pub io_write_ops: Option<u64>,
+    /// PSI totals (microseconds) and avg10 (percent), `some` and `full`.
+    pub pressure: BTreeMap<String, PressureFigures>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PressureFigures {
+    pub some_total_usec: u64,
+    pub some_avg10: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_total_usec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_avg10: Option<f64>,
+}
+
+/// The admission bulkhead for launches (`supervisor.launch`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchMetrics {
+    pub max_concurrent: u32,
+    pub max_queue: u32,
+    /// Instance starts in progress.
+    pub active: u64,
+    /// Launches waiting for a slot.
+    pub queued: u64,
+    /// Launches by template and result: `created`, `reused`, `rejected`
+    /// (queue full), `timeout` (waited `queue_timeout`), `failed` (the
+    /// instance did not come up), `invalid` (bad key, max_instances).
+    pub launches: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Seconds launches waited in the queue.
+    pub queue_wait: Histogram,
+    /// Seconds from request to answer of successful launches, by template.
+    pub duration: BTreeMap<String, Histogram>,
+}
+
+/// A Prometheus-style histogram: cumulative counts per upper bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Upper bounds in seconds, increasing; `+Inf` is implied.
+    pub bounds: Vec<f64>,
+    /// `counts[i]`: observations <= `bounds[i]` (cumulative).
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new(Histogram::LATENCY_BOUNDS)
+    }
+}
+
+impl Histogram {
+    /// 0.5 ms .. 60 s: warm launches answer in well under a millisecond,
+    /// cold ones in tens of milliseconds to seconds (health checks).
+    pub const LATENCY_BOUNDS: &'static [f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ];
+
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, secs: f64) {
+        for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
+            if secs <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
 }

@@ -35,7 +35,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRef, Path as UrlPath, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -46,7 +46,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::LONG_POLL;
-use super::proto::{ApiError, Call, EventsReply, Request, Response};
+use super::proto::{ApiError, Call, EventsReply, LaunchRequest, Request, Response};
 use crate::error::{Code, Diagnostic};
 
 /// How long [`bind`] waits for a connect to an existing socket. A daemon
@@ -274,6 +274,13 @@ fn router(ctx: Ctx) -> Router {
         .route("/v1/services/{service}/logs", get(logs))
         .route("/v1/reload", post(reload))
         .route("/v1/events", get(events))
+        .route("/v1/launch", post(launch))
+        .route("/v1/instances", get(list))
+        .route(
+            "/v1/services/{service}/instances/{instance}/terminate",
+            post(terminate),
+        )
+        .route("/v1/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -325,6 +332,105 @@ async fn logs(State(calls): State<Calls>, service: Service) -> HttpResponse {
 
 async fn reload(State(calls): State<Calls>) -> HttpResponse {
     ask(&calls, Ok(Request::Reload)).await
+}
+
+type LaunchBody = Result<Json<LaunchRequest>, JsonRejection>;
+
+async fn launch(State(calls): State<Calls>, body: LaunchBody) -> HttpResponse {
+    let request = body.map(|Json(l)| Request::Launch(l)).map_err(|e| {
+        bad_request(
+            Diagnostic::new(Code::ApiError, "the body of /v1/launch is not valid")
+                .cause(e.body_text())
+                .suggest(r#"send JSON like {"service": "sandbox", "namespace": "tenant-1"}"#),
+        )
+    });
+    ask(&calls, request).await
+}
+
+async fn list(State(calls): State<Calls>, query: EventsQuery) -> HttpResponse {
+    let request = match query {
+        Ok(Query(pairs)) => list_request(&pairs),
+        Err(e) => Err(bad_request(
+            Diagnostic::new(Code::ApiError, "the query of /v1/instances is not valid")
+                .cause(e.body_text())
+                .suggest("the one parameter is service"),
+        )),
+    };
+    ask(&calls, request).await
+}
+
+/// `GET /v1/instances?service=S`.
+pub fn list_request(pairs: &[(String, String)]) -> Result<Request, ApiError> {
+    let mut service = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "service" => service = Some(v.clone()),
+            other => {
+                return Err(bad_request(
+                    Diagnostic::new(Code::ApiError, format!("unknown parameter {other:?}"))
+                        .suggest("the one parameter of /v1/instances is service"),
+                ));
+            }
+        }
+    }
+    Ok(Request::List { service })
+}
+
+type Instance = Result<UrlPath<(String, String)>, PathRejection>;
+
+async fn terminate(State(calls): State<Calls>, path: Instance, query: EventsQuery) -> HttpResponse {
+    let request = path
+        .map_err(|e| {
+            bad_request(
+                Diagnostic::new(Code::ApiError, "the path is not valid")
+                    .cause(e.body_text())
+                    .suggest("POST /v1/services/SERVICE/instances/INSTANCE/terminate"),
+            )
+        })
+        .and_then(|UrlPath((service, instance))| {
+            let pairs = query.map(|Query(p)| p).unwrap_or_default();
+            terminate_request(service, instance, &pairs)
+        });
+    ask(&calls, request).await
+}
+
+/// `.../terminate?grace=10s`.
+pub fn terminate_request(
+    service: String,
+    instance: String,
+    pairs: &[(String, String)],
+) -> Result<Request, ApiError> {
+    let mut grace = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "grace" => {
+                grace = Some(humantime::parse_duration(v).map_err(|e| {
+                    bad_request(
+                        Diagnostic::new(Code::ApiError, format!("grace={v:?} is not a duration"))
+                            .cause(e.to_string())
+                            .suggest("write a duration like 10s or 500ms"),
+                    )
+                })?);
+            }
+            other => {
+                return Err(bad_request(
+                    Diagnostic::new(Code::ApiError, format!("unknown parameter {other:?}"))
+                        .suggest("the one parameter of terminate is grace"),
+                ));
+            }
+        }
+    }
+    Ok(Request::Terminate {
+        service,
+        instance,
+        grace,
+    })
+}
+
+/// `GET /v1/metrics`: the daemon's skeleton with the cgroup figures read
+/// off the loop.
+async fn metrics(State(calls): State<Calls>) -> HttpResponse {
+    ask(&calls, Ok(Request::Metrics)).await
 }
 
 type EventsQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -470,6 +576,10 @@ fn kind(request: &Request) -> &'static str {
         Request::Reload => "reload",
         Request::Logs { .. } => "logs",
         Request::Events { .. } => "events",
+        Request::Launch(_) => "launch",
+        Request::List { .. } => "list",
+        Request::Terminate { .. } => "action",
+        Request::Metrics => "metrics",
     }
 }
 
@@ -480,6 +590,9 @@ fn reply_kind(response: &Response) -> &'static str {
         Response::Reload(_) => "reload",
         Response::Logs(_) => "logs",
         Response::Events(_) => "events",
+        Response::Launch(_) => "launch",
+        Response::List(_) => "list",
+        Response::Metrics(_) => "metrics",
     }
 }
 
@@ -533,6 +646,9 @@ impl IntoResponse for Response {
             Response::Reload(r) => Json(r).into_response(),
             Response::Logs(r) => Json(r).into_response(),
             Response::Events(r) => Json(r).into_response(),
+            Response::Launch(r) => Json(r).into_response(),
+            Response::List(r) => Json(r).into_response(),
+            Response::Metrics(r) => Json(r).into_response(),
         }
     }
 }

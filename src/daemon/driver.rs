@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -25,10 +26,13 @@ use tokio::task::JoinHandle;
 
 use super::job::{self, Paths, SpawnJob, Started};
 use super::journal::Journal;
+
+mod launch;
 use super::monitor::{self as mon, FileCmd, Key, Mon};
 use crate::api::proto::{
-    ActionReply, ApiError, Call, DaemonInfo, EventRecord, InstanceStatus, LogFile, LogsReply,
-    ReloadReply, Request, Response, ServiceStatus, StatusReply, ViolationStatus,
+    ActionReply, ApiError, Call, DaemonInfo, EventRecord, GroupMetrics, GroupStatus,
+    InstanceMetrics, InstanceStatus, LogFile, LogsReply, MetricsReply, ReloadReply, Request,
+    Response, ServiceMetrics, ServiceStatus, StatusReply, ViolationStatus,
 };
 use crate::cgroup::sampler::Sampler;
 use crate::cgroup::subtree::Subtree;
@@ -121,6 +125,18 @@ struct Inst {
     violations: VecDeque<ViolationStatus>,
     violation_counts: BTreeMap<String, u64>,
     restart_reasons: BTreeMap<String, u32>,
+    /// Health probe results of this instance's runs: pass, fail.
+    probes: Arc<[AtomicU64; 2]>,
+    /// A template's free slot, to be reused by the next new key. Slots keep
+    /// their index (messages name instances by index) and their run id.
+    vacant: bool,
+    /// Template instances: launches that returned it, the last one.
+    launches: u64,
+    touched: Instant,
+    /// Launches waiting for this instance to be ready.
+    waiters: Vec<launch::Waiter>,
+    /// Its start holds a slot of the admission bulkhead.
+    admitted: bool,
 }
 
 /// Violations kept per instance for `bulkhead status`.
@@ -136,6 +152,31 @@ struct Svc {
     /// Reload: going away once stopped (`None`), or coming back with a new
     /// config, started again if it ran (`Some`).
     retiring: Option<Option<(Box<Service>, bool)>>,
+    /// Counters over the daemon's life, instances gone included.
+    totals: Totals,
+}
+
+#[derive(Default)]
+struct Totals {
+    starts: u64,
+    restarts: BTreeMap<String, u64>,
+    violations: BTreeMap<String, u64>,
+    /// Probe results of instances no longer here: pass, fail.
+    probes_gone: [u64; 2],
+}
+
+impl Svc {
+    fn health_totals(&self) -> BTreeMap<String, u64> {
+        let mut t = self.totals.probes_gone;
+        for i in &self.insts {
+            t[0] += i.probes[0].load(Ordering::Relaxed);
+            t[1] += i.probes[1].load(Ordering::Relaxed);
+        }
+        if self.cfg.health.is_none() {
+            return BTreeMap::new();
+        }
+        BTreeMap::from([("pass".to_string(), t[0]), ("fail".to_string(), t[1])])
+    }
 }
 
 pub struct Daemon {
@@ -299,6 +340,7 @@ impl Daemon {
             start_pending: false,
             stop_sent: false,
             retiring: None,
+            totals: Totals::default(),
         }
     }
 
@@ -324,6 +366,12 @@ impl Daemon {
             violations: VecDeque::new(),
             violation_counts: BTreeMap::new(),
             restart_reasons: BTreeMap::new(),
+            probes: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+            vacant: false,
+            launches: 0,
+            touched: Instant::now(),
+            waiters: Vec::new(),
+            admitted: false,
         }
     }
 
@@ -652,7 +700,9 @@ impl Daemon {
                 .restart_reasons
                 .entry(r.kind().to_string())
                 .or_default() += 1;
+            *s.totals.restarts.entry(r.kind().to_string()).or_default() += 1;
         }
+        s.totals.starts += 1;
         inst.run_id += 1;
         inst.starts += 1;
         inst.adopted = false;
@@ -809,6 +859,7 @@ impl Daemon {
             let mut tracker = Tracker::new(hc.failures, hc.start_period.0);
             let started = Instant::now();
             let name = svc.name.clone();
+            let probes = inst.probes.clone();
             // The compartment the probes run in: this run's init, cgroup
             // and namespaces, and for an exec probe the service's user and
             // seccomp filter (resolved on the blocking pool).
@@ -844,6 +895,7 @@ impl Daemon {
                         Ok(c) => health::probe(&target, c, timeout).await,
                         Err(why) => Err(why.clone()),
                     };
+                    probes[usize::from(r.is_err())].fetch_add(1, Ordering::Relaxed);
                     // The quick probes before the first pass can only bring
                     // good news: failures count at the `interval` pace.
                     if r.is_err() && !passed && last_counted.elapsed() < interval {
@@ -1073,6 +1125,12 @@ impl Daemon {
                         .violation_counts
                         .entry(f.rule.as_str().to_string())
                         .or_default() += 1;
+                    *self.svcs[si]
+                        .totals
+                        .violations
+                        .entry(f.rule.as_str().to_string())
+                        .or_default() += 1;
+                    let inst = &mut self.svcs[si].insts[idx];
                     let time = crate::sandbox::logsink::timestamp(SystemTime::now());
                     inst.violations.push_back(ViolationStatus {
                         time: time.clone(),
@@ -1342,6 +1400,15 @@ impl Daemon {
                     self.journal.query(service.as_deref(), after),
                 ))
             }
+            Request::Metrics => Ok(Response::Metrics(Box::new(self.metrics()))),
+            Request::List { service } => self.list(service.as_deref()).map(Response::List),
+            Request::Terminate {
+                service,
+                instance,
+                grace,
+            } => self.terminate(&service, &instance, grace),
+            // Answered from `handle` (it may wait).
+            Request::Launch(_) => unreachable_launch(),
             Request::Logs { service } => {
                 let si = self.lookup(&service)?;
                 let s = &self.svcs[si];
@@ -1409,6 +1476,16 @@ impl Daemon {
         ))
     }
 
+    fn daemon_info(&self) -> DaemonInfo {
+        DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: self.config_path.clone(),
+            cgroup_root: self.tree.root.clone(),
+            uptime_secs: self.epoch.elapsed().as_secs_f64(),
+        }
+    }
+
     fn status(&self, only: Option<&str>) -> StatusReply {
         let now = self.now();
         let services = self
@@ -1427,14 +1504,100 @@ impl Daemon {
             })
             .collect();
         StatusReply {
-            daemon: DaemonInfo {
-                pid: std::process::id(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                config: self.config_path.clone(),
-                cgroup_root: self.tree.root.clone(),
-                uptime_secs: self.epoch.elapsed().as_secs_f64(),
-            },
+            daemon: self.daemon_info(),
             services,
+            groups: self.group_status(),
+        }
+    }
+
+    /// Each group's cgroup: usage of all its services against its limits.
+    fn group_status(&self) -> Vec<GroupStatus> {
+        self.cfg
+            .groups
+            .iter()
+            .map(|g| {
+                let dir = self.tree.group_dir(&g.name);
+                let oom_kills = cgroup::read(&dir, "memory.events")
+                    .ok()
+                    .and_then(|t| stats::parse_memory_events(&t).ok())
+                    .map(|e| e.oom_kill);
+                GroupStatus {
+                    name: g.name.clone(),
+                    services: self
+                        .cfg
+                        .services
+                        .iter()
+                        .filter(|s| s.member_of.as_deref() == Some(&g.name))
+                        .map(|s| s.name.clone())
+                        .collect(),
+                    cpu_usage_usec: cgroup::read(&dir, "cpu.stat")
+                        .ok()
+                        .and_then(|t| stats::parse_cpu_stat(&t).ok())
+                        .map(|c| c.usage_usec),
+                    memory_current: read_u64(&dir, "memory.current"),
+                    memory_max: g.resources.memory.max.and_then(|m| m.bytes()),
+                    pids_current: read_u64(&dir, "pids.current"),
+                    pids_max: g.resources.pids_max,
+                    oom_kills,
+                    cgroup: dir,
+                }
+            })
+            .collect()
+    }
+
+    /// What the daemon knows for `/metrics`; the server adds the cgroup
+    /// figures (file reads stay off this loop).
+    fn metrics(&self) -> MetricsReply {
+        let now = self.now();
+        let services = self
+            .svcs
+            .iter()
+            .map(|s| ServiceMetrics {
+                name: s.cfg.name.clone(),
+                group: s.cfg.member_of.clone(),
+                isolation: s.cfg.isolation.map(|i| i.to_string()),
+                starts: s.totals.starts,
+                restarts: s.totals.restarts.clone(),
+                violations: s.totals.violations.clone(),
+                health_checks: s.health_totals(),
+                instances: s
+                    .insts
+                    .iter()
+                    .filter(|i| !i.vacant)
+                    .map(|i| {
+                        let st = instance_status(i, &s.cfg, &self.sampler, now);
+                        InstanceMetrics {
+                            instance: st.instance,
+                            state: st.state,
+                            pid: st.pid,
+                            healthy: st.healthy,
+                            restarts: st.restarts,
+                            uptime_secs: st.uptime_secs,
+                            cgroup: st.cgroup,
+                            memory_max: s.cfg.resources.memory.max.and_then(|m| m.bytes()),
+                            pids_max: s.cfg.resources.pids_max,
+                            figures: None,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        MetricsReply {
+            daemon: self.daemon_info(),
+            services,
+            groups: self
+                .cfg
+                .groups
+                .iter()
+                .map(|g| GroupMetrics {
+                    name: g.name.clone(),
+                    cgroup: self.tree.group_dir(&g.name),
+                    memory_max: g.resources.memory.max.and_then(|m| m.bytes()),
+                    pids_max: g.resources.pids_max,
+                    figures: None,
+                })
+                .collect(),
+            launch: self.launch_metrics(),
         }
     }
 
@@ -1469,6 +1632,15 @@ async fn wait_readable(pidfd: OwnedFd, service: &str) {
             return;
         }
     }
+}
+
+fn unreachable_launch() -> Result<Response, ApiError> {
+    Err(api_error(
+        500,
+        "API_ERROR",
+        "a launch reached the synchronous call path".into(),
+        "this is a bug in bulkhead; please report it",
+    ))
 }
 
 fn plural(n: usize) -> &'static str {
