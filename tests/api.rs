@@ -197,6 +197,7 @@ fn canned_status() -> StatusReply {
                 instances: vec![instance("0", "stopped")],
             },
         ],
+        groups: Vec::new(),
     }
 }
 

@@ -506,6 +506,7 @@ mod tests {
                     instances: vec![stopped("0", "stopped")],
                 },
             ],
+            groups: Vec::new(),
         }
     }
 

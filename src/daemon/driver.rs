@@ -100,6 +100,7 @@ pub struct Setup {
     pub init_exe: PathBuf,
 }
 
+#[allow(dead_code)] // launches: being built
 struct Inst {
     id: String,
     paths: Paths,

@@ -11,6 +11,7 @@ use super::Daemon;
 use crate::api::proto::{ApiError, LaunchMetrics, ListReply, Response};
 
 /// A launch waiting for its instance to be ready.
+#[allow(dead_code)] // being built
 pub struct Waiter {
     pub reply: oneshot::Sender<Result<Response, ApiError>>,
     pub asked: Instant,
