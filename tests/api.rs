@@ -353,6 +353,10 @@ async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf, held: Arc<A
             | Request::Stop { service }
             | Request::Restart { service }
             | Request::Logs { service } => Err(unknown(&service)),
+            Request::Launch(_)
+            | Request::List { .. }
+            | Request::Terminate { .. }
+            | Request::Metrics => Err(unknown("template")),
             Request::Events {
                 service: Some(s), ..
             } if !known(&s) => Err(unknown(&s)),
