@@ -81,6 +81,21 @@ pub enum Code {
     LogRead,
     /// Another daemon holds the state dir's lock.
     DaemonRunning,
+    /// A launch was refused: every start slot busy and the queue full.
+    LaunchRejected,
+    /// A launch waited `queue_timeout` in the admission queue.
+    LaunchTimeout,
+    /// A launch's namespace or session id is missing or not acceptable.
+    LaunchInvalidKey,
+    /// A template has `max_instances` instances already.
+    LaunchLimit,
+    /// The launched instance did not come up (spawn failed, exited, circuit
+    /// open, terminated while starting).
+    LaunchFailed,
+    /// A launch or terminate named a service that is not a template.
+    NotATemplate,
+    /// No instance of that name.
+    UnknownInstance,
 }
 
 impl Code {
@@ -118,6 +133,13 @@ impl Code {
             Code::ApiError => "API_ERROR",
             Code::LogRead => "LOG_READ",
             Code::DaemonRunning => "DAEMON_RUNNING",
+            Code::LaunchRejected => "LAUNCH_REJECTED",
+            Code::LaunchTimeout => "LAUNCH_TIMEOUT",
+            Code::LaunchInvalidKey => "LAUNCH_INVALID_KEY",
+            Code::LaunchLimit => "LAUNCH_LIMIT",
+            Code::LaunchFailed => "LAUNCH_FAILED",
+            Code::NotATemplate => "NOT_A_TEMPLATE",
+            Code::UnknownInstance => "UNKNOWN_INSTANCE",
         }
     }
 }

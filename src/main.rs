@@ -141,6 +141,61 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Get or create a template's instance for a namespace or session; waits until it is ready.
+    ///
+    /// The service's `isolation` decides the instance: `none` -> `shared`,
+    /// `namespace` -> `ns:<NAMESPACE>`, `session` -> `session:<SESSION>`.
+    /// Concurrent launches of one key get one instance. New instances pass
+    /// the admission bulkhead (`supervisor.launch`): LAUNCH_REJECTED when
+    /// it is full, LAUNCH_TIMEOUT after `queue_timeout` in its queue.
+    #[command(after_help = CONTROL_EXIT)]
+    Launch {
+        service: String,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        /// The reply as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Stop a template's instance (its stop signal, then SIGKILL after the grace) and remove it.
+    #[command(after_help = CONTROL_EXIT)]
+    Terminate {
+        service: String,
+        /// The instance: `shared`, `ns:<namespace>` or `session:<session>` (see `bulkhead list`).
+        instance: String,
+        /// Time between the stop signal and SIGKILL [default: the service's stop.grace].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// List the instances of templates: key, state, pid, port, launches, idle time.
+    #[command(after_help = CONTROL_EXIT)]
+    List {
+        /// This template only.
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show each instance's health check and verdict; exit 1 if a checked instance is not healthy.
+    #[command(
+        after_help = "Exit status: 0 every checked instance is healthy; 1 one is not \
+                            (or an error); 3 the daemon is not running."
+    )]
+    Health {
+        /// This service only.
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
 }
 
 /// The exit statuses of the commands that talk to the daemon.
@@ -300,6 +355,37 @@ fn main() -> ExitCode {
         Command::Stop { service, socket } => action("stop", &service, &socket.path()),
         Command::Restart { service, socket } => action("restart", &service, &socket.path()),
         Command::Reload { socket } => reload(&socket.path()),
+        Command::Launch {
+            service,
+            namespace,
+            session,
+            json,
+            socket,
+        } => launch(
+            &bulkhead::api::proto::LaunchRequest {
+                service,
+                namespace,
+                session,
+            },
+            json,
+            &socket.path(),
+        ),
+        Command::Terminate {
+            service,
+            instance,
+            grace,
+            socket,
+        } => terminate(&service, &instance, grace, &socket.path()),
+        Command::List {
+            service,
+            json,
+            socket,
+        } => list(service.as_deref(), json, &socket.path()),
+        Command::Health {
+            service,
+            json,
+            socket,
+        } => health(service.as_deref(), json, &socket.path()),
         Command::Logs {
             service,
             follow,
@@ -367,6 +453,116 @@ fn action(verb: &str, service: &str, socket: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead launch SERVICE [--namespace NS] [--session ID]`.
+fn launch(
+    req: &bulkhead::api::proto::LaunchRequest,
+    json: bool,
+    socket: &std::path::Path,
+) -> ExitCode {
+    use bulkhead::api::{client, render};
+    match client::launch(socket, req) {
+        Ok(r) if json => {
+            emit(&serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            emit(&render::launch_line(&r));
+            ExitCode::SUCCESS
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead terminate SERVICE INSTANCE [--grace D]`.
+fn terminate(
+    service: &str,
+    instance: &str,
+    grace: Option<std::time::Duration>,
+    socket: &std::path::Path,
+) -> ExitCode {
+    use bulkhead::api::{client, proto::ActionReply};
+    let mut path = format!(
+        "/v1/services/{}/instances/{}/terminate",
+        client::segment(service),
+        client::segment(instance)
+    );
+    if let Some(g) = grace {
+        path += &format!("?grace={}ms", g.as_millis());
+    }
+    match client::post::<ActionReply>(socket, &path) {
+        Ok(r) => {
+            emit(&r.message);
+            ExitCode::SUCCESS
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead list [SERVICE]`.
+fn list(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, proto::ListReply, render};
+    let path = match service {
+        Some(s) => format!("/v1/instances?service={}", client::segment(s)),
+        None => "/v1/instances".to_string(),
+    };
+    match client::get::<ListReply>(socket, &path) {
+        Ok(r) if json => {
+            emit(&serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            emit(render::list_table(&r).trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+/// `bulkhead health [SERVICE]`: exit 1 when a checked instance is not healthy.
+fn health(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, proto::StatusReply, render};
+    let path = match service {
+        Some(s) => format!("/v1/status/{}", client::segment(s)),
+        None => "/v1/status".to_string(),
+    };
+    let reply: StatusReply = match client::get(socket, &path) {
+        Ok(r) => r,
+        Err(e) => return control_failed(&e),
+    };
+    let instances = || reply.services.iter().flat_map(|s| &s.instances);
+    if json {
+        let rows: Vec<serde_json::Value> = reply
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.instances.iter().map(move |i| {
+                    serde_json::json!({
+                        "service": s.name,
+                        "instance": i.instance,
+                        "state": i.state,
+                        "health": render::health_word(i),
+                        "check": i.health_check,
+                        "passed": i.probes_passed,
+                        "failed": i.probes_failed,
+                    })
+                })
+            })
+            .collect();
+        emit(&serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        emit(render::health_table(&reply).trim_end());
+    }
+    let bad = instances().any(|i| {
+        let w = render::health_word(i);
+        w != "healthy" && w != "no check"
+    });
+    if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

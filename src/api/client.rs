@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::proto::{ApiError, EventsReply};
+use super::proto::{ApiError, EventsReply, LaunchReply, LaunchRequest};
 use crate::error::{Code, Diagnostic};
 
 /// How long the client waits for the daemon's reply (and to send).
@@ -195,6 +195,18 @@ pub fn post<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientE
     request(socket, "POST", path, TIMEOUT)
 }
 
+/// How long a launch may take before the client gives up: a queued launch
+/// waits `queue_timeout` (30 s by default), then its instance starts and
+/// passes its health check.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `POST /v1/launch`: the instance of `service` for the key, created if
+/// needed; returns once it is ready.
+pub fn launch(socket: &Path, req: &LaunchRequest) -> Result<LaunchReply, ClientError> {
+    let body = serde_json::to_vec(req).unwrap_or_default();
+    request_with(socket, "POST", "/v1/launch", Some(&body), LAUNCH_TIMEOUT)
+}
+
 /// `GET /v1/events`: the events with a seq above `after` (every kept one
 /// when `None`), of `service` only when set. With `wait`, a long poll: the
 /// reply comes when there is an event, or empty after [`super::LONG_POLL`].
@@ -234,7 +246,17 @@ fn request<T: DeserializeOwned>(
     path: &str,
     timeout: Duration,
 ) -> Result<T, ClientError> {
-    let (status, body) = exchange(socket, method, path, timeout)?;
+    request_with(socket, method, path, None, timeout)
+}
+
+fn request_with<T: DeserializeOwned>(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    json: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    let (status, body) = exchange(socket, method, path, json, timeout)?;
     let protocol = |detail: String| ClientError::Protocol {
         socket: socket.to_path_buf(),
         detail,
@@ -262,6 +284,7 @@ fn exchange(
     socket: &Path,
     method: &str,
     path: &str,
+    json: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), ClientError> {
     let mut stream = UnixStream::connect(socket).map_err(|source| match source.kind() {
@@ -290,12 +313,21 @@ fn exchange(
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| io_err("setting the socket timeout", e))?;
+    let body = json.unwrap_or_default();
+    let kind = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bulkhead/{}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bulkhead/{}\r\nAccept: application/json\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        body.len()
     );
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
     stream
-        .write_all(head.as_bytes())
+        .write_all(&message)
         .map_err(|e| io_err("sending the request", e))?;
     let mut raw = Vec::new();
     (&mut stream)

@@ -78,6 +78,10 @@ pub struct ServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub autostart: bool,
+    /// A template's isolation level (`none`, `namespace`, `session`); its
+    /// instances are the launched ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -141,6 +145,19 @@ pub struct InstanceStatus {
     /// memory.high as the throttle action set it, when lowered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_high_throttled: Option<u64>,
+    /// The health check, e.g. `http 127.0.0.1:20001/healthz every 5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+    /// Probes that passed and failed, over the instance's life here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probes_passed: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probes_failed: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A watch rule that fired.

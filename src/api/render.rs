@@ -19,7 +19,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::proto::{DaemonInfo, EventRecord, InstanceStatus, ServiceStatus, StatusReply};
+use super::proto::{
+    DaemonInfo, EventRecord, GroupStatus, InstanceStatus, LaunchReply, ListReply, ServiceStatus,
+    StatusReply,
+};
 
 /// The line above the table: `bulkhead 0.1.0 (pid 812), up 3h05m, config /etc/bulkhead/bulkhead.yaml`.
 pub fn daemon_line(d: &DaemonInfo) -> String {
@@ -49,7 +52,10 @@ pub fn status_table(reply: &StatusReply) -> String {
         if s.instances.is_empty() {
             let mut row = std::array::from_fn(|_| "-".to_string());
             row[0].clone_from(&s.name);
-            row[9] = "no instances".to_string();
+            row[9] = match &s.isolation {
+                Some(level) => format!("template ({level}): no instances; `bulkhead launch`"),
+                None => "no instances".to_string(),
+            };
             rows.push(row);
         }
         for i in &s.instances {
@@ -70,7 +76,154 @@ pub fn status_table(reply: &StatusReply) -> String {
             ]);
         }
     }
+    let mut out = table(&rows);
+    if !reply.groups.is_empty() {
+        out.push('\n');
+        out += &group_table(&reply.groups);
+    }
+    out
+}
+
+/// Each group's usage against its own limits (the sum of its services):
+///
+/// ```text
+/// GROUP    SERVICES      CPU    MEMORY       PIDS      OOM KILLS
+/// tenants  api, sandbox  4.1s   96M / 128M   12 / 100  1
+/// ```
+pub fn group_table(groups: &[GroupStatus]) -> String {
+    let mut rows: Vec<[String; 6]> =
+        vec![["GROUP", "SERVICES", "CPU", "MEMORY", "PIDS", "OOM KILLS"].map(String::from)];
+    for g in groups {
+        rows.push([
+            g.name.clone(),
+            if g.services.is_empty() {
+                "-".to_string()
+            } else {
+                g.services.join(", ")
+            },
+            g.cpu_usage_usec.map_or_else(dash, cpu_time),
+            usage(g.memory_current, g.memory_max, bytes),
+            usage(g.pids_current, g.pids_max, |n| n.to_string()),
+            opt(g.oom_kills),
+        ]);
+    }
     table(&rows)
+}
+
+/// `bulkhead launch`: `sandbox/ns:tenant-1 created: pid 4242, port 20001, ready in 0.412s`.
+pub fn launch_line(r: &LaunchReply) -> String {
+    let mut s = format!(
+        "{}/{} {}: pid {}, port {}, {} in {:.3}s",
+        r.service,
+        r.instance,
+        if r.created { "created" } else { "reused" },
+        opt(r.pid),
+        r.port,
+        r.state,
+        r.duration_secs
+    );
+    if r.queued_secs >= 0.001 {
+        let _ = write!(s, " ({:.3}s in the admission queue)", r.queued_secs);
+    }
+    s
+}
+
+/// `bulkhead list`: template instances.
+///
+/// ```text
+/// SERVICE  INSTANCE     STATE              PID   PORT   UPTIME  LAUNCHES  IDLE
+/// sandbox  ns:tenant-1  running (healthy)  4242  20001  5m02s   12        31s / 10m
+/// ```
+pub fn list_table(reply: &ListReply) -> String {
+    if reply.instances.is_empty() {
+        return "no template instances\n".to_string();
+    }
+    let mut rows: Vec<[String; 8]> = vec![
+        [
+            "SERVICE", "INSTANCE", "STATE", "PID", "PORT", "UPTIME", "LAUNCHES", "IDLE",
+        ]
+        .map(String::from),
+    ];
+    for i in &reply.instances {
+        let state = match (i.state.as_str(), i.healthy) {
+            ("running", Some(true)) => "running (healthy)".to_string(),
+            ("running", Some(false)) => "running (unhealthy)".to_string(),
+            (s, _) => s.to_string(),
+        };
+        let idle = match i.idle_timeout_secs {
+            Some(t) => format!("{} / {}", duration(i.idle_secs), duration(t)),
+            None => duration(i.idle_secs),
+        };
+        rows.push([
+            i.service.clone(),
+            i.instance.clone(),
+            state,
+            opt(i.pid),
+            i.port.to_string(),
+            i.uptime_secs.map_or_else(dash, duration),
+            i.launches.to_string(),
+            idle,
+        ]);
+    }
+    table(&rows)
+}
+
+/// `bulkhead health`: each instance's health check and its verdict.
+///
+/// ```text
+/// SERVICE  HEALTH     STATE    CHECK                                 PASSED  FAILED  LAST
+/// web/0    healthy    running  http 127.0.0.1:20000/ every 5s        120     0       -
+/// db       no check   running  -                                     -       -       -
+/// ```
+pub fn health_table(reply: &StatusReply) -> String {
+    let mut rows: Vec<[String; 7]> = vec![
+        [
+            "SERVICE", "HEALTH", "STATE", "CHECK", "PASSED", "FAILED", "LAST",
+        ]
+        .map(String::from),
+    ];
+    for s in &reply.services {
+        for i in &s.instances {
+            let checked = i.health_check.is_some();
+            rows.push([
+                label(s, i),
+                health_word(i).to_string(),
+                i.state.clone(),
+                i.health_check.clone().unwrap_or_else(dash),
+                if checked {
+                    i.probes_passed.to_string()
+                } else {
+                    dash()
+                },
+                if checked {
+                    i.probes_failed.to_string()
+                } else {
+                    dash()
+                },
+                i.last_event
+                    .as_ref()
+                    .filter(|e| e.contains("HEALTH_CHECK_FAILED"))
+                    .cloned()
+                    .unwrap_or_else(dash),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return "no instances\n".to_string();
+    }
+    table(&rows)
+}
+
+/// `healthy`, `unhealthy`, `starting` (checked, no verdict yet), `down`
+/// (checked, not running), `no check`.
+pub fn health_word(i: &InstanceStatus) -> &'static str {
+    match (i.health_check.is_some(), i.state.as_str(), i.healthy) {
+        (false, _, _) => "no check",
+        (true, "running", Some(true)) => "healthy",
+        (true, "running", Some(false)) => "unhealthy",
+        (true, "running" | "starting", None) => "starting",
+        (true, _, _) => "down",
+    }
 }
 
 /// Every field of every instance of one service, for `bulkhead status
@@ -269,9 +422,10 @@ fn opt(v: Option<impl ToString>) -> String {
     v.map_or_else(dash, |v| v.to_string())
 }
 
-/// `web` for a single instance, `web/1` among several.
+/// `web` for a single instance, `web/1` among several; a template's
+/// instances always with their key (`sandbox/ns:tenant-1`).
 fn label(s: &ServiceStatus, i: &InstanceStatus) -> String {
-    if s.instances.len() > 1 {
+    if s.instances.len() > 1 || s.isolation.is_some() {
         format!("{}/{}", s.name, i.instance)
     } else {
         s.name.clone()
@@ -485,24 +639,28 @@ mod tests {
                     name: "web".into(),
                     group: Some("frontend".into()),
                     autostart: true,
+                    isolation: None,
                     instances: vec![running("0"), web1],
                 },
                 ServiceStatus {
                     name: "worker".into(),
                     group: None,
                     autostart: true,
+                    isolation: None,
                     instances: vec![worker],
                 },
                 ServiceStatus {
                     name: "cron".into(),
                     group: None,
                     autostart: false,
+                    isolation: None,
                     instances: vec![cron],
                 },
                 ServiceStatus {
                     name: "idle".into(),
                     group: None,
                     autostart: false,
+                    isolation: None,
                     instances: vec![stopped("0", "stopped")],
                 },
             ],
@@ -656,6 +814,7 @@ instance 1: backoff
             name: "leaker".into(),
             group: None,
             autostart: true,
+            isolation: None,
             instances: vec![i],
         }
     }

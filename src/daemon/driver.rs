@@ -78,6 +78,8 @@ pub enum Msg {
     },
     /// Time for the monitor's sweep.
     Sweep,
+    /// A launch waited `queue_timeout` in the admission queue.
+    LaunchTimeout(u64),
     /// A removal job finished.
     Removed {
         result: Result<(), String>,
@@ -100,7 +102,6 @@ pub struct Setup {
     pub init_exe: PathBuf,
 }
 
-#[allow(dead_code)] // launches: being built
 struct Inst {
     id: String,
     paths: Paths,
@@ -138,6 +139,8 @@ struct Inst {
     waiters: Vec<launch::Waiter>,
     /// Its start holds a slot of the admission bulkhead.
     admitted: bool,
+    /// A template instance's namespace and session.
+    key: launch::LaunchKey,
 }
 
 /// Violations kept per instance for `bulkhead status`.
@@ -201,6 +204,7 @@ pub struct Daemon {
     /// CAP_SYS_RESOURCE: PSI trigger windows need not be 2s multiples.
     privileged: bool,
     proc: PathBuf,
+    launches: launch::Launches,
 }
 
 /// One log event about an instance; `code` (when there is one) is a field
@@ -273,6 +277,7 @@ impl Daemon {
             })
             | 1;
         let (tx_files, sweeps) = (tx.clone(), tx.clone());
+        let setup_launch = setup.cfg.supervisor.launch.clone();
         let mut d = Daemon {
             cfg: Arc::new(setup.cfg),
             config_path: setup.config_path,
@@ -298,6 +303,7 @@ impl Daemon {
             )
             .unwrap_or(false),
             proc: PathBuf::from("/proc"),
+            launches: launch::Launches::new(&setup_launch),
         };
         if !d.privileged {
             tracing::info!(
@@ -316,13 +322,7 @@ impl Daemon {
                 }
             }
         });
-        let services: Vec<Service> = d
-            .cfg
-            .services
-            .iter()
-            .filter(|s| s.isolation.is_none())
-            .cloned()
-            .collect();
+        let services: Vec<Service> = d.cfg.services.clone();
         for svc in services {
             let s = d.new_svc(svc);
             d.svcs.push(s);
@@ -332,7 +332,13 @@ impl Daemon {
 
     fn new_svc(&mut self, svc: Service) -> Svc {
         let svc = Arc::new(svc);
-        let insts = (0..svc.instances)
+        // A template's instances come with launches.
+        let replicas = if svc.isolation.is_some() {
+            0
+        } else {
+            svc.instances
+        };
+        let insts = (0..replicas)
             .map(|i| self.new_inst(&svc, i.to_string()))
             .collect();
         Svc {
@@ -373,15 +379,17 @@ impl Daemon {
             touched: Instant::now(),
             waiters: Vec::new(),
             admitted: false,
+            key: launch::LaunchKey::default(),
         }
     }
 
-    /// The lowest port of `supervisor.ports` no instance holds.
+    /// The lowest port of `supervisor.ports` no instance holds (the first
+    /// of the range when every one is taken).
     fn free_port(&self) -> u16 {
         let used: BTreeSet<u16> = self
             .svcs
             .iter()
-            .flat_map(|s| s.insts.iter().map(|i| i.port))
+            .flat_map(|s| s.insts.iter().filter(|i| !i.vacant).map(|i| i.port))
             .collect();
         let r = self.cfg.supervisor.ports;
         (r.first..=r.last)
@@ -428,7 +436,10 @@ impl Daemon {
             if !seen.insert(n.clone()) {
                 continue;
             }
-            if let Some(i) = self.find(&n) {
+            if let Some(i) = self
+                .find(&n)
+                .filter(|&i| self.svcs[i].cfg.isolation.is_none())
+            {
                 let s = &mut self.svcs[i];
                 let stopped = s
                     .insts
@@ -531,6 +542,11 @@ impl Daemon {
                     tracing::warn!(code = Code::CgroupIo.as_str(), "cgroup removal: {e}");
                 }
             }
+            Msg::LaunchTimeout(ticket) => self.launch_timeout(ticket),
+            Msg::Call(Call {
+                request: Request::Launch(req),
+                reply,
+            }) => self.launch(req, reply),
             Msg::Call(Call {
                 request:
                     Request::Events {
@@ -574,6 +590,7 @@ impl Daemon {
         for s in &mut self.svcs {
             s.start_pending = false;
         }
+        self.refuse_queued();
     }
 
     /// Feeds one event to an instance's machine and executes the actions.
@@ -619,6 +636,9 @@ impl Daemon {
             self.journal.push(e);
         }
         self.execute(si, idx, actions);
+        if self.svcs[si].cfg.isolation.is_some() {
+            self.launch_progress(si, idx);
+        }
     }
 
     fn execute(&mut self, si: usize, idx: usize, actions: Vec<Action>) {
@@ -707,11 +727,20 @@ impl Daemon {
         inst.run_id += 1;
         inst.starts += 1;
         inst.adopted = false;
-        let env = vec![
+        let mut env = vec![
             ("BULKHEAD_SERVICE".to_string(), s.cfg.name.clone()),
             ("BULKHEAD_INSTANCE".to_string(), inst.id.clone()),
             ("BULKHEAD_PORT".to_string(), inst.port.to_string()),
         ];
+        if let Some(ns) = &inst.key.namespace {
+            env.push(("BULKHEAD_NAMESPACE".to_string(), ns.clone()));
+        }
+        if let Some(session) = &inst.key.session {
+            env.push(("BULKHEAD_SESSION".to_string(), session.clone()));
+        }
+        if probes_auto_port(&s.cfg) {
+            env.push(("HEALTH_PORT".to_string(), inst.port.to_string()));
+        }
         let job = SpawnJob {
             cfg,
             svc: s.cfg.clone(),
@@ -1029,6 +1058,7 @@ impl Daemon {
     /// The periodic sweep: kept-open stat files of every instance, fds of
     /// those with an `fds` rule, then every instance's level rules.
     fn sweep(&mut self) {
+        self.reap_idle();
         let now = self.now();
         let periods: HashMap<_, _> = {
             let sweep = self.sampler.sweep();
@@ -1322,6 +1352,20 @@ impl Daemon {
             Request::Start { service } => {
                 let si = self.lookup(&service)?;
                 self.refuse_while_stopping()?;
+                if self.svcs[si].cfg.isolation.is_some() {
+                    return Err(api_error(
+                        409,
+                        "SERVICE_IS_TEMPLATE",
+                        format!(
+                            "{service} is a template (isolation set): its instances are \
+                             launched on demand"
+                        ),
+                        &format!(
+                            "`bulkhead launch {service} ...` starts (or finds) the instance \
+                             of a key"
+                        ),
+                    ));
+                }
                 let failed = self.svcs[si]
                     .insts
                     .iter()
@@ -1360,10 +1404,18 @@ impl Daemon {
             Request::Stop { service } => {
                 let si = self.lookup(&service)?;
                 self.svcs[si].start_pending = false;
+                // A template's instances go for good (a launch makes new ones).
+                let template = self.svcs[si].cfg.isolation.is_some();
+                let mut n = 0;
                 for idx in 0..self.svcs[si].insts.len() {
+                    let inst = &mut self.svcs[si].insts[idx];
+                    if inst.vacant {
+                        continue;
+                    }
+                    n += 1;
+                    inst.retire |= template;
                     self.step(si, idx, Event::Stop);
                 }
-                let n = self.svcs[si].insts.len();
                 let grace = self.svcs[si].cfg.stop.grace;
                 Ok(Response::Action(ActionReply {
                     message: format!(
@@ -1377,10 +1429,14 @@ impl Daemon {
             Request::Restart { service } => {
                 let si = self.lookup(&service)?;
                 self.refuse_while_stopping()?;
+                let mut n = 0;
                 for idx in 0..self.svcs[si].insts.len() {
+                    if self.svcs[si].insts[idx].vacant {
+                        continue;
+                    }
+                    n += 1;
                     self.step(si, idx, Event::Restart(crate::supervisor::Reason::Manual));
                 }
-                let n = self.svcs[si].insts.len();
                 Ok(Response::Action(ActionReply {
                     message: format!(
                         "restarting {service} ({n} instance{}); backoff and circuit breaker reset",
@@ -1418,6 +1474,7 @@ impl Daemon {
                     files: s
                         .insts
                         .iter()
+                        .filter(|i| !i.vacant)
                         .map(|i| LogFile {
                             instance: i.id.clone(),
                             path: i.paths.log_file.clone(),
@@ -1431,12 +1488,7 @@ impl Daemon {
 
     fn refuse_while_stopping(&self) -> Result<(), ApiError> {
         if self.shutting_down {
-            return Err(api_error(
-                409,
-                "DAEMON_SHUTTING_DOWN",
-                "the daemon is shutting down".into(),
-                "wait for it to exit, then start it again",
-            ));
+            return Err(shutting_down());
         }
         Ok(())
     }
@@ -1444,20 +1496,6 @@ impl Daemon {
     fn lookup(&self, name: &str) -> Result<usize, ApiError> {
         if let Some(i) = self.find(name) {
             return Ok(i);
-        }
-        let template = self
-            .cfg
-            .service(name)
-            .is_some_and(|s| s.isolation.is_some());
-        if template {
-            return Err(api_error(
-                409,
-                "SERVICE_IS_TEMPLATE",
-                format!(
-                    "{name} is a template (isolation set): its instances are launched on demand"
-                ),
-                "templates are launched with `bulkhead launch` (not available yet)",
-            ));
         }
         let best = self
             .svcs
@@ -1497,9 +1535,11 @@ impl Daemon {
                 name: s.cfg.name.clone(),
                 group: s.cfg.member_of.clone(),
                 autostart: s.cfg.autostart,
+                isolation: s.cfg.isolation.map(|l| l.to_string()),
                 instances: s
                     .insts
                     .iter()
+                    .filter(|i| !i.vacant)
                     .map(|i| instance_status(i, &s.cfg, &self.sampler, now))
                     .collect(),
             })
@@ -1635,6 +1675,15 @@ async fn wait_readable(pidfd: OwnedFd, service: &str) {
     }
 }
 
+fn shutting_down() -> ApiError {
+    api_error(
+        409,
+        "DAEMON_SHUTTING_DOWN",
+        "the daemon is shutting down".into(),
+        "wait for it to exit, then start it again",
+    )
+}
+
 fn unreachable_launch() -> Result<Response, ApiError> {
     Err(api_error(
         500,
@@ -1646,6 +1695,16 @@ fn unreachable_launch() -> Result<Response, ApiError> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Whether `svc`'s health check probes the instance's own port (`port: auto`).
+fn probes_auto_port(svc: &Service) -> bool {
+    use crate::config::model::Probe;
+    use crate::config::schema::ProbePort;
+    svc.health.as_ref().is_some_and(|h| match &h.probe {
+        Probe::Tcp { port, .. } | Probe::Http { port, .. } => *port == ProbePort::Auto,
+        Probe::Exec { .. } => false,
+    })
 }
 
 /// The probe of `svc`, if it has a health check ([`Target::for_service`]).
@@ -1731,6 +1790,13 @@ fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> Ins
         violation_counts: i.violation_counts.clone(),
         violations: i.violations.iter().cloned().collect(),
         memory_high_throttled: i.mon.as_ref().and_then(|m| m.watcher.throttled_high()),
+        health_check: probe_target(svc, i.port).and_then(|t| {
+            svc.health
+                .as_ref()
+                .map(|h| format!("{t} every {}", h.interval))
+        }),
+        probes_passed: i.probes[0].load(Ordering::Relaxed),
+        probes_failed: i.probes[1].load(Ordering::Relaxed),
     }
 }
 
@@ -1761,12 +1827,30 @@ impl Daemon {
         pidfd: OwnedFd,
         config_changed: bool,
     ) {
-        let (Some(si), Ok(idx)) = (self.find(&rec.service), rec.instance.parse::<usize>()) else {
+        let Some(si) = self.find(&rec.service) else {
             return;
         };
-        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
-            return;
+        let idx = if self.svcs[si].cfg.isolation.is_some() {
+            // A template's instance: a slot of its own, its port and key
+            // as its record has them; idle from now.
+            let svc = self.svcs[si].cfg.clone();
+            let mut inst = self.new_inst(&svc, rec.instance.clone());
+            if rec.port != 0 {
+                inst.port = rec.port;
+            }
+            inst.key = launch::LaunchKey {
+                namespace: rec.namespace.clone(),
+                session: rec.session.clone(),
+            };
+            self.svcs[si].insts.push(inst);
+            self.svcs[si].insts.len() - 1
+        } else {
+            match rec.instance.parse::<usize>() {
+                Ok(idx) if idx < self.svcs[si].insts.len() => idx,
+                _ => return,
+            }
         };
+        let inst = &mut self.svcs[si].insts[idx];
         inst.run_id += 1;
         inst.starts = rec.restarts.saturating_add(1);
         self.watch(si, idx, rec.pid, pidfd, true);
@@ -1828,7 +1912,7 @@ impl Daemon {
             }
         }
         for name in &plan.added {
-            if let Some(svc) = new.service(name).filter(|s| s.isolation.is_none()) {
+            if let Some(svc) = new.service(name) {
                 let s = self.new_svc(svc.clone());
                 self.svcs.push(s);
                 if svc.autostart {
@@ -1840,7 +1924,11 @@ impl Daemon {
             let (Some(si), Some(svc)) = (self.find(&ch.name), new.service(&ch.name)) else {
                 continue;
             };
-            let moved = ch.respawn.iter().any(|r| r == "member_of");
+            // A new cgroup path, or instances keyed anew (a template became
+            // a regular service or the other way).
+            let was_template = self.svcs[si].cfg.isolation.is_some();
+            let moved = ch.respawn.iter().any(|r| r == "member_of")
+                || was_template != svc.isolation.is_some();
             if moved {
                 // A new cgroup path: stop here, start again there.
                 let running = self.svcs[si]
@@ -1898,7 +1986,7 @@ impl Daemon {
                 let h = has_health(i);
                 i.machine.reconfigure(&svc.restart, &svc.stop, h);
             }
-            if let Some((_, n)) = ch.instances {
+            if let Some((_, n)) = ch.instances.filter(|_| svc.isolation.is_none()) {
                 self.resize(si, n as usize);
             }
             if !ch.respawn.is_empty() {
@@ -1942,6 +2030,7 @@ impl Daemon {
     /// Drops retired instances and services once stopped; a moved service
     /// comes back under its new group.
     fn collect_retired(&mut self) {
+        self.vacate_stopped();
         for s in &mut self.svcs {
             while s
                 .insts

@@ -297,6 +297,12 @@ pub(crate) fn write_record(
     started: &job::Started,
     restarts: u32,
 ) {
+    let env = |k: &str| {
+        job.env
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    };
     let rec = InstanceRecord {
         version: record::VERSION,
         service: job.svc.name.clone(),
@@ -311,6 +317,11 @@ pub(crate) fn write_record(
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         restarts,
         status_file: job.paths.status_file.clone(),
+        port: env("BULKHEAD_PORT")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        namespace: env("BULKHEAD_NAMESPACE").map(str::to_string),
+        session: env("BULKHEAD_SESSION").map(str::to_string),
     };
     if let Err(e) = record::write(state_dir, &rec) {
         tracing::error!(

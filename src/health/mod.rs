@@ -66,6 +66,17 @@ pub enum Target {
     },
 }
 
+impl std::fmt::Display for Target {
+    /// `tcp 127.0.0.1:8080`, `http 127.0.0.1:8080/healthz`, `exec pg_isready -q`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp { host, port } => write!(f, "tcp {host}:{port}"),
+            Target::Http { host, port, path } => write!(f, "http {host}:{port}{path}"),
+            Target::Exec { command } => write!(f, "exec {}", command.join(" ")),
+        }
+    }
+}
+
 impl Target {
     /// The probe of `svc`, with `auto` ports resolved to the instance's
     /// `port`; `None` only when the service has no health check.

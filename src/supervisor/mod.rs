@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod launch;
 pub mod machine;
 pub mod record;
 pub mod reload;

@@ -67,6 +67,14 @@ pub struct InstanceRecord {
     pub restarts: u32,
     /// Where the init records the service's exit status.
     pub status_file: PathBuf,
+    /// `BULKHEAD_PORT` of the instance (kept across an adoption).
+    #[serde(default)]
+    pub port: u16,
+    /// A template instance's launch key, as its environment has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 // ---------------------------------------------------------------- files
@@ -527,19 +535,18 @@ fn stale_reason(
             rec.service
         ));
     };
-    if svc.isolation.is_some() {
-        return Some(format!(
-            "service {} is now a template of on-demand instances",
-            rec.service
-        ));
-    }
-    match rec.instance.parse::<u32>() {
-        Ok(i) if i.to_string() == rec.instance && i < svc.instances => {}
-        _ => {
+    match svc.isolation {
+        Some(level) if !super::launch::is_instance_of(level, &rec.instance) => {
             return Some(format!(
-                "instance beyond count: {} has instances 0..{}, not {:?}",
-                rec.service, svc.instances, rec.instance
+                "not an instance of the template: {} has isolation {level}, and {:?} is not one of its keys",
+                rec.service, rec.instance
             ));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(why) = check_replica(svc, rec) {
+                return Some(why);
+            }
         }
     }
     let tree = Subtree {
@@ -556,6 +563,17 @@ fn stale_reason(
     None
 }
 
+/// Why `rec` is not one of the replicas `0..instances` of `svc`.
+fn check_replica(svc: &Service, rec: &InstanceRecord) -> Option<String> {
+    match rec.instance.parse::<u32>() {
+        Ok(i) if i.to_string() == rec.instance && i < svc.instances => None,
+        _ => Some(format!(
+            "instance beyond count: {} has instances 0..{}, not {:?}",
+            rec.service, svc.instances, rec.instance
+        )),
+    }
+}
+
 /// Decides, without touching the system, which instances a starting daemon
 /// adopts and what it cleans up.
 ///
@@ -568,8 +586,9 @@ fn stale_reason(
 ///   only the leaves are considered, so the full listing can be passed).
 ///
 /// A record is adopted iff its pid is alive with the recorded start time,
-/// in the recorded cgroup, the service is still a configured regular
-/// service (not a template), the instance index is below `instances`, and
+/// in the recorded cgroup, the service is still configured, the instance is
+/// one of its replicas `0..instances` (or, for a template, an id of its
+/// isolation level: `shared`, `ns:<id>`, `session:<id>`), and
 /// the cgroup is where the current config puts the instance. Of several
 /// records for one instance or one cgroup, the first adoptable one wins.
 pub fn plan_adoption(

@@ -1,39 +1,720 @@
 //! Template instances launched on demand (DESIGN.md decision 10): the
 //! driver's side of `launch`, `list`, `terminate`, idle reaping and the
-//! admission bulkhead. The key and admission logic is pure, in
-//! [`crate::supervisor::launch`].
+//! admission bulkhead. Which instance a launch gets and the admission rules
+//! are pure, in [`crate::supervisor::launch`].
+//!
+//! ```text
+//!  launch(svc, ns, session) ──> id ── exists? ── ready ──────────────> reply (reused)
+//!                                 │             └ starting/backoff ──> wait with it
+//!                                 └ new ── admission ── slot ──> new instance, Start
+//!                                              │── queued ──> slot freed (or timeout)
+//!                                              └── full ────> LAUNCH_REJECTED
+//!  instance ready ──> every waiter answered; its slot goes to the next queued key
+//!  instance down before ready (spawn failed, exited, stopped) ──> LAUNCH_FAILED
+//! ```
+//! A template instance is a slot of its service's `insts`: messages name
+//! instances by index, so a stopped instance leaves a vacant slot (with its
+//! run id, so late messages about it are dropped) that the next new key
+//! reuses.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::Daemon;
-use crate::api::proto::{ApiError, LaunchMetrics, ListReply, Response};
+use super::{Daemon, Inst, Msg, level_event, now_stamp};
+use crate::api::proto::{
+    ActionReply, ApiError, EventRecord, Histogram, LaunchMetrics, LaunchReply, LaunchRequest,
+    ListReply, ListedInstance, Response,
+};
+use crate::error::{Code, Diagnostic};
+use crate::supervisor::launch::{self as keys, Admission, Admit};
+use crate::supervisor::{Event, Level, State, StateKind};
+
+type Reply = oneshot::Sender<Result<Response, ApiError>>;
 
 /// A launch waiting for its instance to be ready.
-#[allow(dead_code)] // being built
 pub struct Waiter {
-    pub reply: oneshot::Sender<Result<Response, ApiError>>,
-    pub asked: Instant,
-    pub queued: Duration,
-    pub created: bool,
+    reply: Reply,
+    asked: Instant,
+    queued: Duration,
+    created: bool,
+}
+
+/// A launch of a new key waiting for an admission slot; later launches of
+/// the same key wait with it.
+pub struct Pending {
+    svc: String,
+    id: String,
+    namespace: Option<String>,
+    session: Option<String>,
+    waiters: Vec<Waiter>,
+}
+
+/// The admission bulkhead and the launch counters.
+pub struct Launches {
+    admission: Admission<Pending>,
+    /// By template, then result.
+    counts: BTreeMap<String, BTreeMap<String, u64>>,
+    queue_wait: Histogram,
+    duration: BTreeMap<String, Histogram>,
+}
+
+impl Launches {
+    pub fn new(cfg: &crate::config::model::Launch) -> Launches {
+        Launches {
+            admission: Admission::new(cfg.max_concurrent, cfg.max_queue),
+            counts: BTreeMap::new(),
+            queue_wait: Histogram::default(),
+            duration: BTreeMap::new(),
+        }
+    }
+
+    fn count(&mut self, svc: &str, result: &str, n: usize) {
+        *self
+            .counts
+            .entry(svc.to_string())
+            .or_default()
+            .entry(result.to_string())
+            .or_default() += n as u64;
+    }
+}
+
+/// A template instance's launch key, for its environment and `list`.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchKey {
+    pub namespace: Option<String>,
+    pub session: Option<String>,
+}
+
+fn error(status: u16, d: Diagnostic) -> ApiError {
+    ApiError::from_diagnostic(status, &d)
+}
+
+fn answer(w: Waiter, r: Result<Response, ApiError>) {
+    // The client may have gone; nothing to do then.
+    let _ = w.reply.send(r);
 }
 
 impl Daemon {
-    pub(super) fn list(&self, _service: Option<&str>) -> Result<ListReply, ApiError> {
-        Ok(ListReply::default())
+    /// `POST /v1/launch`: answered now (an instance that is ready, an
+    /// error) or once the instance is ready.
+    pub(super) fn launch(&mut self, req: LaunchRequest, reply: Reply) {
+        let waiter = Waiter {
+            reply,
+            asked: Instant::now(),
+            queued: Duration::ZERO,
+            created: false,
+        };
+        if let Err(e) = self.refuse_while_stopping() {
+            return answer(waiter, Err(e));
+        }
+        let si = match self.template(&req.service, "launch") {
+            Ok(si) => si,
+            Err(e) => return answer(waiter, Err(e)),
+        };
+        let level = self.svcs[si]
+            .cfg
+            .isolation
+            .unwrap_or(crate::config::schema::Isolation::None);
+        let id = match keys::instance_id(level, req.namespace.as_deref(), req.session.as_deref()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.launches.count(&req.service, "invalid", 1);
+                let d = Diagnostic::new(Code::LaunchInvalidKey, e.to_string())
+                    .context("service", &req.service)
+                    .context("isolation", level)
+                    .suggest(format!(
+                        "{} instances are keyed by {}; ids are 1-{} letters, digits, `_`, `.`, `-`",
+                        req.service,
+                        match level {
+                            crate::config::schema::Isolation::None =>
+                                "nothing (one shared instance)",
+                            crate::config::schema::Isolation::Namespace => "--namespace",
+                            crate::config::schema::Isolation::Session => "--session",
+                        },
+                        keys::MAX_ID
+                    ));
+                return answer(waiter, Err(error(400, d)));
+            }
+        };
+        if let Some(idx) = self.instance_of(si, &id) {
+            return self.join(si, idx, waiter);
+        }
+        // A launch of the same key already waits for a slot: wait with it.
+        if let Some(p) = self
+            .launches
+            .admission
+            .find_mut(|p| p.svc == req.service && p.id == id)
+        {
+            p.waiters.push(waiter);
+            return;
+        }
+        if let Err(e) = self.check_room(si) {
+            self.launches.count(&req.service, "limit", 1);
+            return answer(waiter, Err(e));
+        }
+        let pending = Pending {
+            svc: req.service,
+            id,
+            namespace: req.namespace,
+            session: req.session,
+            waiters: vec![waiter],
+        };
+        match self.launches.admission.enter(pending) {
+            Admit::Now(p) => self.create(p),
+            Admit::Queued(ticket) => {
+                let (tx, wait) = (self.tx.clone(), self.cfg.supervisor.launch.queue_timeout.0);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(Msg::LaunchTimeout(ticket));
+                });
+            }
+            Admit::Rejected(p) => {
+                let (active, max_q) = (
+                    self.launches.admission.active(),
+                    self.launches.admission.limits().1,
+                );
+                self.launches.count(&p.svc, "rejected", p.waiters.len());
+                let d = Diagnostic::new(
+                    Code::LaunchRejected,
+                    format!(
+                        "launch of {}/{} refused: {active} instance starts in progress and \
+                         {max_q} launches waiting (the admission queue is full)",
+                        p.svc, p.id
+                    ),
+                )
+                .context("service", &p.svc)
+                .context("instance", &p.id)
+                .context("active", active)
+                .context("queued", max_q)
+                .suggest(
+                    "retry later with backoff; or raise supervisor.launch.max_concurrent \
+                     or max_queue if the host has room",
+                );
+                for w in p.waiters {
+                    answer(w, Err(error(503, d.clone())));
+                }
+            }
+        }
     }
 
+    /// A queued launch waited `queue_timeout`.
+    pub(super) fn launch_timeout(&mut self, ticket: u64) {
+        let Some(p) = self.launches.admission.cancel(ticket) else {
+            return;
+        };
+        let wait = self.cfg.supervisor.launch.queue_timeout;
+        self.launches.count(&p.svc, "timeout", p.waiters.len());
+        let active = self.launches.admission.active();
+        let d = Diagnostic::new(
+            Code::LaunchTimeout,
+            format!(
+                "launch of {}/{} gave up after waiting {wait} for a start slot",
+                p.svc, p.id
+            ),
+        )
+        .context("service", &p.svc)
+        .context("instance", &p.id)
+        .context("active", active)
+        .context("queue_timeout", wait)
+        .suggest(
+            "the host is busy starting other instances: retry later; or raise \
+             supervisor.launch.max_concurrent or queue_timeout",
+        );
+        for w in p.waiters {
+            self.launches
+                .queue_wait
+                .observe(w.asked.elapsed().as_secs_f64());
+            answer(w, Err(error(503, d.clone())));
+        }
+    }
+
+    /// The index of `id`'s instance of template `si`, if it has one.
+    fn instance_of(&self, si: usize, id: &str) -> Option<usize> {
+        self.svcs[si]
+            .insts
+            .iter()
+            .position(|i| !i.vacant && i.id == id)
+    }
+
+    /// Is there room for one more instance of template `si`?
+    fn check_room(&self, si: usize) -> Result<(), ApiError> {
+        let s = &self.svcs[si];
+        let Some(max) = s.cfg.max_instances else {
+            return Ok(());
+        };
+        let n = s.insts.iter().filter(|i| !i.vacant).count();
+        if n < max as usize {
+            return Ok(());
+        }
+        let d = Diagnostic::new(
+            Code::LaunchLimit,
+            format!(
+                "{} has {n} instances, its max_instances: a new key needs one more",
+                s.cfg.name
+            ),
+        )
+        .context("service", &s.cfg.name)
+        .context("max_instances", max)
+        .suggest(format!(
+            "terminate instances no longer needed (`bulkhead list {0}`, `bulkhead terminate \
+             {0} INSTANCE`), set idle_timeout to reap idle ones, or raise max_instances",
+            s.cfg.name
+        ));
+        Err(error(409, d))
+    }
+
+    /// A launch of an instance that exists.
+    fn join(&mut self, si: usize, idx: usize, waiter: Waiter) {
+        let inst = &mut self.svcs[si].insts[idx];
+        inst.touched = Instant::now();
+        if inst.machine.is_ready() {
+            inst.launches += 1;
+            return self.succeed(si, idx, waiter);
+        }
+        if let State::Failed { until, reason } = inst.machine.state() {
+            let (until, reason) = (*until, reason.clone());
+            let left = until.saturating_sub(self.now());
+            let name = self.svcs[si].cfg.name.clone();
+            self.launches.count(&name, "failed", 1);
+            let d = Diagnostic::new(
+                Code::CircuitOpen,
+                format!(
+                    "{name}/{} keeps failing: its circuit breaker is open for {:.1}s more",
+                    self.svcs[si].insts[idx].id,
+                    left.as_secs_f64()
+                ),
+            )
+            .cause(reason)
+            .suggest(format!(
+                "see `bulkhead logs {name}` and `bulkhead events {name}`; `bulkhead terminate` \
+                 it to start afresh with the next launch"
+            ));
+            return answer(waiter, Err(error(503, d)));
+        }
+        if inst.retire {
+            // Being stopped (idle, terminate): start it again once stopped.
+            inst.retire = false;
+            self.step(si, idx, Event::Start);
+        } else if inst.machine.state().kind() == StateKind::Stopped {
+            self.step(si, idx, Event::Start);
+        }
+        let inst = &mut self.svcs[si].insts[idx];
+        inst.waiters.push(waiter);
+        self.launch_progress(si, idx);
+    }
+
+    /// A slot of the admission bulkhead for `p`: its instance is created
+    /// and started (or `p` joins an instance that appeared meanwhile).
+    fn create(&mut self, mut p: Pending) {
+        let queued = p.waiters.first().map(|w| w.asked.elapsed());
+        let Some(si) = self
+            .find(&p.svc)
+            .filter(|&si| self.svcs[si].retiring.is_none())
+        else {
+            let d = Diagnostic::new(
+                Code::LaunchFailed,
+                format!(
+                    "{} was removed from the config while the launch waited",
+                    p.svc
+                ),
+            )
+            .suggest("check the config the daemon runs (`bulkhead status`)");
+            for w in p.waiters {
+                answer(w, Err(error(404, d.clone())));
+            }
+            return self.release_slot();
+        };
+        for w in &mut p.waiters {
+            w.queued = w.asked.elapsed();
+            self.launches.queue_wait.observe(w.queued.as_secs_f64());
+        }
+        if let Some(idx) = self.instance_of(si, &p.id) {
+            for w in p.waiters {
+                self.join(si, idx, w);
+            }
+            return self.release_slot();
+        }
+        if let Err(e) = self.check_room(si) {
+            self.launches.count(&p.svc, "limit", p.waiters.len());
+            for w in p.waiters {
+                answer(w, Err(e.clone()));
+            }
+            return self.release_slot();
+        }
+        let svc = self.svcs[si].cfg.clone();
+        let mut inst = self.new_inst(&svc, p.id.clone());
+        inst.key = LaunchKey {
+            namespace: p.namespace,
+            session: p.session,
+        };
+        inst.admitted = true;
+        inst.launches = p.waiters.len() as u64;
+        if let Some(w) = p.waiters.first_mut() {
+            w.created = true;
+        }
+        inst.waiters = p.waiters;
+        let idx = match self.svcs[si].insts.iter().position(|i| i.vacant) {
+            Some(idx) => {
+                let old = &mut self.svcs[si].insts[idx];
+                // The slot's run id goes on, so messages about the instance
+                // that held it are not taken for this one's.
+                inst.run_id = old.run_id;
+                inst.ops = old.ops.clone();
+                *old = inst;
+                idx
+            }
+            None => {
+                self.svcs[si].insts.push(inst);
+                self.svcs[si].insts.len() - 1
+            }
+        };
+        let note = match queued {
+            Some(q) if q >= Duration::from_millis(1) => {
+                format!(" after {:.3}s in the admission queue", q.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        level_event(
+            Level::Info,
+            &svc.name,
+            &self.svcs[si].insts[idx].id,
+            None,
+            &format!("launched: a new instance{note}"),
+        );
+        self.step(si, idx, Event::Start);
+    }
+
+    /// A start finished: its admission slot goes to the next queued key.
+    fn release_slot(&mut self) {
+        if let Some((_, next)) = self.launches.admission.release() {
+            self.create(next);
+        }
+    }
+
+    /// After a step of a template instance: answer its waiters once it is
+    /// ready, or tell them it did not come up; free its admission slot then.
+    pub(super) fn launch_progress(&mut self, si: usize, idx: usize) {
+        let inst = &self.svcs[si].insts[idx];
+        if inst.waiters.is_empty() && !inst.admitted {
+            return;
+        }
+        let kind = inst.machine.state().kind();
+        let done = if inst.machine.is_ready() {
+            Ok(())
+        } else {
+            match kind {
+                StateKind::Backoff | StateKind::Failed | StateKind::Stopped => Err(kind),
+                StateKind::Starting | StateKind::Running | StateKind::Stopping => return,
+            }
+        };
+        let inst = &mut self.svcs[si].insts[idx];
+        let waiters = std::mem::take(&mut inst.waiters);
+        let admitted = std::mem::replace(&mut inst.admitted, false);
+        match done {
+            Ok(()) => {
+                for w in waiters {
+                    self.succeed(si, idx, w);
+                }
+            }
+            Err(kind) => {
+                let name = self.svcs[si].cfg.name.clone();
+                let inst = &self.svcs[si].insts[idx];
+                let why = inst
+                    .last_event
+                    .clone()
+                    .or_else(|| {
+                        inst.machine
+                            .last_exit()
+                            .map(crate::supervisor::machine::describe_exit)
+                    })
+                    .unwrap_or_else(|| kind.as_str().to_string());
+                self.launches.count(&name, "failed", waiters.len());
+                let d = Diagnostic::new(
+                    Code::LaunchFailed,
+                    format!(
+                        "{name}/{} did not come up: it is {}",
+                        inst.id,
+                        kind.as_str()
+                    ),
+                )
+                .context("service", &name)
+                .context("instance", &inst.id)
+                .cause(why)
+                .suggest(format!(
+                    "see `bulkhead logs {name}` and `bulkhead events {name}`; a launch again \
+                     waits for its next attempt"
+                ));
+                for w in waiters {
+                    answer(w, Err(error(502, d.clone())));
+                }
+            }
+        }
+        if admitted {
+            self.release_slot();
+        }
+    }
+
+    fn succeed(&mut self, si: usize, idx: usize, w: Waiter) {
+        let s = &self.svcs[si];
+        let inst = &s.insts[idx];
+        let pid = match inst.machine.state() {
+            State::Running { pid, .. } => Some(*pid),
+            _ => None,
+        };
+        let secs = w.asked.elapsed().as_secs_f64();
+        let reply = LaunchReply {
+            service: s.cfg.name.clone(),
+            instance: inst.id.clone(),
+            pid,
+            state: inst.machine.state().kind().as_str().into(),
+            created: w.created,
+            port: inst.port,
+            cgroup: inst.paths.cgroup.clone(),
+            duration_secs: secs,
+            queued_secs: w.queued.as_secs_f64(),
+        };
+        let name = s.cfg.name.clone();
+        self.launches
+            .count(&name, if w.created { "created" } else { "reused" }, 1);
+        self.launches
+            .duration
+            .entry(name)
+            .or_default()
+            .observe(secs);
+        answer(w, Ok(Response::Launch(reply)));
+    }
+
+    /// `bulkhead list`: template instances.
+    pub(super) fn list(&self, service: Option<&str>) -> Result<ListReply, ApiError> {
+        if let Some(s) = service {
+            self.template(s, "list")?;
+        }
+        let now = Instant::now();
+        let instances = self
+            .svcs
+            .iter()
+            .filter(|s| s.cfg.isolation.is_some())
+            .filter(|s| service.is_none_or(|n| n == s.cfg.name))
+            .flat_map(|s| {
+                s.insts.iter().filter(|i| !i.vacant).map(move |i| {
+                    let state = i.machine.state();
+                    ListedInstance {
+                        service: s.cfg.name.clone(),
+                        isolation: s.cfg.isolation.map(|l| l.to_string()).unwrap_or_default(),
+                        instance: i.id.clone(),
+                        namespace: i.key.namespace.clone(),
+                        session: i.key.session.clone(),
+                        state: state.kind().as_str().into(),
+                        pid: match state {
+                            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+                            _ => None,
+                        },
+                        port: i.port,
+                        healthy: match state {
+                            State::Running { healthy, .. } => *healthy,
+                            _ => None,
+                        },
+                        uptime_secs: match state {
+                            State::Running { .. } | State::Stopping { .. } => {
+                                i.since.map(|t| t.elapsed().as_secs_f64())
+                            }
+                            _ => None,
+                        },
+                        launches: i.launches,
+                        idle_secs: now.saturating_duration_since(i.touched).as_secs_f64(),
+                        idle_timeout_secs: s.cfg.idle_timeout.map(|d| d.0.as_secs_f64()),
+                        cgroup: i.paths.cgroup.clone(),
+                    }
+                })
+            })
+            .collect();
+        Ok(ListReply { instances })
+    }
+
+    /// `bulkhead terminate SERVICE INSTANCE [--grace D]`: stop it (the
+    /// stop signal, then `cgroup.kill` after the grace) and remove it.
     pub(super) fn terminate(
         &mut self,
-        _service: &str,
-        _instance: &str,
-        _grace: Option<Duration>,
+        service: &str,
+        instance: &str,
+        grace: Option<Duration>,
     ) -> Result<Response, ApiError> {
-        Err(super::api_error(501, "NOT_YET", "not yet".into(), "wait"))
+        let si = self.template(service, "terminate")?;
+        let Some(idx) = self.instance_of(si, instance) else {
+            let known: Vec<String> = self.svcs[si]
+                .insts
+                .iter()
+                .filter(|i| !i.vacant)
+                .map(|i| i.id.clone())
+                .collect();
+            let d = Diagnostic::new(
+                Code::UnknownInstance,
+                format!("{service} has no instance {instance:?}"),
+            )
+            .context("service", service)
+            .suggest(if known.is_empty() {
+                format!("{service} has no instances now")
+            } else {
+                format!(
+                    "its instances: {}; `bulkhead list {service}` shows them",
+                    known.join(", ")
+                )
+            });
+            return Err(error(404, d));
+        };
+        let cfg = self.svcs[si].cfg.clone();
+        let mut stop = cfg.stop.clone();
+        if let Some(g) = grace {
+            stop.grace = crate::config::units::Dur(g);
+        }
+        let has_health = super::probe_target(&cfg, self.svcs[si].insts[idx].port).is_some();
+        let inst = &mut self.svcs[si].insts[idx];
+        inst.machine.reconfigure(&cfg.restart, &stop, has_health);
+        inst.retire = true;
+        self.step(si, idx, Event::Stop);
+        // Launches waiting for it learn at once (launch_progress only
+        // answers them once it is stopped).
+        let waiters = std::mem::take(&mut self.svcs[si].insts[idx].waiters);
+        if !waiters.is_empty() {
+            self.launches.count(service, "failed", waiters.len());
+            let d = Diagnostic::new(
+                Code::LaunchFailed,
+                format!("{service}/{instance} was terminated while starting"),
+            )
+            .suggest("launch it again to get a new instance");
+            for w in waiters {
+                answer(w, Err(error(502, d.clone())));
+            }
+        }
+        self.launch_progress(si, idx);
+        Ok(Response::Action(ActionReply {
+            service: service.to_string(),
+            message: format!(
+                "terminating {service}/{instance}: {} then SIGKILL after {}",
+                stop.signal, stop.grace
+            ),
+        }))
+    }
+
+    /// From the sweep: templates' instances no launch touched for their
+    /// `idle_timeout` are stopped and removed.
+    pub(super) fn reap_idle(&mut self) {
+        for si in 0..self.svcs.len() {
+            let Some(limit) = self.svcs[si].cfg.idle_timeout.map(|d| d.0) else {
+                continue;
+            };
+            if self.svcs[si].cfg.isolation.is_none() || self.svcs[si].retiring.is_some() {
+                continue;
+            }
+            for idx in 0..self.svcs[si].insts.len() {
+                let i = &self.svcs[si].insts[idx];
+                let idle = i.touched.elapsed();
+                if i.vacant || i.retire || !i.waiters.is_empty() || i.admitted || idle < limit {
+                    continue;
+                }
+                let name = self.svcs[si].cfg.name.clone();
+                let message = format!(
+                    "idle: no launch for {} (idle_timeout {}): stopping it",
+                    crate::config::units::Dur(Duration::from_secs(idle.as_secs())),
+                    crate::config::units::Dur(limit)
+                );
+                level_event(Level::Info, &name, &i.id, None, &message);
+                let e = EventRecord {
+                    service: name,
+                    instance: i.id.clone(),
+                    kind: "idle".into(),
+                    message: message.clone(),
+                    ..EventRecord::default()
+                };
+                self.journal.push(e);
+                let inst = &mut self.svcs[si].insts[idx];
+                inst.last_event = Some(format!("{} {message}", now_stamp()));
+                inst.retire = true;
+                self.step(si, idx, Event::Stop);
+            }
+        }
+    }
+
+    /// Retired template instances that stopped give up their slot.
+    pub(super) fn vacate_stopped(&mut self) {
+        for s in &mut self.svcs {
+            if s.cfg.isolation.is_none() {
+                continue;
+            }
+            for i in &mut s.insts {
+                if i.vacant || !i.retire || i.machine.state().kind() != StateKind::Stopped {
+                    continue;
+                }
+                s.totals.probes_gone[0] += i.probes[0].load(std::sync::atomic::Ordering::Relaxed);
+                s.totals.probes_gone[1] += i.probes[1].load(std::sync::atomic::Ordering::Relaxed);
+                vacate(i);
+            }
+        }
+    }
+
+    /// `name` if it is a template; `what` names the request for the error.
+    pub(super) fn template(&self, name: &str, what: &str) -> Result<usize, ApiError> {
+        let si = self.lookup(name)?;
+        if self.svcs[si].cfg.isolation.is_some() {
+            return Ok(si);
+        }
+        let d = Diagnostic::new(
+            Code::NotATemplate,
+            format!("{name} is a regular service, not a template: there is nothing to {what}"),
+        )
+        .context("service", name)
+        .suggest(format!(
+            "give {name} `isolation: none | namespace | session` to launch instances of it on \
+             demand; regular services are run with `bulkhead start` / `stop`"
+        ));
+        Err(error(409, d))
     }
 
     pub(super) fn launch_metrics(&self) -> LaunchMetrics {
-        LaunchMetrics::default()
+        let (max_concurrent, max_queue) = self.launches.admission.limits();
+        LaunchMetrics {
+            max_concurrent,
+            max_queue,
+            active: u64::from(self.launches.admission.active()),
+            queued: self.launches.admission.queued() as u64,
+            launches: self.launches.counts.clone(),
+            queue_wait: self.launches.queue_wait.clone(),
+            duration: self.launches.duration.clone(),
+        }
     }
+
+    /// Shutdown: queued launches are refused.
+    pub(super) fn refuse_queued(&mut self) {
+        while let Some((_, p)) = self.launches.admission.pop_queued() {
+            for w in p.waiters {
+                answer(w, Err(super::shutting_down()));
+            }
+        }
+    }
+}
+
+/// A slot with no instance: fields of the gone instance dropped, the run id
+/// moved on.
+fn vacate(i: &mut Inst) {
+    i.vacant = true;
+    i.run_id += 1;
+    i.retire = false;
+    i.pid = None;
+    i.pidfd = None;
+    i.mon = None;
+    if let Some(t) = i.timer.take() {
+        t.abort();
+    }
+    if let Some(h) = i.health.take() {
+        h.abort();
+    }
+    i.waiters.clear();
+    i.admitted = false;
+    i.key = LaunchKey::default();
+    i.violations.clear();
+    i.violation_counts.clear();
+    i.restart_reasons.clear();
+    i.last_event = None;
 }

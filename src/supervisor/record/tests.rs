@@ -43,6 +43,9 @@ fn rec(cfg: &Config, service: &str, instance: &str, pid: i32, cgroup: &str) -> I
         started_at_unix_ms: 1_700_000_000_000,
         restarts: 0,
         status_file: PathBuf::from(format!("/run/bulkhead/status/{service}@{instance}")),
+        port: 0,
+        namespace: None,
+        session: None,
     }
 }
 
@@ -549,14 +552,27 @@ fn an_instance_beyond_the_count_is_stale() {
 }
 
 #[test]
-fn a_template_instance_is_stale() {
+fn a_template_instance_is_adopted_by_its_key() {
     let c = base();
-    for inst in ["0", "ns:a"] {
+    // sandbox has isolation: namespace.
+    for inst in ["ns:a", "ns:tenant-1"] {
         let r = rec(&c, "sandbox", inst, 100, &format!("sandbox/{inst}"));
         let p = plan(&c, std::slice::from_ref(&r), &Procs::new().with(&r), &[]);
-        assert!(p.adopt.is_empty());
-        assert!(reasons(&p)[0].contains("template"), "{p:?}");
+        assert_eq!(p.adopt.len(), 1, "{inst}: {p:?}");
     }
+    for inst in ["0", "shared", "session:a", "ns:", "ns:../x", "ns:a/b"] {
+        let r = rec(&c, "sandbox", inst, 100, &format!("sandbox/{inst}"));
+        let p = plan(&c, std::slice::from_ref(&r), &Procs::new().with(&r), &[]);
+        assert!(p.adopt.is_empty(), "{inst}");
+        assert!(
+            reasons(&p)[0].starts_with("not an instance of the template"),
+            "{inst}: {p:?}"
+        );
+    }
+    // A replica's record after its service became a template.
+    let r = rec(&c, "sandbox", "0", 100, "sandbox/0");
+    let p = plan(&c, std::slice::from_ref(&r), &Procs::new().with(&r), &[]);
+    assert!(reasons(&p)[0].contains("isolation namespace"), "{p:?}");
 }
 
 #[test]
