@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod daemon;
+
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
 /// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
 pub const PRIVILEGED: &str =
