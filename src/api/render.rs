@@ -132,7 +132,7 @@ pub fn launch_line(r: &LaunchReply) -> String {
 ///
 /// ```text
 /// SERVICE  INSTANCE     STATE              PID   PORT   UPTIME  LAUNCHES  IDLE
-/// sandbox  ns:tenant-1  running (healthy)  4242  20001  5m02s   12        31s / 10m
+/// sandbox  ns:tenant-1  running (healthy)  4242  20001  5m02s   12        31s / 10m00s
 /// ```
 pub fn list_table(reply: &ListReply) -> String {
     if reply.instances.is_empty() {
@@ -571,7 +571,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::api::proto::ViolationStatus;
+    use crate::api::proto::{ListedInstance, ViolationStatus};
 
     const M: u64 = 1 << 20;
 
@@ -679,6 +679,119 @@ cron     running            1204  45s     0         3     1.2s   900K         1 
 idle     stopped            -     -       0         0     -      -            -       -
 ";
         assert_eq!(status_table(&fixture()), expected);
+    }
+
+    #[test]
+    fn templates_groups_list_health_and_launch_golden() {
+        let mut sb = running("ns:tenant-1");
+        sb.health_check = Some("tcp 127.0.0.1:20001 every 5s".into());
+        sb.probes_passed = 40;
+        sb.probes_failed = 1;
+        let mut starting = stopped("session:s1", "starting");
+        starting.health_check = Some("tcp 127.0.0.1:20002 every 5s".into());
+        let reply = StatusReply {
+            services: vec![
+                ServiceStatus {
+                    name: "sandbox".into(),
+                    isolation: Some("namespace".into()),
+                    instances: vec![sb],
+                    ..ServiceStatus::default()
+                },
+                ServiceStatus {
+                    name: "per-session".into(),
+                    isolation: Some("session".into()),
+                    instances: vec![starting],
+                    ..ServiceStatus::default()
+                },
+                ServiceStatus {
+                    name: "empty".into(),
+                    isolation: Some("none".into()),
+                    ..ServiceStatus::default()
+                },
+                ServiceStatus {
+                    name: "db".into(),
+                    instances: vec![stopped("0", "running")],
+                    ..ServiceStatus::default()
+                },
+            ],
+            groups: vec![GroupStatus {
+                name: "tenants".into(),
+                cgroup: "/sys/fs/cgroup/bulkhead/tenants".into(),
+                services: vec!["sandbox".into()],
+                cpu_usage_usec: Some(4_100_000),
+                memory_current: Some(96 * M),
+                memory_max: Some(128 * M),
+                pids_current: Some(12),
+                pids_max: Some(100),
+                oom_kills: Some(1),
+            }],
+            ..StatusReply::default()
+        };
+        let expected = "\
+SERVICE                 STATE              PID  UPTIME  RESTARTS  VIOL  CPU    MEMORY       PIDS    LAST
+sandbox/ns:tenant-1     running (healthy)  812  2h05m   0         0     3m04s  12.3M / 64M  3 / 64  -
+per-session/session:s1  starting           -    -       0         0     -      -            -       -
+empty                   -                  -    -       -         -     -      -            -       template (none): no instances; `bulkhead launch`
+db                      running            -    -       0         0     -      -            -       -
+
+GROUP    SERVICES  CPU   MEMORY      PIDS      OOM KILLS
+tenants  sandbox   4.1s  96M / 128M  12 / 100  1
+";
+        assert_eq!(status_table(&reply), expected);
+        let expected = "\
+SERVICE                 HEALTH    STATE     CHECK                         PASSED  FAILED  LAST
+sandbox/ns:tenant-1     healthy   running   tcp 127.0.0.1:20001 every 5s  40      1       -
+per-session/session:s1  starting  starting  tcp 127.0.0.1:20002 every 5s  0       0       -
+db                      no check  running   -                             -       -       -
+";
+        assert_eq!(health_table(&reply), expected);
+
+        let list = ListReply {
+            instances: vec![ListedInstance {
+                service: "sandbox".into(),
+                isolation: "namespace".into(),
+                instance: "ns:tenant-1".into(),
+                namespace: Some("tenant-1".into()),
+                session: None,
+                state: "running".into(),
+                pid: Some(4242),
+                port: 20001,
+                healthy: Some(true),
+                uptime_secs: Some(302.0),
+                launches: 12,
+                idle_secs: 31.0,
+                idle_timeout_secs: Some(600.0),
+                cgroup: "/sys/fs/cgroup/bulkhead/sandbox/ns:tenant-1".into(),
+            }],
+        };
+        let expected = "\
+SERVICE  INSTANCE     STATE              PID   PORT   UPTIME  LAUNCHES  IDLE
+sandbox  ns:tenant-1  running (healthy)  4242  20001  5m02s   12        31s / 10m00s
+";
+        assert_eq!(list_table(&list), expected);
+        assert_eq!(list_table(&ListReply::default()), "no template instances\n");
+
+        let mut l = LaunchReply {
+            service: "sandbox".into(),
+            instance: "ns:tenant-1".into(),
+            pid: Some(4242),
+            state: "running".into(),
+            created: true,
+            port: 20001,
+            cgroup: "/x".into(),
+            duration_secs: 0.4123,
+            queued_secs: 0.0,
+        };
+        assert_eq!(
+            launch_line(&l),
+            "sandbox/ns:tenant-1 created: pid 4242, port 20001, running in 0.412s"
+        );
+        l.created = false;
+        l.queued_secs = 1.5;
+        assert_eq!(
+            launch_line(&l),
+            "sandbox/ns:tenant-1 reused: pid 4242, port 20001, running in 0.412s (1.500s in the admission queue)"
+        );
     }
 
     #[test]

@@ -280,4 +280,3 @@ pub fn remove_cgroup_tree(root: &Path) {
         }
     }
 }
-

@@ -162,7 +162,7 @@ impl Daemon {
             waiters: vec![waiter],
         };
         match self.launches.admission.enter(pending) {
-            Admit::Now(p) => self.create(p),
+            Admit::Now(p) => self.create(p, false),
             Admit::Queued(ticket) => {
                 let (tx, wait) = (self.tx.clone(), self.cfg.supervisor.launch.queue_timeout.0);
                 tokio::spawn(async move {
@@ -269,8 +269,8 @@ impl Daemon {
     fn join(&mut self, si: usize, idx: usize, waiter: Waiter) {
         let inst = &mut self.svcs[si].insts[idx];
         inst.touched = Instant::now();
+        inst.launches += 1;
         if inst.machine.is_ready() {
-            inst.launches += 1;
             return self.succeed(si, idx, waiter);
         }
         if let State::Failed { until, reason } = inst.machine.state() {
@@ -307,8 +307,13 @@ impl Daemon {
 
     /// A slot of the admission bulkhead for `p`: its instance is created
     /// and started (or `p` joins an instance that appeared meanwhile).
-    fn create(&mut self, mut p: Pending) {
-        let queued = p.waiters.first().map(|w| w.asked.elapsed());
+    /// `from_queue`: it waited in the admission queue.
+    fn create(&mut self, mut p: Pending, from_queue: bool) {
+        let queued = p
+            .waiters
+            .first()
+            .map(|w| w.asked.elapsed())
+            .filter(|_| from_queue);
         let Some(si) = self
             .find(&p.svc)
             .filter(|&si| self.svcs[si].retiring.is_none())
@@ -326,9 +331,11 @@ impl Daemon {
             }
             return self.release_slot();
         };
-        for w in &mut p.waiters {
-            w.queued = w.asked.elapsed();
-            self.launches.queue_wait.observe(w.queued.as_secs_f64());
+        if from_queue {
+            for w in &mut p.waiters {
+                w.queued = w.asked.elapsed();
+                self.launches.queue_wait.observe(w.queued.as_secs_f64());
+            }
         }
         if let Some(idx) = self.instance_of(si, &p.id) {
             for w in p.waiters {
@@ -389,7 +396,7 @@ impl Daemon {
     /// A start finished: its admission slot goes to the next queued key.
     fn release_slot(&mut self) {
         if let Some((_, next)) = self.launches.admission.release() {
-            self.create(next);
+            self.create(next, true);
         }
     }
 
