@@ -43,7 +43,7 @@ daemon_log=/tmp/bulkhead-demo-daemon.log
 status() { printf '$ bulkhead status   (t=%ss)\n' "$((SECONDS - t0))"; "$bin" status --socket "$sock"; }
 kernel() { cat "$root/$1/0/$2" 2>/dev/null; }
 
-step "bulkhead run -c $cfg: the supervisor daemon with five services"
+step "bulkhead run -c $cfg: the supervisor daemon with five services and a template"
 "$bin" run -c "$cfg" >"$daemon_log" 2>&1 &
 daemon=$!
 t0=$SECONDS
@@ -53,6 +53,14 @@ for _ in $(seq 100); do
 done
 sleep 5
 status
+
+step "templates on demand: bulkhead launch gets or creates one instance per namespace"
+for ns in tenant-a tenant-b tenant-a tenant-c tenant-d; do
+    echo "\$ bulkhead launch sandbox --namespace $ns"
+    "$bin" launch sandbox --namespace "$ns" --socket "$sock" || true
+done
+echo '$ bulkhead list'
+"$bin" list --socket "$sock"
 
 web_checks=0 web_ok=0
 probe_web() {
