@@ -420,10 +420,7 @@ fn control_failed(e: &bulkhead::api::client::ClientError) -> ExitCode {
 /// `bulkhead status [SERVICE]`: the table of everything, or one service in detail.
 fn status(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode {
     use bulkhead::api::{client, proto::StatusReply, render};
-    let path = match service {
-        Some(s) => format!("/v1/status/{}", client::segment(s)),
-        None => "/v1/status".to_string(),
-    };
+    let path = client::status_path(service);
     let reply: StatusReply = match client::get(socket, &path) {
         Ok(r) => r,
         Err(e) => return control_failed(&e),
@@ -524,10 +521,7 @@ fn list(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode
 /// `bulkhead health [SERVICE]`: exit 1 when a checked instance is not healthy.
 fn health(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCode {
     use bulkhead::api::{client, proto::StatusReply, render};
-    let path = match service {
-        Some(s) => format!("/v1/status/{}", client::segment(s)),
-        None => "/v1/status".to_string(),
-    };
+    let path = client::status_path(service);
     let reply: StatusReply = match client::get(socket, &path) {
         Ok(r) => r,
         Err(e) => return control_failed(&e),

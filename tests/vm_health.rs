@@ -9,250 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bulkhead::api::proto::{InstanceStatus, StatusReply};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
-
-fn sleep_ms(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
-}
-
-/// One daemon under test, its files in a tempdir, its cgroups under
-/// `<mount>/bh-<name>`; dropping it SIGKILLs the daemon and removes every
-/// cgroup, printing the logs when the test failed.
-struct Bh {
-    name: String,
-    dir: tempfile::TempDir,
-    cfg: PathBuf,
-    sock: PathBuf,
-    mount: PathBuf,
-    cgroot: PathBuf,
-    log: PathBuf,
-    daemon: Option<Child>,
-}
-
-impl Bh {
-    fn new(name: &str) -> Bh {
-        let mount = common::cgroup2_with_controllers();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("bh-{name}-"))
-            .tempdir_in("/tmp")
-            .unwrap();
-        // Services that run as another user read their scripts here.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let cgroot = mount.join(format!("bh-{name}"));
-        remove_cgroup_tree(&cgroot);
-        Bh {
-            name: name.to_string(),
-            cfg: dir.path().join("bulkhead.yaml"),
-            sock: dir.path().join("state/control.sock"),
-            log: dir.path().join("daemon.log"),
-            mount,
-            cgroot,
-            dir,
-            daemon: None,
-        }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    /// Writes a file into the test's directory and returns its path.
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// Writes the config (`services` is the `services:` section) and
-    /// starts the daemon; returns once its control socket answers.
-    fn start(&mut self, services: &str) {
-        let yaml = format!(
-            "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-             log_dir: {}\n  metrics_listen: \"off\"\n{services}",
-            self.cgroot.display(),
-            self.path("state").display(),
-            self.sock.display(),
-            self.path("logs").display(),
-        );
-        std::fs::write(&self.cfg, yaml).unwrap();
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(BIN)
-            .args(["run", "-c"])
-            .arg(&self.cfg)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        self.wait_for("the control socket answers", 60, |_| true);
-    }
-
-    fn daemon_pid(&self) -> i32 {
-        i32::try_from(self.daemon.as_ref().unwrap().id()).unwrap()
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("--socket")
-            .arg(&self.sock)
-            .output()
-            .unwrap();
-        println!(
-            "[{}] bulkhead {args:?}: {:?}\n{}{}",
-            self.name,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn status(&self) -> Option<StatusReply> {
-        let out = Command::new(BIN)
-            .args(["status", "--json", "--socket"])
-            .arg(&self.sock)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    /// Polls the status until `ok` holds; panics with the last one after
-    /// `secs`.
-    fn wait_for(
-        &mut self,
-        what: &str,
-        secs: u64,
-        mut ok: impl FnMut(&StatusReply) -> bool,
-    ) -> StatusReply {
-        let end = Instant::now() + Duration::from_secs(secs);
-        let mut last = None;
-        loop {
-            if let Some(s) = self.status() {
-                if ok(&s) {
-                    return s;
-                }
-                last = Some(s);
-            }
-            if let Some(c) = self.daemon.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                self.daemon = None;
-                panic!(
-                    "[{}] the daemon exited ({st}) while waiting for: {what}",
-                    self.name
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "[{}] timed out after {secs}s waiting for: {what}\nlast status: {}",
-                self.name,
-                last.map(|s| serde_json::to_string_pretty(&s).unwrap())
-                    .unwrap_or_else(|| "none".into())
-            );
-            sleep_ms(200);
-        }
-    }
-
-    /// SIGTERM, then waits for the daemon to exit.
-    fn sigterm(&mut self) {
-        let mut c = self.daemon.take().expect("no daemon");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let end = Instant::now() + Duration::from_secs(60);
-        while c.try_wait().unwrap().is_none() {
-            if Instant::now() > end {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "[{}] the daemon did not exit within 60s of SIGTERM",
-                    self.name
-                );
-            }
-            sleep_ms(100);
-        }
-    }
-
-    /// The path /proc/self/cgroup shows for an instance.
-    fn inst_cgroup(&self, svc: &str, inst: &str) -> String {
-        let dir = self.cgroot.join(svc).join(inst);
-        format!("/{}", dir.strip_prefix(&self.mount).unwrap().display())
-    }
-}
-
-impl Drop for Bh {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            println!(
-                "==== [{}] daemon log ====\n{}==== end of daemon log ====",
-                self.name,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            if let Ok(rd) = std::fs::read_dir(self.path("logs")) {
-                for f in rd.flatten() {
-                    println!(
-                        "==== service log {} ====\n{}",
-                        f.path().display(),
-                        std::fs::read_to_string(f.path()).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        remove_cgroup_tree(&self.cgroot);
-    }
-}
-
-/// Kills every process in the tree (cgroup.kill) and removes it bottom-up.
-fn remove_cgroup_tree(root: &Path) {
-    fn dirs(d: &Path, out: &mut Vec<PathBuf>) {
-        out.push(d.to_path_buf());
-        if let Ok(rd) = std::fs::read_dir(d) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs(&e.path(), out);
-                }
-            }
-        }
-    }
-    if !root.exists() {
-        return;
-    }
-    let mut all = Vec::new();
-    dirs(root, &mut all);
-    for d in &all {
-        let _ = std::fs::write(d.join("cgroup.kill"), "1");
-    }
-    for d in all.iter().rev() {
-        for _ in 0..200 {
-            if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                break;
-            }
-            let _ = std::fs::write(d.join("cgroup.kill"), "1");
-            sleep_ms(50);
-        }
-    }
-}
+use common::daemon::{Bh, sleep_ms};
 
 fn inst<'a>(s: &'a StatusReply, svc: &str) -> &'a InstanceStatus {
     let service = s
@@ -324,7 +86,7 @@ fn assert_unhealthy_reason(i: &InstanceStatus) {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn vm_health_http_check_that_starts_failing_restarts_the_service() {
-    let mut bh = Bh::new("health-500");
+    let mut bh = Bh::new("health-500", "");
     let since = bh.path("failing-since");
     // 200 for 4 s after each start, then 500; the first 500 notes its time.
     let script = bh.file(
@@ -347,7 +109,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["BULKHEAD_PORT"])), H).serve
             since = since.display()
         ),
     );
-    bh.start(&format!(
+    bh.write_config(&format!(
         "services:
   web:
     command: [/usr/bin/python3, {script}]
@@ -356,6 +118,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["BULKHEAD_PORT"])), H).serve
 {HEALTH_TIMING}",
         script = script.display()
     ));
+    bh.start();
     bh.wait_for("web is healthy", 90, |s| {
         inst(s, "web").healthy == Some(true)
     });
@@ -381,7 +144,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["BULKHEAD_PORT"])), H).serve
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn vm_health_a_service_that_hangs_while_alive_is_restarted() {
-    let mut bh = Bh::new("health-hang");
+    let mut bh = Bh::new("health-hang", "");
     let since = bh.path("hung-since");
     // Answers 3 requests, then its only thread sleeps in the handler: the
     // process lives and the kernel still accepts connections, but nothing
@@ -409,7 +172,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["BULKHEAD_PORT"])), H).serve
             since = since.display()
         ),
     );
-    bh.start(&format!(
+    bh.write_config(&format!(
         "services:
   web:
     command: [/usr/bin/python3, {script}]
@@ -418,6 +181,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["BULKHEAD_PORT"])), H).serve
 {HEALTH_TIMING}",
         script = script.display()
     ));
+    bh.start();
     let s = bh.wait_for("web is healthy", 90, |s| {
         inst(s, "web").healthy == Some(true)
     });
@@ -468,8 +232,8 @@ fn leftovers(daemon: i32) -> (Vec<i32>, Vec<i32>) {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn vm_health_an_exec_probe_that_never_returns_is_cut_and_restarts_the_service() {
-    let mut bh = Bh::new("health-exec-hang");
-    bh.start(
+    let mut bh = Bh::new("health-exec-hang", "");
+    bh.write_config(
         "services:
   stuck:
     command: [/bin/sleep, '100000']
@@ -483,6 +247,7 @@ fn vm_health_an_exec_probe_that_never_returns_is_cut_and_restarts_the_service() 
         initial: 200ms
 ",
     );
+    bh.start();
     let s = bh.wait_for("stuck runs", 60, |s| inst(s, "stuck").state == "running");
     let t0 = now_secs();
     let daemon = bh.daemon_pid();
@@ -521,7 +286,7 @@ fn vm_health_an_exec_probe_that_never_returns_is_cut_and_restarts_the_service() 
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn vm_health_an_exec_probe_runs_inside_the_compartment() {
-    let mut bh = Bh::new("health-inside");
+    let mut bh = Bh::new("health-inside", "");
     let private = bh.path("private");
     std::fs::create_dir(&private).unwrap();
     let cgroup = bh.inst_cgroup("boxed", "0");
@@ -540,7 +305,7 @@ grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status || exit 5
             private = private.display()
         ),
     );
-    bh.start(&format!(
+    bh.write_config(&format!(
         "services:
   boxed:
     command: [/bin/sleep, '100000']
@@ -558,6 +323,7 @@ grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status || exit 5
         private = private.display(),
         check = check.display()
     ));
+    bh.start();
     let s = bh.wait_for("boxed is healthy", 90, |s| {
         inst(s, "boxed").healthy == Some(true)
     });
@@ -572,10 +338,10 @@ grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status || exit 5
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn vm_health_a_service_in_its_own_network_is_probed_on_its_loopback() {
-    let mut bh = Bh::new("health-netns");
+    let mut bh = Bh::new("health-netns", "");
     // A fixed port, so the host side can show nothing listens there.
     let port = 18_471;
-    bh.start(&format!(
+    bh.write_config(&format!(
         "services:
   private:
     command: [/usr/bin/python3, -m, http.server, '{port}', --bind, 127.0.0.1, --directory, /]
@@ -588,6 +354,7 @@ fn vm_health_a_service_in_its_own_network_is_probed_on_its_loopback() {
       start_period: 60s
 "
     ));
+    bh.start();
     let s = bh.wait_for("private is healthy", 90, |s| {
         inst(s, "private").healthy == Some(true)
     });

@@ -207,6 +207,14 @@ pub fn launch(socket: &Path, req: &LaunchRequest) -> Result<LaunchReply, ClientE
     request_with(socket, "POST", "/v1/launch", Some(&body), LAUNCH_TIMEOUT)
 }
 
+/// `/v1/status`, or `/v1/status/<service>` for one service.
+pub fn status_path(service: Option<&str>) -> String {
+    match service {
+        Some(s) => format!("/v1/status/{}", segment(s)),
+        None => "/v1/status".to_string(),
+    }
+}
+
 /// `GET /v1/events`: the events with a seq above `after` (every kept one
 /// when `None`), of `service` only when set. With `wait`, a long poll: the
 /// reply comes when there is an event, or empty after [`super::LONG_POLL`].

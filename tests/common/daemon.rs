@@ -29,6 +29,8 @@ pub struct Bh {
     pub sock: PathBuf,
     pub state: PathBuf,
     pub cgroot: PathBuf,
+    /// The cgroup2 mount.
+    pub mount: PathBuf,
     pub log: PathBuf,
     pub daemon: Option<Child>,
 }
@@ -44,6 +46,12 @@ impl Bh {
             .unwrap();
         let cgroot = mount.join(format!("bh-{name}"));
         remove_cgroup_tree(&cgroot);
+        // Services that run as another user read their scripts here.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let bh = Bh {
             name: name.to_string(),
             cfg: dir.path().join("bulkhead.yaml"),
@@ -51,6 +59,7 @@ impl Bh {
             state: dir.path().join("state"),
             log: dir.path().join("daemon.log"),
             cgroot,
+            mount,
             dir,
             daemon: None,
         };
@@ -60,6 +69,23 @@ impl Bh {
 
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
+    }
+
+    /// Writes a file into the test's directory and returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn daemon_pid(&self) -> i32 {
+        i32::try_from(self.daemon.as_ref().unwrap().id()).unwrap()
+    }
+
+    /// The path /proc/self/cgroup shows for an instance.
+    pub fn inst_cgroup(&self, svc: &str, inst: &str) -> String {
+        let dir = self.cgroot.join(svc).join(inst);
+        format!("/{}", dir.strip_prefix(&self.mount).unwrap().display())
     }
 
     pub fn write_config(&self, services: &str) {
