@@ -196,6 +196,40 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// A live view of the groups, services and instances: state, CPU %,
+    /// memory and pids against their limits, io rates, pressure, restarts,
+    /// violations.
+    ///
+    /// On a terminal it fills the screen and refreshes every interval; keys
+    /// c m p i r n sort by cpu, memory, pids, io, restarts, name; q or
+    /// Ctrl-C quits. When stdout is not a terminal it prints plain frames
+    /// (one unless -n says more), a blank line between them. Rates (CPU %,
+    /// io) are over the interval, so the first frame shows `-` for them.
+    #[command(after_help = CONTROL_EXIT)]
+    Top {
+        /// Order the instances (and the groups) by this, largest first.
+        #[arg(long, value_name = "KEY", default_value = "cpu",
+              value_parser = clap::builder::PossibleValuesParser::new(bulkhead::api::top::Sort::NAMES))]
+        sort: String,
+        /// Time between refreshes, e.g. 500ms, 2s, 1m.
+        #[arg(short = 'd', long, value_name = "DURATION", default_value = "2s", value_parser = top_interval)]
+        interval: std::time::Duration,
+        /// Stop after N frames [default: 1 when stdout is not a terminal, else until q].
+        #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        iterations: Option<u64>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// `--interval`: a humantime duration of at least 100 ms (a snapshot reads
+/// a few files per cgroup; more often than that only loads the daemon).
+fn top_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("`{s}` is too short: the least is 100ms"));
+    }
+    Ok(d)
 }
 
 /// The exit statuses of the commands that talk to the daemon.
@@ -407,6 +441,12 @@ fn main() -> ExitCode {
             },
             &socket.path(),
         ),
+        Command::Top {
+            sort,
+            interval,
+            iterations,
+            socket,
+        } => top(&sort, interval, iterations, socket.path()),
     }
 }
 
@@ -620,6 +660,41 @@ fn events(
         Err(events::Error::Daemon(e)) => control_failed(&e),
         Err(events::Error::Output(e)) => {
             eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bulkhead top`: full screen on a terminal, plain frames otherwise (see
+/// `api::top::term`).
+fn top(
+    sort: &str,
+    interval: std::time::Duration,
+    iterations: Option<u64>,
+    socket: PathBuf,
+) -> ExitCode {
+    use bulkhead::api::{client, top::term};
+    use std::io::IsTerminal as _;
+    let opts = term::Options {
+        // clap let only the names of `Sort::NAMES` through.
+        sort: sort.parse().unwrap_or_default(),
+        interval,
+        iterations,
+    };
+    let fetch = move || client::metrics(&socket);
+    let result = if std::io::stdout().is_terminal() {
+        term::interactive(fetch, &opts)
+    } else {
+        if iterations.is_some_and(|n| n > 1) {
+            exit_on_interrupt();
+        }
+        term::plain(fetch, &opts, &mut std::io::stdout().lock())
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(term::Error::Daemon(e)) => control_failed(&e),
+        Err(term::Error::Output(e)) => {
+            eprintln!("error: cannot write to the terminal: {e}");
             ExitCode::FAILURE
         }
     }

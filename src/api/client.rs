@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::proto::{ApiError, EventsReply, LaunchReply, LaunchRequest};
+use super::proto::{ApiError, EventsReply, LaunchReply, LaunchRequest, MetricsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How long the client waits for the daemon's reply (and to send).
@@ -213,6 +213,11 @@ pub fn status_path(service: Option<&str>) -> String {
         Some(s) => format!("/v1/status/{}", segment(s)),
         None => "/v1/status".to_string(),
     }
+}
+
+/// `GET /v1/metrics`: the states, counters and cgroup figures of everything.
+pub fn metrics(socket: &Path) -> Result<MetricsReply, ClientError> {
+    get(socket, "/v1/metrics")
 }
 
 /// `GET /v1/events`: the events with a seq above `after` (every kept one

@@ -10,7 +10,7 @@
 //! std socket; [`render`] turns replies into tables and lines (pure);
 //! [`logs`] reads the log files the daemon names, tails, merges and follows
 //! them; [`events`] prints the daemon's events and follows them with long
-//! polls.
+//! polls; [`top`] is the live view of the metrics.
 
 pub mod client;
 pub mod events;
@@ -18,6 +18,7 @@ pub mod logs;
 pub mod proto;
 pub mod render;
 pub mod server;
+pub mod top;
 
 /// Where the daemon listens unless `supervisor.control_socket` says
 /// otherwise, and where the CLI looks unless `--socket` or

@@ -452,6 +452,10 @@ pub struct InstanceMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
     pub restarts: u32,
+    /// Violations of this instance by rule (see [`ServiceMetrics::violations`]
+    /// for the service's, instances gone included), over the daemon's life.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub violations: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_secs: Option<f64>,
     pub cgroup: PathBuf,

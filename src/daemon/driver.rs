@@ -1613,6 +1613,7 @@ impl Daemon {
                             pid: st.pid,
                             healthy: st.healthy,
                             restarts: st.restarts,
+                            violations: st.violation_counts,
                             uptime_secs: st.uptime_secs,
                             cgroup: st.cgroup,
                             memory_max: s.cfg.resources.memory.max.and_then(|m| m.bytes()),
