@@ -105,6 +105,9 @@ for s in r["services"]:
         print(f"{name:9} {state:9} restarts {restarts:2}  {last}")
 '
 echo
+echo '$ bulkhead top --sort cpu -n 2 -d 2s   (plain frames when not a terminal; the second has rates)'
+"$bin" top --sort cpu -n 2 -d 2s --socket "$sock" | awk 'BEGIN { frame = 0 } /^$/ { frame++; next } frame == 1'
+echo
 echo '$ bulkhead events   (violations and restarts with their reasons; the last 12)'
 "$bin" events --socket "$sock" | grep -E 'violation|reason' | tail -n 12
 echo
