@@ -461,3 +461,69 @@ fn launch_a_group_memory_limit_holds_across_its_services() {
     let out = bh.cli(&["status"]);
     assert!(text(&out.stdout).contains("GROUP"), "{}", text(&out.stdout));
 }
+
+/// Template instances survive a daemon crash: the restarted daemon adopts
+/// them (same pid, port and key), and a launch of their key reuses them. A
+/// reload then raises the template's memory.max live on the running
+/// instance, and a template added by the reload can be launched.
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn launch_instances_are_adopted_after_a_crash_and_follow_a_reload() {
+    let svc = |mem: &str, extra: &str| {
+        format!(
+            "services:\n  t:\n    command: [/bin/sleep, '100000']\n    isolation: session\n    \
+             resources: {{memory: {{max: {mem}}}}}\n{extra}"
+        )
+    };
+    let mut bh = Bh::new("launch-adopt", &svc("32M", ""));
+    bh.start();
+    let a = launch(&bh, &req("t", Some("n1"), Some("s1")));
+    let b = launch(&bh, &req("t", None, Some("s2")));
+    bh.sigkill();
+    // The instances outlive the daemon.
+    assert!(!cg(&bh.cgroot.join("t/session:s1"), "cgroup.procs").is_empty());
+    bh.start();
+    let a2 = launch(&bh, &req("t", None, Some("s1")));
+    assert!(!a2.created, "adopted, not created anew: {a2:?}");
+    assert_eq!((a2.pid, a2.port), (a.pid, a.port));
+    let l = list(&bh, "t");
+    let s1 = l
+        .instances
+        .iter()
+        .find(|i| i.instance == "session:s1")
+        .unwrap();
+    assert_eq!(
+        s1.namespace.as_deref(),
+        Some("n1"),
+        "the key survives: {s1:?}"
+    );
+    let s2 = l
+        .instances
+        .iter()
+        .find(|i| i.instance == "session:s2")
+        .unwrap();
+    assert_eq!((s2.pid, s2.port), (b.pid, b.port));
+    let st = bh.status().unwrap();
+    let t = st.services.iter().find(|s| s.name == "t").unwrap();
+    assert!(t.instances.iter().all(|i| i.adopted), "{t:?}");
+
+    // Reload: memory.max 32M -> 48M live on both, and a new template.
+    bh.write_config(&svc(
+        "48M",
+        "  u:\n    command: [/bin/sleep, '100000']\n    isolation: none\n",
+    ));
+    let out = bh.cli(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for id in ["session:s1", "session:s2"] {
+        assert_eq!(
+            cg(&bh.cgroot.join("t").join(id), "memory.max"),
+            (48u64 << 20).to_string()
+        );
+    }
+    let again = launch(&bh, &req("t", None, Some("s1")));
+    assert_eq!(again.pid, a.pid, "a live limit change restarts nothing");
+    let u = launch(&bh, &req("u", None, None));
+    assert!(u.created && u.instance == "shared", "{u:?}");
+    assert!(bh.sigterm().success());
+    assert!(!bh.cgroot.exists());
+}
