@@ -265,6 +265,33 @@ impl Daemon {
         Err(error(409, d))
     }
 
+    /// Is a port of `supervisor.ports` free for one more instance?
+    fn check_port(&self) -> Result<(), ApiError> {
+        let r = self.cfg.supervisor.ports;
+        let used = self
+            .svcs
+            .iter()
+            .flat_map(|s| &s.insts)
+            .filter(|i| !i.vacant)
+            .count();
+        if used < usize::from(r.last - r.first) + 1 {
+            return Ok(());
+        }
+        let d = Diagnostic::new(
+            Code::LaunchLimit,
+            format!(
+                "every port of supervisor.ports ({}-{}) is held by an instance",
+                r.first, r.last
+            ),
+        )
+        .context("instances", used)
+        .suggest(
+            "terminate instances no longer needed, or widen supervisor.ports (takes effect \
+             at the next daemon start)",
+        );
+        Err(error(409, d))
+    }
+
     /// A launch of an instance that exists.
     fn join(&mut self, si: usize, idx: usize, waiter: Waiter) {
         let inst = &mut self.svcs[si].insts[idx];
@@ -300,9 +327,9 @@ impl Daemon {
         } else if inst.machine.state().kind() == StateKind::Stopped {
             self.step(si, idx, Event::Start);
         }
-        let inst = &mut self.svcs[si].insts[idx];
-        inst.waiters.push(waiter);
-        self.launch_progress(si, idx);
+        // Starting, or backing off before its next attempt: answered by
+        // `launch_progress` once that attempt is ready or has failed.
+        self.svcs[si].insts[idx].waiters.push(waiter);
     }
 
     /// A slot of the admission bulkhead for `p`: its instance is created
@@ -343,7 +370,7 @@ impl Daemon {
             }
             return self.release_slot();
         }
-        if let Err(e) = self.check_room(si) {
+        if let Err(e) = self.check_room(si).and_then(|()| self.check_port()) {
             self.launches.count(&p.svc, "limit", p.waiters.len());
             for w in p.waiters {
                 answer(w, Err(e.clone()));
