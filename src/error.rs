@@ -81,6 +81,9 @@ pub enum Code {
     LogRead,
     /// Another daemon holds the state dir's lock.
     DaemonRunning,
+    /// The metrics endpoint cannot listen on `supervisor.metrics_listen`
+    /// (the port is taken, the address is not this host's).
+    MetricsListen,
 }
 
 impl Code {
@@ -118,6 +121,7 @@ impl Code {
             Code::ApiError => "API_ERROR",
             Code::LogRead => "LOG_READ",
             Code::DaemonRunning => "DAEMON_RUNNING",
+            Code::MetricsListen => "METRICS_LISTEN",
         }
     }
 }
@@ -354,6 +358,7 @@ mod tests {
             Code::ControlSocket,
             Code::ApiError,
             Code::LogRead,
+            Code::MetricsListen,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::proto::{ApiError, EventsReply};
+use super::proto::{ApiError, EventsReply, MetricsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How long the client waits for the daemon's reply (and to send).
@@ -193,6 +193,13 @@ pub fn get<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientEr
 /// `POST path` (no body) and the reply as `T`.
 pub fn post<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientError> {
     request(socket, "POST", path, TIMEOUT)
+}
+
+/// `GET /v1/metrics`: the daemon's metrics with every live cgroup's
+/// figures, as [`super::metrics::encode`] turns them into what `/metrics`
+/// serves.
+pub fn metrics(socket: &Path) -> Result<MetricsReply, ClientError> {
+    get(socket, "/v1/metrics")
 }
 
 /// `GET /v1/events`: the events with a seq above `after` (every kept one

@@ -1,0 +1,337 @@
+//! A daemon (`bulkhead run`) under test in the VM, with its own state dir,
+//! socket, log dir and cgroup root: the harness of tests/vm_daemon.rs
+//! (which keeps its own copy), shared here for the newer VM tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead::api::proto::StatusReply;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// One daemon under test: its files live in a tempdir, its cgroups under
+/// `<mount>/bh-<name>`. Dropping it SIGKILLs the daemon and removes every
+/// cgroup (killing what is left) so a failed test leaves nothing behind;
+/// when the test failed, it prints the daemon's and the services' logs.
+pub struct Bh {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub cfg: PathBuf,
+    pub sock: PathBuf,
+    pub state: PathBuf,
+    pub cgroot: PathBuf,
+    pub log: PathBuf,
+    /// `supervisor.metrics_listen` as written in the config.
+    pub metrics_listen: String,
+    pub daemon: Option<Child>,
+}
+
+impl Bh {
+    /// `services` is the YAML text after the supervisor section (`groups:`,
+    /// `services:`), at top level. The metrics listener is off.
+    pub fn new(name: &str, services: &str) -> Bh {
+        Bh::with_metrics(name, "off", services)
+    }
+
+    /// [`Bh::new`] with `supervisor.metrics_listen: <listen>`.
+    pub fn with_metrics(name: &str, listen: &str, services: &str) -> Bh {
+        let mount = super::cgroup2_with_controllers();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("bh-{name}-"))
+            .tempdir_in("/tmp")
+            .unwrap();
+        let cgroot = mount.join(format!("bh-{name}"));
+        remove_cgroup_tree(&cgroot);
+        let bh = Bh {
+            name: name.to_string(),
+            cfg: dir.path().join("bulkhead.yaml"),
+            sock: dir.path().join("state/control.sock"),
+            state: dir.path().join("state"),
+            log: dir.path().join("daemon.log"),
+            metrics_listen: listen.to_string(),
+            cgroot,
+            dir,
+            daemon: None,
+        };
+        bh.write_config(services);
+        bh
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// (Re)writes the config file with `services` after the supervisor
+    /// section.
+    pub fn write_config(&self, services: &str) {
+        let yaml = format!(
+            "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
+             log_dir: {}\n  metrics_listen: \"{}\"\n{services}",
+            self.cgroot.display(),
+            self.state.display(),
+            self.sock.display(),
+            self.path("logs").display(),
+            self.metrics_listen,
+        );
+        std::fs::write(&self.cfg, yaml).unwrap();
+    }
+
+    /// Starts the daemon; does not wait for it.
+    pub fn spawn(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+    }
+
+    /// Starts the daemon and waits until its control socket answers.
+    pub fn start(&mut self) {
+        self.spawn();
+        self.wait_for("the control socket answers", 60, |_| true);
+    }
+
+    /// `bulkhead ARGS --socket <sock>`, printed.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.sock)
+            .output()
+            .unwrap();
+        println!(
+            "[{}] bulkhead {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.name,
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    pub fn status(&self) -> Option<StatusReply> {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--socket"])
+            .arg(&self.sock)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Polls `status --json` until `ok` holds; panics (with the last status
+    /// and the daemon log) after `secs`.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        secs: u64,
+        mut ok: impl FnMut(&StatusReply) -> bool,
+    ) -> StatusReply {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        loop {
+            if let Some(s) = self.status() {
+                if ok(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            if let Some(c) = self.daemon.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                self.daemon = None;
+                panic!(
+                    "[{}] the daemon exited ({st}) while waiting for: {what}",
+                    self.name
+                );
+            }
+            if Instant::now() > end {
+                panic!(
+                    "[{}] timed out after {secs}s waiting for: {what}\nlast status: {}",
+                    self.name,
+                    last.map(|s| serde_json::to_string_pretty(&s).unwrap())
+                        .unwrap_or_else(|| "none".into())
+                );
+            }
+            sleep_ms(200);
+        }
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (up to 60 s) for the daemon to exit.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let mut c = self.daemon.take().expect("no daemon");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "[{}] the daemon did not exit within 60s of SIGTERM",
+                    self.name
+                );
+            }
+            sleep_ms(100);
+        }
+    }
+
+    /// Waits (up to `secs`) for a daemon that is expected to exit by itself.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let mut c = self.daemon.take().expect("no daemon");
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("[{}] the daemon did not exit within {secs}s", self.name);
+            }
+            sleep_ms(100);
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `<root>/<service>/<instance>`, for a service outside any group.
+    pub fn inst_dir(&self, svc: &str, inst: &str) -> PathBuf {
+        self.cgroot.join(svc).join(inst)
+    }
+}
+
+impl Drop for Bh {
+    fn drop(&mut self) {
+        self.sigkill();
+        if std::thread::panicking() {
+            println!(
+                "==== [{}] daemon log ({}) ====\n{}==== end of daemon log ====",
+                self.name,
+                self.log.display(),
+                self.daemon_log()
+            );
+            for f in walk(&self.path("logs")) {
+                println!(
+                    "==== service log {} ====\n{}",
+                    f.display(),
+                    std::fs::read_to_string(&f).unwrap_or_default()
+                );
+            }
+        }
+        remove_cgroup_tree(&self.cgroot);
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Every cgroup directory under `dir` (not `dir` itself), parents first.
+pub fn cgroup_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(p.clone());
+                out.extend(cgroup_dirs(&p));
+            }
+        }
+    }
+    out
+}
+
+/// Kills every process in the tree (cgroup.kill) and removes it bottom-up.
+pub fn remove_cgroup_tree(root: &Path) {
+    if !root.exists() {
+        return;
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(cgroup_dirs(root));
+    for d in &dirs {
+        let _ = std::fs::write(d.join("cgroup.kill"), "1");
+    }
+    for d in dirs.iter().rev() {
+        for _ in 0..200 {
+            if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                break;
+            }
+            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+            sleep_ms(50);
+        }
+    }
+}
+
+/// A cgroup file's content.
+pub fn read_cg(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
+}
+
+/// `key value` from a flat-keyed cgroup file (memory.events, cpu.stat...).
+pub fn cg_key(dir: &Path, file: &str, key: &str) -> u64 {
+    read_cg(dir, file)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {key} in {}/{file}", dir.display()))
+}
+
+/// A single-number cgroup file (memory.current, memory.max, pids.current).
+pub fn cg_u64(dir: &Path, file: &str) -> u64 {
+    let t = read_cg(dir, file);
+    t.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}/{file} is {t:?}, not a number", dir.display()))
+}
