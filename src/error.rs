@@ -96,6 +96,9 @@ pub enum Code {
     NotATemplate,
     /// No instance of that name.
     UnknownInstance,
+    /// The metrics endpoint cannot listen on `supervisor.metrics_listen`
+    /// (the port is taken, the address is not this host's).
+    MetricsListen,
 }
 
 impl Code {
@@ -140,6 +143,7 @@ impl Code {
             Code::LaunchFailed => "LAUNCH_FAILED",
             Code::NotATemplate => "NOT_A_TEMPLATE",
             Code::UnknownInstance => "UNKNOWN_INSTANCE",
+            Code::MetricsListen => "METRICS_LISTEN",
         }
     }
 }
@@ -376,6 +380,7 @@ mod tests {
             Code::ControlSocket,
             Code::ApiError,
             Code::LogRead,
+            Code::MetricsListen,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -196,6 +196,21 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Show the daemon's metrics exactly as Prometheus scrapes them from
+    /// `supervisor.metrics_listen` (`/metrics`).
+    ///
+    /// Per instance and group: CPU, throttling, memory, OOM kills, pids, IO
+    /// and PSI from the cgroup files; per service: instances by state,
+    /// starts, restarts by reason, violations by rule, health checks; the
+    /// launch admission counters and latency histograms.
+    #[command(after_help = CONTROL_EXIT)]
+    Metrics {
+        /// The daemon's reply as JSON instead (the API's /v1/metrics).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// A live view of the groups, services and instances: state, CPU %,
     /// memory and pids against their limits, io rates, pressure, restarts,
     /// violations.
@@ -447,6 +462,7 @@ fn main() -> ExitCode {
             iterations,
             socket,
         } => top(&sort, interval, iterations, socket.path()),
+        Command::Metrics { json, socket } => metrics(json, &socket.path()),
     }
 }
 
@@ -476,6 +492,22 @@ fn status(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCo
             render::daemon_line(&reply.daemon),
             render::status_table(&reply).trim_end()
         ));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `bulkhead metrics [--json]`: the Prometheus text of `/metrics`, or the
+/// reply it is made from.
+fn metrics(json: bool, socket: &std::path::Path) -> ExitCode {
+    use bulkhead::api::{client, metrics};
+    let reply = match client::metrics(socket) {
+        Ok(r) => r,
+        Err(e) => return control_failed(&e),
+    };
+    if json {
+        emit(&serde_json::to_string_pretty(&reply).unwrap_or_default());
+    } else {
+        emit(metrics::encode(&reply).trim_end());
     }
     ExitCode::SUCCESS
 }

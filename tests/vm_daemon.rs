@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::daemon::{Bh, sleep_ms, text};
+use common::daemon::{Bh, cg_key, read_cg, sleep_ms, text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -34,22 +34,6 @@ fn running(s: &StatusReply, svc: &str, idx: usize) -> bool {
         .find(|x| x.name == svc)
         .and_then(|x| x.instances.get(idx))
         .is_some_and(|i| i.state == "running" && i.pid.is_some())
-}
-
-fn read_cg(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file))
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
-}
-
-/// `key value` from a flat-keyed cgroup file (memory.events, pids.events...).
-fn cg_key(dir: &Path, file: &str, key: &str) -> u64 {
-    read_cg(dir, file)
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {key} in {}/{file}", dir.display()))
 }
 
 fn procs(dir: &Path) -> Vec<i32> {

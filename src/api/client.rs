@@ -215,7 +215,9 @@ pub fn status_path(service: Option<&str>) -> String {
     }
 }
 
-/// `GET /v1/metrics`: the states, counters and cgroup figures of everything.
+/// `GET /v1/metrics`: the daemon's metrics with every live cgroup's
+/// figures, as [`super::metrics::encode`] turns them into what `/metrics`
+/// serves.
 pub fn metrics(socket: &Path) -> Result<MetricsReply, ClientError> {
     get(socket, "/v1/metrics")
 }

@@ -10,11 +10,15 @@
 //! std socket; [`render`] turns replies into tables and lines (pure);
 //! [`logs`] reads the log files the daemon names, tails, merges and follows
 //! them; [`events`] prints the daemon's events and follows them with long
-//! polls; [`top`] is the live view of the metrics.
+//! polls; [`top`] is the live view of the metrics. [`metrics`] reads the
+//! cgroup figures and writes the Prometheus text; [`exporter`] serves it
+//! over TCP on `supervisor.metrics_listen`.
 
 pub mod client;
 pub mod events;
+pub mod exporter;
 pub mod logs;
+pub mod metrics;
 pub mod proto;
 pub mod render;
 pub mod server;

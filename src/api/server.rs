@@ -25,6 +25,10 @@
 //! ```
 //! A long poll in progress when the server shuts down ends at once with 503,
 //! so it never holds up the daemon's exit.
+//!
+//! `GET /v1/metrics` gets the loop's skeleton, then reads the cgroup files
+//! and writes the JSON on a blocking thread ([`metrics_with`]): the loop
+//! and the server share one thread, and a scrape must not stall the loop.
 
 use std::future::Future;
 use std::io;
@@ -46,7 +50,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::LONG_POLL;
-use super::proto::{ApiError, Call, EventsReply, LaunchRequest, Request, Response};
+use super::proto::{ApiError, Call, EventsReply, LaunchRequest, MetricsReply, Request, Response};
 use crate::error::{Code, Diagnostic};
 
 /// How long [`bind`] waits for a connect to an existing socket. A daemon
@@ -428,9 +432,47 @@ pub fn terminate_request(
 }
 
 /// `GET /v1/metrics`: the daemon's skeleton with the cgroup figures read
-/// off the loop.
+/// off the loop (and the JSON written there too).
 async fn metrics(State(calls): State<Calls>) -> HttpResponse {
-    ask(&calls, Ok(Request::Metrics)).await
+    match metrics_with(&calls, |reply| serde_json::to_vec(&reply)).await {
+        Ok(Ok(body)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Ok(Err(e)) => internal(&format!("cannot write the metrics as JSON: {e}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Asks the loop for the metrics skeleton, then, on a blocking thread (the
+/// loop and the server share one), reads every live cgroup's figures into
+/// it ([`super::metrics::fill`]) and hands the filled reply to `then`
+/// (which encodes it, also off the loop).
+pub async fn metrics_with<T: Send + 'static>(
+    calls: &mpsc::Sender<Call>,
+    then: impl FnOnce(Box<MetricsReply>) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let Response::Metrics(mut reply) = call(calls, Request::Metrics).await? else {
+        // `call` checked the reply's kind.
+        return Err(internal(
+            "the daemon answered a metrics request with another reply",
+        ));
+    };
+    tokio::task::spawn_blocking(move || {
+        super::metrics::fill(&mut reply);
+        then(reply)
+    })
+    .await
+    .map_err(|e| internal(&format!("reading the cgroup figures failed: {e}")))
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::from_diagnostic(
+        500,
+        &Diagnostic::new(Code::ApiError, message)
+            .suggest("this is a bug in bulkhead; please report it"),
+    )
 }
 
 type EventsQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -540,31 +582,31 @@ fn name(service: Service) -> Result<String, ApiError> {
 
 /// Sends `request` to the daemon's loop and waits for its answer.
 async fn ask(calls: &Calls, request: Result<Request, ApiError>) -> HttpResponse {
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    match request {
+        Ok(r) => match call(calls, r).await {
+            Ok(response) => response.into_response(),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Sends `request` to the daemon's loop and waits for its answer, which is
+/// of the kind the request expects; 503 when the loop no longer answers.
+pub async fn call(calls: &mpsc::Sender<Call>, request: Request) -> Result<Response, ApiError> {
     let kind = kind(&request);
     let (reply, answer) = oneshot::channel();
     if calls.send(Call { request, reply }).await.is_err() {
-        return shutting_down().into_response();
+        return Err(shutting_down());
     }
     match answer.await {
-        Ok(Ok(response)) if kind == reply_kind(&response) => response.into_response(),
-        Ok(Ok(response)) => ApiError::from_diagnostic(
-            500,
-            &Diagnostic::new(
-                Code::ApiError,
-                format!(
-                    "the daemon answered a {kind} request with a {} reply",
-                    reply_kind(&response)
-                ),
-            )
-            .suggest("this is a bug in bulkhead; please report it"),
-        )
-        .into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(_) => shutting_down().into_response(),
+        Ok(Ok(response)) if kind == reply_kind(&response) => Ok(response),
+        Ok(Ok(response)) => Err(internal(&format!(
+            "the daemon answered a {kind} request with a {} reply",
+            reply_kind(&response)
+        ))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(shutting_down()),
     }
 }
 

@@ -8,8 +8,9 @@
 //! 5. adopt what a previous run left (DESIGN.md decision 11): live
 //!    instances that match their record are taken over with `pidfd_open`;
 //!    every other instance cgroup is killed and removed as an orphan;
-//! 6. bind the control socket, then start the `autostart` services in
-//!    `depends_on` order, and tell systemd READY=1 once they settled.
+//! 6. bind the control socket and the metrics listener, then start the
+//!    `autostart` services in `depends_on` order, and tell systemd READY=1
+//!    once they settled.
 //!
 //! SIGTERM/SIGINT stop every service in reverse dependency order and remove
 //! the cgroups; SIGHUP reloads the config. The driver ([`driver`]) runs the
@@ -146,6 +147,9 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
         })?;
     rt.block_on(async {
         let (tx, rx) = mpsc::unbounded_channel();
+        // The metrics port first: failing there leaves no socket file behind.
+        let exporter =
+            api::exporter::bind(cfg.supervisor.metrics_listen).map_err(Diagnostics::from)?;
         let listener =
             api::server::bind(&cfg.supervisor.control_socket).map_err(Diagnostics::from)?;
         let socket = cfg.supervisor.control_socket.clone();
@@ -175,13 +179,26 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (mstop_tx, mstop_rx) = tokio::sync::oneshot::channel::<()>();
+        let exporter = exporter.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            tokio::spawn(api::exporter::serve(l, calls_tx.clone(), async move {
+                let _ = mstop_rx.await;
+            }))
+        });
         let server = tokio::spawn(api::server::serve(listener, calls_tx, async move {
             let _ = stop_rx.await;
         }));
         tracing::info!(socket = %socket.display(), "control socket ready");
         daemon.run(rx).await;
         let _ = stop_tx.send(());
+        let _ = mstop_tx.send(());
         let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        if let Some(exporter) = exporter {
+            let _ = tokio::time::timeout(Duration::from_secs(2), exporter).await;
+        }
         let _ = std::fs::remove_file(&socket);
         Ok::<(), Diagnostics>(())
     })

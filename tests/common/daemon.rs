@@ -33,12 +33,19 @@ pub struct Bh {
     pub mount: PathBuf,
     pub log: PathBuf,
     pub daemon: Option<Child>,
+    /// `supervisor.metrics_listen` as written in the config.
+    pub metrics_listen: String,
 }
 
 impl Bh {
-    /// `services` is the YAML text of the `services:` section (and anything
-    /// after the supervisor section), at top level.
+    /// `services` is the YAML text after the supervisor section (`groups:`,
+    /// `services:`), at top level. The metrics listener is off.
     pub fn new(name: &str, services: &str) -> Bh {
+        Bh::with_metrics(name, "off", services)
+    }
+
+    /// [`Bh::new`] with `supervisor.metrics_listen: <listen>`.
+    pub fn with_metrics(name: &str, listen: &str, services: &str) -> Bh {
         let mount = super::cgroup2_with_controllers();
         let dir = tempfile::Builder::new()
             .prefix(&format!("bh-{name}-"))
@@ -62,6 +69,7 @@ impl Bh {
             mount,
             dir,
             daemon: None,
+            metrics_listen: listen.to_string(),
         };
         bh.write_config(services);
         bh
@@ -91,11 +99,12 @@ impl Bh {
     pub fn write_config(&self, services: &str) {
         let yaml = format!(
             "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-             log_dir: {}\n  metrics_listen: \"off\"\n{services}",
+             log_dir: {}\n  metrics_listen: \"{}\"\n{services}",
             self.cgroot.display(),
             self.state.display(),
             self.sock.display(),
             self.path("logs").display(),
+            self.metrics_listen,
         );
         std::fs::write(&self.cfg, yaml).unwrap();
     }
@@ -224,6 +233,23 @@ impl Bh {
         }
     }
 
+    /// Waits (up to `secs`) for a daemon that is expected to exit by itself.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let mut c = self.daemon.take().expect("no daemon");
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("[{}] the daemon did not exit within {secs}s", self.name);
+            }
+            sleep_ms(100);
+        }
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -305,4 +331,29 @@ pub fn remove_cgroup_tree(root: &Path) {
             sleep_ms(50);
         }
     }
+}
+
+/// A cgroup file's content.
+pub fn read_cg(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
+}
+
+/// `key value` from a flat-keyed cgroup file (memory.events, cpu.stat...).
+pub fn cg_key(dir: &Path, file: &str, key: &str) -> u64 {
+    read_cg(dir, file)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {key} in {}/{file}", dir.display()))
+}
+
+/// A single-number cgroup file (memory.current, memory.max, pids.current).
+pub fn cg_u64(dir: &Path, file: &str) -> u64 {
+    let t = read_cg(dir, file);
+    t.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}/{file} is {t:?}, not a number", dir.display()))
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod daemon;
+pub mod prom;
 
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
 /// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
