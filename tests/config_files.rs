@@ -13,7 +13,7 @@ use bulkhead::config::{Config, Probe, Service};
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/reference.yaml");
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.yaml");
 
-const DEMO_SERVICES: [&str; 5] = ["web", "leaker", "forkbomb", "spinner", "crasher"];
+const DEMO_SERVICES: [&str; 6] = ["web", "leaker", "forkbomb", "spinner", "crasher", "sandbox"];
 
 fn load(path: &str) -> Config {
     match bulkhead::config::load(Path::new(path)) {
@@ -265,6 +265,16 @@ fn demo_config_loads() {
         assert_eq!(s.user.as_deref(), Some("nobody"), "{}", s.name);
         assert_eq!(s.stop.grace, Dur::secs(3), "{}", s.name);
     }
+    let sandbox = service(&cfg, "sandbox");
+    assert_eq!(
+        sandbox.isolation,
+        Some(bulkhead::config::schema::Isolation::Namespace)
+    );
+    assert_eq!(sandbox.member_of.as_deref(), Some("tenants"));
+    assert_eq!(sandbox.max_instances, Some(3));
+    assert_eq!(cfg.supervisor.launch.max_concurrent, 2);
+    let tenants = cfg.group("tenants").unwrap();
+    assert_eq!(tenants.resources.memory.max, Some(Size::Bytes(96 * MIB)));
 }
 
 #[test]
