@@ -145,18 +145,17 @@ fn limit(dir: &Path, file: &'static str) -> Option<u64> {
 /// Fills in the figures of every instance that is not stopped and of every
 /// group. Blocking (it reads files): the server runs it off the loop.
 pub fn fill(reply: &mut MetricsReply) {
+    // Figures already present (a caller that has them, such as a test
+    // double of the daemon) are kept; the daemon's loop leaves them `None`.
     for i in reply
         .services
         .iter_mut()
         .flat_map(|s| s.instances.iter_mut())
+        .filter(|i| i.figures.is_none() && i.state != "stopped")
     {
-        i.figures = if i.state == "stopped" {
-            None
-        } else {
-            read_figures(&i.cgroup)
-        };
+        i.figures = read_figures(&i.cgroup);
     }
-    for g in &mut reply.groups {
+    for g in reply.groups.iter_mut().filter(|g| g.figures.is_none()) {
         g.figures = read_figures(&g.cgroup);
     }
 }
