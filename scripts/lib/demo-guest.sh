@@ -108,6 +108,18 @@ echo
 echo '$ bulkhead top --sort cpu -n 2 -d 2s   (plain frames when not a terminal; the second has rates)'
 "$bin" top --sort cpu -n 2 -d 2s --socket "$sock" | awk 'BEGIN { frame = 0 } /^$/ { frame++; next } frame == 1'
 echo
+echo '$ curl -s 127.0.0.1:9464/metrics | grep ...   (what Prometheus scrapes; a few series)'
+python3 - <<'PY'
+import urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=10).read().decode()
+keep = ("bulkhead_instances{", "bulkhead_restarts_total{", "bulkhead_violations_total{",
+        "bulkhead_launches_total{", "bulkhead_oom_kills_total{", "bulkhead_pids_forks_refused_total{",
+        "bulkhead_group_memory_current_bytes{", "bulkhead_launch_duration_seconds_count{")
+lines = [l for l in text.splitlines() if l.startswith(keep) and not l.endswith(" 0")]
+print("\n".join(lines[:24]))
+print(f"... {len(text.splitlines())} lines in all")
+PY
+echo
 echo '$ bulkhead events   (violations and restarts with their reasons; the last 12)'
 "$bin" events --socket "$sock" | grep -E 'violation|reason' | tail -n 12
 echo
