@@ -70,7 +70,7 @@ impl Journal {
                 .cloned()
                 .collect(),
             last_seq: self.last_seq,
-            dropped: first_kept.saturating_sub(after + 1),
+            dropped: first_kept.saturating_sub(after.saturating_add(1)),
         }
     }
 
@@ -138,6 +138,9 @@ mod tests {
         assert_eq!(r.events[0].seq, 4);
         assert_eq!(r.dropped, 2, "seq 2 and 3 are gone");
         assert_eq!(j.query(None, Some(j.last_seq())).events.len(), 0);
+        // Any `after` the API accepts is answered, the largest too.
+        let r = j.query(None, Some(u64::MAX));
+        assert_eq!((r.events.len(), r.dropped), (0, 0));
     }
 
     #[test]
