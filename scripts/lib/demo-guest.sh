@@ -54,6 +54,12 @@ done
 sleep 5
 status
 
+# Launch once web is healthy: python3 starts slowly under emulation, and
+# the sandboxes' own python3 would compete with it for the CPU.
+for _ in $(seq 60); do
+    "$bin" health web --socket "$sock" >/dev/null 2>&1 && break
+    sleep 1
+done
 step "templates on demand: bulkhead launch gets or creates one instance per namespace"
 for ns in tenant-a tenant-b tenant-a tenant-c tenant-d; do
     echo "\$ bulkhead launch sandbox --namespace $ns"
@@ -106,7 +112,7 @@ for s in r["services"]:
 '
 echo
 echo '$ bulkhead top --sort cpu -n 2 -d 2s   (plain frames when not a terminal; the second has rates)'
-"$bin" top --sort cpu -n 2 -d 2s --socket "$sock" | awk 'BEGIN { frame = 0 } /^$/ { frame++; next } frame == 1'
+"$bin" top --sort cpu -n 2 -d 2s --socket "$sock" | awk '/^bulkhead / { n = 0 } { line[n++] = $0 } END { for (i = 0; i < n; i++) print line[i] }'
 echo
 echo '$ curl -s 127.0.0.1:9464/metrics | grep ...   (what Prometheus scrapes; a few series)'
 python3 - <<'PY'
