@@ -106,9 +106,10 @@ import json, sys
 r = json.load(sys.stdin)
 for s in r["services"]:
     for i in s["instances"]:
-        name, state, restarts = s["name"], i["state"], i["restarts"]
+        name = s["name"] if len(s["instances"]) == 1 and not s.get("isolation") else f'{s["name"]}/{i["instance"]}'
+        state, restarts = i["state"], i["restarts"]
         last = i.get("last_event") or i.get("last_exit") or "-"
-        print(f"{name:9} {state:9} restarts {restarts:2}  {last}")
+        print(f"{name:19} {state:9} restarts {restarts:2}  {last}")
 '
 echo
 echo '$ bulkhead top --sort cpu -n 2 -d 2s   (plain frames when not a terminal; the second has rates)'
