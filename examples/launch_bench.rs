@@ -45,13 +45,18 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bulkhead::api::client;
 use bulkhead::api::proto::{ActionReply, LaunchReply, LaunchRequest, ListReply, StatusReply};
-use bulkhead::cgroup::kill;
+
+#[path = "bench_common/mod.rs"]
+mod bench_common;
+use bench_common::{Daemon, Host, PathFlags, Paths, ratio};
+
+const BENCH: &str = "launch";
 
 /// The template and the `bulkhead exec` service. The launch limits leave
 /// room for every client at once; the sequential cold launches never queue.
@@ -71,11 +76,7 @@ const TEMPLATE: &str = "t";
 const EXEC_SERVICE: &str = "e";
 
 struct Args {
-    bin: PathBuf,
-    work: PathBuf,
-    cgroot: PathBuf,
-    out: Option<PathBuf>,
-    keep: Option<PathBuf>,
+    paths: Paths,
     cold: usize,
     exec: usize,
     warm: usize,
@@ -89,22 +90,18 @@ const USAGE: &str = "usage: launch_bench BULKHEAD_BIN --work DIR --cgroup-root D
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut it = args.into_iter();
     let bin = PathBuf::from(it.next().ok_or("BULKHEAD_BIN is required")?);
-    let (mut work, mut cgroot, mut out, mut keep) = (None, None, None, None);
+    let mut paths = PathFlags::default();
     let (mut cold, mut exec, mut warm, mut clients, mut secs) = (100, None, 2000, 8, 5);
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
         let num = |v: String| v.parse::<usize>().map_err(|_| format!("bad number {v:?}"));
         match a.as_str() {
-            "--work" => work = Some(PathBuf::from(val()?)),
-            "--cgroup-root" => cgroot = Some(PathBuf::from(val()?)),
-            "--out" => out = Some(PathBuf::from(val()?)),
-            "--keep" => keep = Some(PathBuf::from(val()?)),
             "--cold" => cold = num(val()?)?,
             "--exec" => exec = Some(num(val()?)?),
             "--warm" => warm = num(val()?)?,
             "--clients" => clients = num(val()?)?,
             "--secs" => secs = u64::try_from(num(val()?)?).map_err(|e| e.to_string())?,
-            _ => return Err(format!("unknown argument {a:?}")),
+            _ => paths.take(&a, val)?,
         }
     }
     let exec = exec.unwrap_or(cold);
@@ -117,11 +114,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         ));
     }
     Ok(Args {
-        bin,
-        work: work.ok_or("--work is required")?,
-        cgroot: cgroot.ok_or("--cgroup-root is required")?,
-        out,
-        keep,
+        paths: paths.finish(bin)?,
         cold,
         exec,
         warm,
@@ -131,7 +124,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 }
 
 fn say(msg: &str) {
-    eprintln!("launch: {msg}");
+    eprintln!("{BENCH}: {msg}");
 }
 
 // ------------------------------------------------------------------ figures
@@ -183,14 +176,6 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn ratio(x: f64, base: f64) -> String {
-    if base > 0.0 && x.is_finite() && base.is_finite() {
-        format!("{:.2}x", x / base)
-    } else {
-        "n/a".into()
-    }
-}
-
 /// The daemon's `duration_secs` as a duration (zero when it is nonsense).
 fn daemon_side(r: &LaunchReply) -> Duration {
     Duration::try_from_secs_f64(r.duration_secs).unwrap_or_default()
@@ -198,83 +183,10 @@ fn daemon_side(r: &LaunchReply) -> Duration {
 
 // --------------------------------------------------------------- the daemon
 
-/// The config of a daemon whose files live in `dir`.
-fn config_text(dir: &Path, cgroot: &Path) -> String {
-    format!(
-        "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-         log_dir: {}\n  metrics_listen: \"off\"\n{SERVICES}",
-        cgroot.display(),
-        dir.join("state").display(),
-        dir.join("state/control.sock").display(),
-        dir.join("logs").display(),
-    )
-}
-
-/// `bulkhead run` with its own config, state, logs and cgroup root.
-/// Dropping it SIGKILLs the daemon and removes the cgroup root with
-/// everything in it.
-struct Daemon {
-    bin: PathBuf,
-    dir: PathBuf,
-    cgroot: PathBuf,
-    sock: PathBuf,
-    /// Where the daemon log is copied when the run ends (`--keep`).
-    keep: Option<PathBuf>,
-    child: Option<Child>,
-}
-
 impl Daemon {
-    fn new(a: &Args) -> Result<Daemon, String> {
-        let dir = a.work.join("daemon");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let d = Daemon {
-            bin: a.bin.clone(),
-            sock: dir.join("state/control.sock"),
-            cgroot: a.cgroot.clone(),
-            keep: a.keep.as_ref().map(|k| k.join("daemon.log")),
-            dir,
-            child: None,
-        };
-        std::fs::write(d.cfg(), config_text(&d.dir, &d.cgroot))
-            .map_err(|e| format!("write config: {e}"))?;
-        let out = Command::new(&d.bin)
-            .args(["validate", "-c"])
-            .arg(d.cfg())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run {}: {e}", d.bin.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the generated config {} does not validate:\n{}{}",
-                d.cfg().display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(d)
-    }
-
-    fn cfg(&self) -> PathBuf {
-        self.dir.join("bulkhead.yaml")
-    }
-    fn log(&self) -> PathBuf {
-        self.dir.join("daemon.log")
-    }
-
     /// Starts the daemon and waits until its control socket answers.
-    fn start(&mut self) -> Result<(), String> {
-        let _ = kill::remove_tree(&self.cgroot, Duration::from_secs(30));
-        let log = std::fs::File::create(self.log()).map_err(|e| format!("daemon log: {e}"))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&self.bin)
-            .args(["run", "--log-format", "json", "-c"])
-            .arg(self.cfg())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("start the daemon: {e}"))?;
-        self.child = Some(child);
+    fn start_ready(&mut self) -> Result<(), String> {
+        self.start()?;
         let t0 = Instant::now();
         loop {
             self.check_alive()?;
@@ -292,66 +204,12 @@ impl Daemon {
         }
     }
 
-    /// Fails when the daemon has exited.
-    fn check_alive(&mut self) -> Result<(), String> {
-        if let Some(c) = self.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            self.child = None;
-            return Err(format!("the daemon exited ({st}); {}", self.log_tail()));
-        }
-        if self.child.is_none() {
-            return Err("the daemon is not running".into());
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(15);
-        format!(
-            "last lines of {}:\n{}",
-            self.log().display(),
-            lines[from..].join("\n")
-        )
-    }
-
-    /// SIGTERM, then SIGKILL after `timeout`.
-    fn stop(&mut self, timeout: Duration) -> Result<(), String> {
-        let Some(mut c) = self.child.take() else {
-            return Err("the daemon is not running".into());
-        };
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).map_err(|e| e.to_string())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-            .map_err(|e| format!("SIGTERM the daemon: {e}"))?;
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
-                return if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("the daemon exited with {st} after SIGTERM"))
-                };
-            }
-            if t0.elapsed() > timeout {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err(format!(
-                    "the daemon did not exit within {}s of SIGTERM (killed)",
-                    timeout.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// `bulkhead exec -c CONFIG --service e`, timed whole.
     fn exec(&self) -> Result<Duration, String> {
         let t0 = Instant::now();
         let out = Command::new(&self.bin)
             .args(["exec", "-c"])
-            .arg(self.cfg())
+            .arg(&self.cfg)
             .args(["--service", EXEC_SERVICE])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -367,26 +225,6 @@ impl Daemon {
             ));
         }
         Ok(took)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Err(e) = kill::remove_tree(&self.cgroot, Duration::from_secs(30)) {
-            say(&format!("could not remove {}: {e}", self.cgroot.display()));
-        }
-        if let Some(k) = &self.keep
-            && let Err(e) = std::fs::copy(self.log(), k)
-        {
-            say(&format!(
-                "could not keep the daemon log in {}: {e}",
-                k.display()
-            ));
-        }
     }
 }
 
@@ -754,12 +592,10 @@ fn run(a: &Args) -> Result<String, String> {
     if !rustix::process::geteuid().is_root() {
         return Err("the launch benchmark needs root (it runs the daemon)".into());
     }
-    for d in std::iter::once(&a.work).chain(&a.keep) {
-        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
-    }
+    a.paths.create_dirs()?;
     let mut problems = Vec::new();
-    let mut d = Daemon::new(a)?;
-    d.start()?;
+    let mut d = Daemon::new(BENCH, &a.paths, "daemon", SERVICES)?;
+    d.start_ready()?;
     say("warm-up: one launch, one bulkhead exec");
     ensure(&d.sock, &[warm_key(0)])?;
     d.exec()?;
@@ -834,23 +670,21 @@ fn run(a: &Args) -> Result<String, String> {
         loads.push((name, l));
     }
     d.check_alive()?;
-    if let Err(e) = d.stop(Duration::from_secs(120)) {
-        problems.push(e);
+    match d.stop(Duration::from_secs(120)) {
+        Ok((st, _)) if !st.success() => {
+            problems.push(format!("the daemon exited with {st} after SIGTERM"));
+        }
+        Ok(_) => {}
+        Err(e) => problems.push(e),
     }
 
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let place = if std::env::var_os("BULKHEAD_VM").is_some() {
-        "in the VM (TCG emulation: absolute figures inflated, compare ratios)"
-    } else {
-        "native"
-    };
+    let h = Host::probe();
     let mut rep = format!(
-        "launch benchmark, {place}\nkernel {}, {cpus} CPUs; template t: isolation session, \
+        "launch benchmark, {}\nkernel {}, {} CPUs; template t: isolation session, \
          /bin/sleep 100000, no health check;\nsupervisor.launch max_concurrent 8, max_queue 64; \
          requests from the library client in-process,\none connection each; one client: \
          healthz, status and a warm launch interleaved per round\n\n",
-        kernel.trim(),
+        h.place, h.kernel, h.cpus,
     );
     rep.push_str(&latency_table(cold.as_ref(), single.as_ref()));
     if let Some(c) = &cold {
@@ -863,40 +697,14 @@ fn run(a: &Args) -> Result<String, String> {
     }
     let rows: Vec<(String, &Load)> = loads.iter().map(|(n, l)| (n.clone(), l)).collect();
     let _ = write!(rep, "\n{}", load_table(&rows, a.clients, a.secs));
-    for p in &problems {
-        let _ = writeln!(rep, "FAILED {p}");
-    }
-    if problems.is_empty() {
-        Ok(rep)
-    } else {
-        Err(rep)
-    }
+    bench_common::verdict(rep, &problems)
 }
 
 fn main() -> ExitCode {
-    let a = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("launch_bench: {e}");
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let (rep, code) = match run(&a) {
-        Ok(r) => (r, ExitCode::SUCCESS),
-        Err(r) => (r, ExitCode::FAILURE),
-    };
-    println!("\n{rep}");
-    if let Some(out) = &a.out {
-        if let Some(dir) = out.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Err(e) = std::fs::write(out, &rep) {
-            eprintln!("launch_bench: write {}: {e}", out.display());
-            return ExitCode::FAILURE;
-        }
+    match parse_args(std::env::args().skip(1)) {
+        Ok(a) => bench_common::finish(BENCH, &a.paths, run(&a)),
+        Err(e) => bench_common::usage(BENCH, &e, USAGE),
     }
-    code
 }
 
 #[cfg(test)]
@@ -1028,7 +836,7 @@ mod tests {
         let p = dir.path().join("bulkhead.yaml");
         std::fs::write(
             &p,
-            config_text(dir.path(), Path::new("/sys/fs/cgroup/bench")),
+            bench_common::config_text(dir.path(), Path::new("/sys/fs/cgroup/bench"), SERVICES),
         )
         .unwrap();
         let cfg = match bulkhead::config::load(&p) {

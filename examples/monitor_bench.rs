@@ -35,11 +35,16 @@
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Output, Stdio};
+use std::process::{Child, ExitCode, Output};
 use std::time::{Duration, Instant, SystemTime};
 
 use bulkhead::api::proto::StatusReply;
-use bulkhead::cgroup::kill;
+
+#[path = "bench_common/mod.rs"]
+mod bench_common;
+use bench_common::{Daemon, Host, PathFlags, Paths, ratio};
+
+const BENCH: &str = "monitor";
 
 /// Limits every benchmark service gets: small, and never reached by `sleep`.
 const LIMITS: &str = "  resources:
@@ -50,12 +55,11 @@ const LIMITS: &str = "  resources:
       max: 8
 ";
 
+const USAGE: &str = "usage: monitor_bench BULKHEAD_BIN --work DIR --cgroup-root DIR [--out FILE] \
+                     [--keep LOG-DIR] [--secs 60] [--settle 65] [--sizes 10,100,1000] [--restarts 10]";
+
 struct Args {
-    bin: PathBuf,
-    work: PathBuf,
-    cgroot: PathBuf,
-    out: Option<PathBuf>,
-    keep: Option<PathBuf>,
+    paths: Paths,
     secs: u64,
     settle: u64,
     sizes: Vec<usize>,
@@ -65,17 +69,13 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let bin = PathBuf::from(it.next().ok_or("BULKHEAD_BIN is required")?);
-    let (mut work, mut cgroot, mut out, mut keep) = (None, None, None, None);
+    let mut paths = PathFlags::default();
     let (mut secs, mut sizes, mut restarts) = (60, vec![10, 100, 1000], 10);
     let mut settle = 65;
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
         let num = |v: String| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
         match a.as_str() {
-            "--work" => work = Some(PathBuf::from(val()?)),
-            "--cgroup-root" => cgroot = Some(PathBuf::from(val()?)),
-            "--out" => out = Some(PathBuf::from(val()?)),
-            "--keep" => keep = Some(PathBuf::from(val()?)),
             "--secs" => secs = num(val()?)?,
             "--settle" => settle = num(val()?)?,
             "--restarts" => {
@@ -88,18 +88,14 @@ fn parse_args() -> Result<Args, String> {
                     .map(|s| s.trim().parse().map_err(|_| format!("bad size {s:?}")))
                     .collect::<Result<_, _>>()?;
             }
-            _ => return Err(format!("unknown argument {a:?}")),
+            _ => paths.take(&a, val)?,
         }
     }
     if secs == 0 || restarts == 0 || sizes.contains(&0) {
         return Err("--secs, --restarts and every size must be at least 1".into());
     }
     Ok(Args {
-        bin,
-        work: work.ok_or("--work is required")?,
-        cgroot: cgroot.ok_or("--cgroup-root is required")?,
-        out,
-        keep,
+        paths: paths.finish(bin)?,
         secs,
         settle,
         sizes,
@@ -107,12 +103,8 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn sleep_ms(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
-}
-
 fn say(msg: &str) {
-    eprintln!("monitor: {msg}");
+    eprintln!("{BENCH}: {msg}");
 }
 
 // ---------------------------------------------------------------- /proc
@@ -281,125 +273,14 @@ fn startup_secs(lines: &[LogLine], n: usize) -> Option<f64> {
 
 // --------------------------------------------------------------- a daemon
 
-/// The config of a daemon whose files live in `dir`: `services` is the YAML
-/// after the supervisor section. The metrics listener is off, so a busy port
-/// cannot fail a run; everything else is the default.
-fn config_text(dir: &Path, cgroot: &Path, services: &str) -> String {
-    format!(
-        "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-         log_dir: {}\n  metrics_listen: \"off\"\n{services}",
-        cgroot.display(),
-        dir.join("state").display(),
-        dir.join("state/control.sock").display(),
-        dir.join("logs").display(),
-    )
-}
-
-/// One `bulkhead run` with its own config, state, logs and cgroup root.
-/// Dropping it SIGKILLs the daemon and removes the cgroup root with
-/// everything in it.
-struct Daemon {
-    bin: PathBuf,
-    /// Where the daemon log is copied when the run ends (`--keep`).
-    keep: Option<PathBuf>,
-    dir: PathBuf,
-    cgroot: PathBuf,
-    child: Option<Child>,
-}
-
 impl Daemon {
-    fn new(a: &Args, name: &str, services: &str) -> Result<Daemon, String> {
-        let dir = a.work.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let d = Daemon {
-            bin: a.bin.clone(),
-            keep: a.keep.as_ref().map(|k| k.join(format!("{name}.log"))),
-            dir,
-            cgroot: a.cgroot.clone(),
-            child: None,
-        };
-        std::fs::write(d.cfg(), config_text(&d.dir, &d.cgroot, services))
-            .map_err(|e| format!("write config: {e}"))?;
-        let out = d.run_cli(&["validate", "-c"], &[d.cfg().as_os_str()])?;
-        if !out.status.success() {
-            return Err(format!(
-                "the generated config {} does not validate:\n{}{}",
-                d.cfg().display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(d)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.join(p)
-    }
-    fn cfg(&self) -> PathBuf {
-        self.path("bulkhead.yaml")
-    }
-    /// As in [`config_text`].
-    fn sock(&self) -> PathBuf {
-        self.path("state/control.sock")
-    }
-    fn log(&self) -> PathBuf {
-        self.path("daemon.log")
-    }
-
-    fn run_cli(&self, args: &[&str], more: &[&std::ffi::OsStr]) -> Result<Output, String> {
-        Command::new(&self.bin)
-            .args(args)
-            .args(more)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run {}: {e}", self.bin.display()))
-    }
-
     /// `bulkhead VERB ... --socket SOCK`.
     fn cli(&self, args: &[&str]) -> Result<Output, String> {
-        self.run_cli(args, &["--socket".as_ref(), self.sock().as_os_str()])
-    }
-
-    fn start(&mut self) -> Result<(), String> {
-        let _ = kill::remove_tree(&self.cgroot, Duration::from_secs(30));
-        let log = std::fs::File::create(self.log()).map_err(|e| format!("daemon log: {e}"))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&self.bin)
-            .args(["run", "--log-format", "json", "-c"])
-            .arg(self.cfg())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("start the daemon: {e}"))?;
-        self.child = Some(child);
-        Ok(())
+        self.run_cli(args, &["--socket".as_ref(), self.sock.as_os_str()])
     }
 
     fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Fails when the daemon has exited.
-    fn check_alive(&mut self) -> Result<(), String> {
-        if let Some(c) = self.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            self.child = None;
-            return Err(format!("the daemon exited ({st}); {}", self.log_tail()));
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(15);
-        format!(
-            "last lines of {}:\n{}",
-            self.log().display(),
-            lines[from..].join("\n")
-        )
     }
 
     fn status(&self) -> Option<StatusReply> {
@@ -457,52 +338,6 @@ impl Daemon {
             std::thread::sleep(every);
         }
     }
-
-    /// SIGTERM, and the time until the daemon has exited (SIGKILL after
-    /// `timeout`).
-    fn stop(&mut self, timeout: Duration) -> Result<(ExitStatus, Duration), String> {
-        let Some(mut c) = self.child.take() else {
-            return Err("the daemon is not running".into());
-        };
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).map_err(|e| e.to_string())?);
-        let t0 = Instant::now();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-            .map_err(|e| format!("SIGTERM the daemon: {e}"))?;
-        loop {
-            if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
-                return Ok((st, t0.elapsed()));
-            }
-            if t0.elapsed() > timeout {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err(format!(
-                    "the daemon did not exit within {}s of SIGTERM (killed)",
-                    timeout.as_secs()
-                ));
-            }
-            sleep_ms(20);
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Err(e) = kill::remove_tree(&self.cgroot, Duration::from_secs(30)) {
-            say(&format!("could not remove {}: {e}", self.cgroot.display()));
-        }
-        if let Some(k) = &self.keep
-            && let Err(e) = std::fs::copy(self.log(), k)
-        {
-            say(&format!(
-                "could not keep the daemon log in {}: {e}",
-                k.display()
-            ));
-        }
-    }
 }
 
 // ------------------------------------------------------------ idle services
@@ -540,11 +375,11 @@ fn idle_services(n: usize) -> String {
 }
 
 fn idle_run(a: &Args, n: usize) -> Result<Idle, String> {
-    let mut d = Daemon::new(a, &format!("idle-{n}"), &idle_services(n))?;
+    let mut d = Daemon::new(BENCH, &a.paths, &format!("idle-{n}"), &idle_services(n))?;
     d.start()?;
     let start_timeout = Duration::from_secs(60 + u64::try_from(n).unwrap_or(0));
     // The log first (cheap), then the daemon's own word.
-    let log = d.log();
+    let log = d.log.clone();
     d.wait(
         &format!("{n} running lines in the log"),
         start_timeout,
@@ -644,9 +479,9 @@ fn restart_services() -> String {
 }
 
 fn restart_run(a: &Args) -> Result<Restarts, String> {
-    let mut d = Daemon::new(a, "restarts", &restart_services())?;
+    let mut d = Daemon::new(BENCH, &a.paths, "restarts", &restart_services())?;
     d.start()?;
-    let log = d.log();
+    let log = d.log.clone();
     let k = a.restarts;
     let timeout = Duration::from_secs(120 + 20 * u64::try_from(k).unwrap_or(0));
     for (name, other) in [("oom", None), ("exit", Some("oom"))] {
@@ -688,7 +523,7 @@ fn restart_run(a: &Args) -> Result<Restarts, String> {
     let mut exec = Vec::new();
     for i in 0..=k {
         let t0 = Instant::now();
-        let out = d.run_cli(&["exec", "--service", "exit", "-c"], &[d.cfg().as_os_str()])?;
+        let out = d.run_cli(&["exec", "--service", "exit", "-c"], &[d.cfg.as_os_str()])?;
         let took = t0.elapsed().as_secs_f64();
         if !out.status.success() {
             return Err(format!(
@@ -727,14 +562,6 @@ fn ms(secs: f64) -> String {
         format!("{m:.0} ms")
     } else {
         format!("{m:.1} ms")
-    }
-}
-
-fn ratio(x: f64, base: f64) -> String {
-    if base > 0.0 && x.is_finite() && base.is_finite() {
-        format!("{:.2}x", x / base)
-    } else {
-        "n/a".into()
     }
 }
 
@@ -890,9 +717,7 @@ fn restart_table(r: &Restarts) -> String {
 }
 
 fn run(a: &Args) -> Result<String, String> {
-    for d in std::iter::once(&a.work).chain(&a.keep) {
-        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
-    }
+    a.paths.create_dirs()?;
     let nofile = raise_nofile();
     let tck = clock_ticks();
     let mut rows = Vec::new();
@@ -927,18 +752,11 @@ fn run(a: &Args) -> Result<String, String> {
         problems.push(format!("OOM to running: {e}"));
     }
 
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let place = if std::env::var_os("BULKHEAD_VM").is_some() {
-        "in the VM (TCG emulation: absolute figures inflated, compare ratios)"
-    } else {
-        "native"
-    };
+    let h = Host::probe();
     let mut rep = format!(
-        "monitor benchmark, {place}\nkernel {}, {cpus} CPUs, CLK_TCK {tck}, nofile {nofile}; \
+        "monitor benchmark, {}\nkernel {}, {} CPUs, CLK_TCK {tck}, nofile {nofile}; \
          default monitor settings; window {}s\n\n",
-        kernel.trim(),
-        a.secs
+        h.place, h.kernel, h.cpus, a.secs
     );
     let _ = writeln!(
         rep,
@@ -953,43 +771,14 @@ fn run(a: &Args) -> Result<String, String> {
             restart_table(r)
         );
     }
-    for p in &problems {
-        let _ = writeln!(rep, "FAILED {p}");
-    }
-    if problems.is_empty() {
-        Ok(rep)
-    } else {
-        Err(rep)
-    }
+    bench_common::verdict(rep, &problems)
 }
 
 fn main() -> ExitCode {
-    let a = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("monitor_bench: {e}");
-            eprintln!(
-                "usage: monitor_bench BULKHEAD_BIN --work DIR --cgroup-root DIR [--out FILE] \
-                 [--keep LOG-DIR] [--secs 60] [--settle 65] [--sizes 10,100,1000] [--restarts 10]"
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let (rep, code) = match run(&a) {
-        Ok(r) => (r, ExitCode::SUCCESS),
-        Err(r) => (r, ExitCode::FAILURE),
-    };
-    println!("\n{rep}");
-    if let Some(out) = &a.out {
-        if let Some(dir) = out.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Err(e) = std::fs::write(out, &rep) {
-            eprintln!("monitor_bench: write {}: {e}", out.display());
-            return ExitCode::FAILURE;
-        }
+    match parse_args() {
+        Ok(a) => bench_common::finish(BENCH, &a.paths, run(&a)),
+        Err(e) => bench_common::usage(BENCH, &e, USAGE),
     }
-    code
 }
 
 #[cfg(test)]
@@ -1110,7 +899,8 @@ mod tests {
             .enumerate()
         {
             let p = dir.path().join(format!("{i}.yaml"));
-            let text = config_text(dir.path(), Path::new("/sys/fs/cgroup/bench"), services);
+            let text =
+                bench_common::config_text(dir.path(), Path::new("/sys/fs/cgroup/bench"), services);
             std::fs::write(&p, text).unwrap();
             if let Err(d) = bulkhead::config::load(&p) {
                 panic!("{}", d.render(None));

@@ -1,10 +1,12 @@
 //! The control socket end to end on the host: the real server ([`bind`],
-//! [`serve`]) on a socket in a temp dir, a fake daemon loop answering its
-//! calls with canned replies, driven by the client library and by the
-//! `bulkhead` binary (status, start/stop/restart, reload, logs, events and
-//! their long polls, the errors and exit statuses), and the refusal of a
-//! caller who is not root.
+//! [`serve`], run by [`common::fake`]) on a socket in a temp dir, a fake
+//! daemon loop answering its calls with canned replies, driven by the
+//! client library and by the `bulkhead` binary (status, start/stop/restart,
+//! reload, logs, events and their long polls, the errors and exit
+//! statuses), and the refusal of a caller who is not root.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,21 +16,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use bulkhead::api::client::{self, ClientError};
 use bulkhead::api::proto::*;
-use bulkhead::api::server::{bind, serve, serve_with};
+use bulkhead::api::server::{bind, serve};
 use bulkhead::error::{Code, Diagnostic, Diagnostics};
+use common::fake::{self, Served, bulkhead, run};
+use common::{stderr, stdout};
 use tokio::sync::{mpsc, oneshot};
 
 /// A server and a fake daemon loop on their own thread and runtime.
 struct Daemon {
+    /// First: it stops before the temp dir is removed.
+    server: Served,
     dir: tempfile::TempDir,
     socket: PathBuf,
     /// Long polls the fake daemon holds without an answer.
     held: Arc<AtomicUsize>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -43,50 +46,20 @@ impl Daemon {
         let socket = dir.path().join("run/control.sock");
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let path = socket.clone();
         let held = Arc::new(AtomicUsize::new(0));
         let holding = held.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = bind(&path).unwrap();
-                let (calls, rx) = mpsc::channel(8);
-                tokio::spawn(fake_daemon(rx, logs, holding));
-                ready_tx.send(()).unwrap();
-                serve_with(
-                    listener,
-                    calls,
-                    async {
-                        let _ = stopped.await;
-                    },
-                    long_poll,
-                )
-                .await;
-            });
-        });
-        ready.recv_timeout(Duration::from_secs(10)).unwrap();
+        let server = fake::control(&socket, long_poll, move |rx| fake_daemon(rx, logs, holding));
         Daemon {
+            server,
             dir,
             socket,
             held,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     /// Shuts the server down and waits until it has stopped.
     fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
+        self.server.stop();
     }
 
     /// Waits until the fake daemon holds `n` long polls.
@@ -104,42 +77,8 @@ impl Daemon {
 
     /// The `bulkhead` binary with `args` against this daemon's socket.
     fn cli(&self, args: &[&str]) -> Output {
-        run(Command::cargo_bin("bulkhead")
-            .unwrap()
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket))
+        fake::cli(&self.socket, args)
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    println!(
-        "{cmd:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn instance(n: &str, state: &str) -> InstanceStatus {
@@ -465,14 +404,12 @@ fn status_of_one_service_shows_its_details() {
 #[test]
 fn the_socket_comes_from_the_environment_without_a_flag() {
     let d = Daemon::start();
-    let o = run(Command::cargo_bin("bulkhead")
-        .unwrap()
+    let o = run(bulkhead()
         .env("BULKHEAD_SOCKET", &d.socket)
         .args(["status", "--json"]));
     assert!(o.status.success());
     // The flag wins over the environment.
-    let o = run(Command::cargo_bin("bulkhead")
-        .unwrap()
+    let o = run(bulkhead()
         .env("BULKHEAD_SOCKET", "/nonexistent/control.sock")
         .args(["status", "--socket"])
         .arg(&d.socket));
@@ -620,10 +557,7 @@ fn a_closed_call_channel_is_503_shutting_down() {
 fn no_daemon_is_daemon_not_running_and_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("control.sock");
-    let o = run(Command::cargo_bin("bulkhead")
-        .unwrap()
-        .args(["status", "--socket"])
-        .arg(&socket));
+    let o = run(bulkhead().args(["status", "--socket"]).arg(&socket));
     assert_eq!(o.status.code(), Some(3));
     let err = stderr(&o);
     assert!(
@@ -639,18 +573,11 @@ fn no_daemon_is_daemon_not_running_and_exit_3() {
     );
     // A socket file nobody listens on (ECONNREFUSED) is the same.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let o = run(Command::cargo_bin("bulkhead")
-        .unwrap()
-        .args(["stop", "web", "--socket"])
-        .arg(&socket));
+    let o = run(bulkhead().args(["stop", "web", "--socket"]).arg(&socket));
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).starts_with("error[DAEMON_NOT_RUNNING]"));
     for args in [&["events"][..], &["events", "web", "-f", "--json"]] {
-        let o = run(Command::cargo_bin("bulkhead")
-            .unwrap()
-            .args(args)
-            .arg("--socket")
-            .arg(&socket));
+        let o = fake::cli(&socket, args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");
         assert!(
             stderr(&o).starts_with("error[DAEMON_NOT_RUNNING]"),
@@ -662,9 +589,7 @@ fn no_daemon_is_daemon_not_running_and_exit_3() {
 
 #[test]
 fn the_help_documents_exit_status_3() {
-    let o = run(Command::cargo_bin("bulkhead")
-        .unwrap()
-        .args(["status", "--help"]));
+    let o = run(bulkhead().args(["status", "--help"]));
     let text = stdout(&o);
     assert!(text.contains("3 the daemon is not running"), "{text}");
     assert!(text.contains("BULKHEAD_SOCKET"), "{text}");
@@ -721,12 +646,7 @@ fn as_nobody(args: &[&str], socket: &Path) -> Output {
         .arg(socket)
         .output()
         .unwrap();
-    println!(
-        "as nobody {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
+    common::show(format_args!("as nobody {args:?}"), &out);
     out
 }
 

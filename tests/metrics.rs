@@ -15,39 +15,10 @@ use std::time::Duration;
 
 use bulkhead::api::metrics::{encode, read_figures};
 use bulkhead::api::proto::*;
+use common::fake::{self, Served};
+use common::kernel::{BARE, WORK, fixture_cgroup};
 use common::prom::{self, Scraped, http_get};
 use tokio::sync::{mpsc, oneshot};
-
-/// Copies captured kernel files (tests/fixtures/kernel) into `dir` under
-/// the kernel's names.
-fn fixture_cgroup(dir: &Path, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel");
-    for (name, captured) in files {
-        std::fs::copy(kernel.join(captured), dir.join(name)).unwrap();
-    }
-}
-
-/// The `work` cgroup of the capture (throttled, over memory.high, a fork
-/// refused, IO on two devices), with the `oom` cgroup's memory.events.
-const WORK: &[(&str, &str)] = &[
-    ("cpu.stat", "cpu.stat-throttled"),
-    ("cpu.pressure", "cpu.pressure"),
-    ("io.pressure", "io.pressure"),
-    ("io.stat", "io.stat"),
-    ("memory.current", "memory.current"),
-    ("memory.events", "memory.events-oom"),
-    ("memory.high", "memory.high"),
-    ("memory.max", "memory.max"),
-    ("memory.peak", "memory.peak"),
-    ("memory.pressure", "memory.pressure"),
-    ("pids.current", "pids.current"),
-    ("pids.events", "pids.events"),
-    ("pids.max", "pids.max"),
-];
-
-/// A cgroup without controllers: cpu.stat's usage fields only.
-const BARE: &[(&str, &str)] = &[("cpu.stat", "cpu.stat")];
 
 fn inst(id: &str, state: &str, cgroup: PathBuf) -> InstanceMetrics {
     InstanceMetrics {
@@ -369,11 +340,11 @@ fn metrics_of_the_captured_files_match_what_read_figures_reads() {
 /// and runtime, and a fake daemon loop answering `Metrics` with
 /// [`skeleton`] (or holding every call unanswered, when `stuck`).
 struct Endpoint {
+    /// First: it stops before the temp dir is removed.
+    _server: Served,
     dir: tempfile::TempDir,
     addr: SocketAddr,
     socket: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Endpoint {
@@ -382,76 +353,40 @@ impl Endpoint {
         let root = dir.path().join("cgroup");
         fixture_tree(&root);
         let socket = dir.path().join("control.sock");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
         let path = socket.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let tcp =
-                    bulkhead::api::exporter::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
-                let unix = bulkhead::api::server::bind(&path).unwrap();
-                let (calls, rx) = mpsc::channel(8);
-                tokio::spawn(fake_loop(rx, root, stuck));
-                ready_tx.send(tcp.local_addr().unwrap()).unwrap();
-                let (stop_ctl, ctl_stopped) = oneshot::channel::<()>();
-                let control =
-                    tokio::spawn(bulkhead::api::server::serve(unix, calls.clone(), async {
-                        let _ = ctl_stopped.await;
-                    }));
-                bulkhead::api::exporter::serve_with(
-                    tcp,
-                    calls,
-                    async {
-                        let _ = stopped.await;
-                    },
-                    bulkhead::api::exporter::Timeouts {
-                        scrape: Duration::from_millis(500),
-                        health: Duration::from_millis(500),
-                    },
-                )
-                .await;
-                let _ = stop_ctl.send(());
-                let _ = control.await;
-            });
+        let (server, addr) = Served::start(move |ready, stopped| async move {
+            let tcp = bulkhead::api::exporter::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
+            let unix = bulkhead::api::server::bind(&path).unwrap();
+            let (calls, rx) = mpsc::channel(8);
+            tokio::spawn(fake_loop(rx, root, stuck));
+            ready.send(tcp.local_addr().unwrap()).unwrap();
+            let (stop_ctl, ctl_stopped) = oneshot::channel::<()>();
+            let control = tokio::spawn(bulkhead::api::server::serve(unix, calls.clone(), async {
+                let _ = ctl_stopped.await;
+            }));
+            bulkhead::api::exporter::serve_with(
+                tcp,
+                calls,
+                stopped,
+                bulkhead::api::exporter::Timeouts {
+                    scrape: Duration::from_millis(500),
+                    health: Duration::from_millis(500),
+                },
+            )
+            .await;
+            let _ = stop_ctl.send(());
+            let _ = control.await;
         });
-        let addr = ready.recv_timeout(Duration::from_secs(10)).unwrap();
         Endpoint {
+            _server: server,
             dir,
             addr,
             socket,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap();
-        println!(
-            "bulkhead {args:?}: {:?}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        fake::cli(&self.socket, args)
     }
 }
 
@@ -533,11 +468,7 @@ fn metrics_endpoint_says_503_when_the_loop_does_not_answer() {
 #[test]
 fn metrics_cli_without_a_daemon_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(["metrics", "--socket"])
-        .arg(dir.path().join("none.sock"))
-        .output()
-        .unwrap();
+    let out = fake::cli(&dir.path().join("none.sock"), &["metrics"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DAEMON_NOT_RUNNING"), "{err}");

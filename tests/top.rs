@@ -1,5 +1,5 @@
 //! `bulkhead top` against a fake daemon: the real control server
-//! ([`bind`], [`serve`]) on a socket in a temp dir, and a fake loop that
+//! ([`common::fake`]) on a socket in a temp dir, and a fake loop that
 //! answers `GET /v1/metrics` with figures that move on at each call, so
 //! the second frame has rates. Plain mode is the binary with stdout on a
 //! pipe; the terminal mode runs in a tmux pane (`capture-pane` shows the
@@ -10,15 +10,18 @@
 //! tests fail and say so.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bulkhead::api::LONG_POLL;
 use bulkhead::api::proto::*;
-use bulkhead::api::server::{bind, serve};
-use tokio::sync::{mpsc, oneshot};
+use common::fake::{self, Served, bulkhead, run};
+use tokio::sync::mpsc;
 
 const MIB: u64 = 1 << 20;
 
@@ -28,54 +31,28 @@ struct Daemon {
     socket: PathBuf,
     /// `GET /v1/metrics` answered so far.
     calls: Arc<AtomicU64>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Served,
 }
 
 impl Daemon {
     fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("control.sock");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let path = socket.clone();
         let calls = Arc::new(AtomicU64::new(0));
         let counter = calls.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = bind(&path).unwrap();
-                let (tx, rx) = mpsc::channel(8);
-                tokio::spawn(fake_daemon(rx, counter));
-                ready_tx.send(()).unwrap();
-                serve(listener, tx, async {
-                    let _ = stopped.await;
-                })
-                .await;
-            });
-        });
-        ready.recv_timeout(Duration::from_secs(10)).unwrap();
+        let server = fake::control(&socket, LONG_POLL, move |rx| fake_daemon(rx, counter));
         Daemon {
             _dir: dir,
             socket,
             calls,
-            stop: Some(stop),
-            thread: Some(thread),
+            server,
         }
     }
 
     /// Shuts the server down (the socket file stays, as after a crash:
     /// nobody listens on it) and waits until it has stopped.
     fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
+        self.server.stop();
     }
 }
 
@@ -194,21 +171,6 @@ fn metrics(n: u64) -> MetricsReply {
     }
 }
 
-fn bulkhead() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    println!(
-        "{cmd:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// The first word of each table row of `frame` (its lines after `NAME`).
 fn order(frame: &str) -> Vec<String> {
     frame
@@ -219,6 +181,22 @@ fn order(frame: &str) -> Vec<String> {
         .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
         .collect()
 }
+
+/// The rows of a frame with rates sorted by cpu, and by memory.
+const CPU_ORDER: [&str; 5] = [
+    "[frontend]",
+    "web/0",
+    "web/1",
+    "sandbox/ns:tenant-1",
+    "worker/0",
+];
+const MEMORY_ORDER: [&str; 5] = [
+    "[frontend]",
+    "web/1",
+    "web/0",
+    "sandbox/ns:tenant-1",
+    "worker/0",
+];
 
 /// The CPU% cell of `name`'s row in `frame`.
 fn cpu_of(frame: &str, name: &str) -> Option<String> {
@@ -263,16 +241,7 @@ fn plain_mode_prints_frames_with_rates_from_the_second_on() {
     );
     let cpu: f64 = cpu_of(frames[1], "web/0").unwrap().parse().unwrap();
     assert!(cpu > 0.0, "{}", frames[1]);
-    assert_eq!(
-        order(frames[1]),
-        [
-            "[frontend]",
-            "web/0",
-            "web/1",
-            "sandbox/ns:tenant-1",
-            "worker/0"
-        ]
-    );
+    assert_eq!(order(frames[1]), CPU_ORDER);
     let web1 = frames[1].lines().find(|l| l.starts_with("web/1 ")).unwrap();
     assert!(web1.contains(" running (unhealthy) "), "{web1}");
     assert!(web1.contains(" 50M / 64M "), "{web1}");
@@ -290,16 +259,7 @@ fn plain_mode_shows_one_frame_by_default_in_the_order_asked() {
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.matches("bulkhead 0.1.0").count(), 1, "{text}");
     assert!(text.contains("sorted by memory"));
-    assert_eq!(
-        order(&text),
-        [
-            "[frontend]",
-            "web/1",
-            "web/0",
-            "sandbox/ns:tenant-1",
-            "worker/0"
-        ]
-    );
+    assert_eq!(order(&text), MEMORY_ORDER);
 }
 
 #[test]
@@ -518,21 +478,6 @@ impl Drop for Tmux {
 fn with_rates(s: &str) -> bool {
     cpu_of(s, "web/0").is_some_and(|c| c != "-")
 }
-
-const CPU_ORDER: [&str; 5] = [
-    "[frontend]",
-    "web/0",
-    "web/1",
-    "sandbox/ns:tenant-1",
-    "worker/0",
-];
-const MEMORY_ORDER: [&str; 5] = [
-    "[frontend]",
-    "web/1",
-    "web/0",
-    "sandbox/ns:tenant-1",
-    "worker/0",
-];
 
 #[test]
 fn terminal_mode_refreshes_sorts_on_keys_and_restores_the_terminal_on_q() {

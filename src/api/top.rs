@@ -629,6 +629,26 @@ mod tests {
         render(second, &r, l).join("\n")
     }
 
+    /// The first word of each table row of a rendered frame (its lines
+    /// after the two of the header, the blank one and `NAME`).
+    fn names(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .skip(4)
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The rows of a [`snapshot`] in name order, groups first.
+    const BY_NAME: [&str; 6] = [
+        "[frontend]",
+        "idle",
+        "sandbox/ns:tenant-1",
+        "web/0",
+        "web/1",
+        "worker/0",
+    ];
+
     #[test]
     fn the_second_frame_shows_rates_sorted_by_cpu() {
         let text = frame(
@@ -659,29 +679,14 @@ worker/0             backoff                 -     -  -            -            
             assert_eq!(row.throttled_pct, None, "{row:?}");
             assert_eq!((row.io_read, row.io_write), (None, None), "{row:?}");
         }
-        let text = render(&cur, &r, &layout(Sort::Cpu, usize::MAX, usize::MAX)).join("\n");
-        let web0 = text.lines().find(|l| l.starts_with("web/0")).unwrap();
+        let lines = render(&cur, &r, &layout(Sort::Cpu, usize::MAX, usize::MAX));
+        let web0 = lines.iter().find(|l| l.starts_with("web/0")).unwrap();
         assert_eq!(
             web0,
             "web/0                running (healthy)       -     -  14.7M / 64M  3 / 32        -       -     0.00     9.10         0     0"
         );
         // No cpu figures to sort by: by name, groups still first.
-        let names: Vec<&str> = text
-            .lines()
-            .skip(4)
-            .map(|l| l.split(' ').next().unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "[frontend]",
-                "idle",
-                "sandbox/ns:tenant-1",
-                "web/0",
-                "web/1",
-                "worker/0"
-            ]
-        );
+        assert_eq!(names(&lines), BY_NAME);
     }
 
     #[test]
@@ -765,69 +770,43 @@ worker/0             backoff                 -     -  -            -            
         let (a, b) = (snapshot(1), snapshot(2));
         let order = |sort| {
             let r = rows(Some((&a, Duration::from_secs(2))), &b);
-            render(&b, &r, &layout(sort, usize::MAX, usize::MAX))
-                .iter()
-                .skip(4)
-                .map(|l| l.split(' ').next().unwrap().to_string())
-                .collect::<Vec<_>>()
+            names(&render(&b, &r, &layout(sort, usize::MAX, usize::MAX)))
         };
-        let all = |names: [&str; 6]| names.map(String::from).to_vec();
-        assert_eq!(
-            order(Sort::Memory),
-            all([
-                "[frontend]",
-                "web/1",
-                "web/0",
-                "sandbox/ns:tenant-1",
-                "idle",
-                "worker/0"
-            ])
-        );
-        assert_eq!(
-            order(Sort::Pids),
-            all([
-                "[frontend]",
-                "web/1",
-                "web/0",
-                "sandbox/ns:tenant-1",
-                "idle",
-                "worker/0"
-            ])
-        );
+        // web/1 has the most memory and the most pids.
+        let by_size = [
+            "[frontend]",
+            "web/1",
+            "web/0",
+            "sandbox/ns:tenant-1",
+            "idle",
+            "worker/0",
+        ];
+        assert_eq!(order(Sort::Memory), by_size);
+        assert_eq!(order(Sort::Pids), by_size);
         // 1.5M/s written beats 512K/s read; 0 beats unknown.
         assert_eq!(
             order(Sort::Io),
-            all([
+            [
                 "[frontend]",
                 "web/0",
                 "web/1",
                 "sandbox/ns:tenant-1",
                 "idle",
                 "worker/0"
-            ])
+            ]
         );
         assert_eq!(
             order(Sort::Restarts),
-            all([
+            [
                 "[frontend]",
                 "worker/0",
                 "web/1",
                 "sandbox/ns:tenant-1",
                 "web/0",
                 "idle"
-            ])
+            ]
         );
-        assert_eq!(
-            order(Sort::Name),
-            all([
-                "[frontend]",
-                "idle",
-                "sandbox/ns:tenant-1",
-                "web/0",
-                "web/1",
-                "worker/0"
-            ])
-        );
+        assert_eq!(order(Sort::Name), BY_NAME);
     }
 
     #[test]

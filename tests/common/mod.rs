@@ -1,9 +1,12 @@
-//! Helpers shared by the privileged (VM) tests.
+//! Helpers shared by the integration tests: the privileged (VM) ones and
+//! the host ones (a fake daemon, captured kernel files).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
 pub mod daemon;
+pub mod fake;
+pub mod kernel;
 pub mod prom;
 
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
@@ -90,13 +93,18 @@ pub fn bulkhead(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap();
+    show(format_args!("bulkhead {args:?}"), &out);
+    out
+}
+
+/// Prints what the command `what` did: its status, stdout and stderr.
+pub fn show(what: std::fmt::Arguments<'_>, out: &std::process::Output) {
     println!(
-        "bulkhead {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        "{what}: {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// `bulkhead exec ARGS`.

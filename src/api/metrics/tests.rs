@@ -3,32 +3,11 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::api::proto::{DaemonInfo, InstanceMetrics, LaunchMetrics};
 
-/// Copies captured kernel files (tests/fixtures/kernel, see its README)
-/// into `dir` under the names the kernel gives them.
-fn fixture_cgroup(dir: &Path, files: &[(&str, &str)]) {
-    let kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel");
-    for (name, captured) in files {
-        std::fs::copy(kernel.join(captured), dir.join(name)).unwrap();
-    }
-}
-
-/// The `work` cgroup of the capture: throttled, over memory.high, a fork
-/// refused; memory.events from the `oom` cgroup, which had an OOM kill.
-const WORK: &[(&str, &str)] = &[
-    ("cpu.stat", "cpu.stat-throttled"),
-    ("cpu.pressure", "cpu.pressure"),
-    ("io.pressure", "io.pressure"),
-    ("io.stat", "io.stat"),
-    ("memory.current", "memory.current"),
-    ("memory.events", "memory.events-oom"),
-    ("memory.high", "memory.high"),
-    ("memory.max", "memory.max"),
-    ("memory.peak", "memory.peak"),
-    ("memory.pressure", "memory.pressure"),
-    ("pids.current", "pids.current"),
-    ("pids.events", "pids.events"),
-    ("pids.max", "pids.max"),
-];
+/// The captured kernel files as cgroup directories, shared with
+/// tests/metrics.rs.
+#[path = "../../../tests/common/kernel.rs"]
+mod kernel;
+use kernel::{BARE, WORK, fixture_cgroup};
 
 fn work_figures() -> CgroupFigures {
     CgroupFigures {
@@ -95,7 +74,7 @@ fn a_cgroup_without_controllers_has_only_its_core_figures() {
     // `plain/leaf` of the capture: its parent enables no controller, so it
     // has cpu.stat's usage fields and no memory, pids, io or PSI files.
     let tmp = tempfile::tempdir().unwrap();
-    fixture_cgroup(tmp.path(), &[("cpu.stat", "cpu.stat")]);
+    fixture_cgroup(tmp.path(), BARE);
     assert_eq!(
         read_figures(tmp.path()),
         Some(CgroupFigures {
