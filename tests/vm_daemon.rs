@@ -586,6 +586,17 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
     });
     let rest = Duration::from_secs(10).saturating_sub(t0.elapsed());
     std::thread::sleep(rest);
+    // At least 20 beats to judge the gaps by: on a loaded host the emulated
+    // VM may run the neighbour's fork+exec at a few per second only.
+    let count = || {
+        std::fs::read_to_string(&hb)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let end = Instant::now() + Duration::from_secs(90);
+    while count() < 20 && Instant::now() < end {
+        sleep_ms(500);
+    }
 
     let s = bh.status().unwrap();
     let n = inst(&s, "neighbour", 0);
