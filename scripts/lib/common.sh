@@ -6,7 +6,7 @@
 #   BULKHEAD_VM_KERNEL   kernel image for the VM (default: newest /boot/vmlinuz-*)
 #   BULKHEAD_VM_CPUS     guest CPUs (default 2)
 #   BULKHEAD_VM_MEMORY   guest memory (default 2G)
-#   BULKHEAD_VM_TIMEOUT  seconds before the whole VM run is killed (default 1200)
+#   BULKHEAD_VM_TIMEOUT  seconds before the whole VM run is killed (default 1500)
 
 # Repository root: the parent of the scripts/ directory holding this file.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -102,10 +102,10 @@ vm_run() {
     #   which would truncate a log file that stdout/stderr point to.
     # - timeout signals its whole process group, so qemu dies with vng.
     local rc=0
-    timeout -k 20 "${BULKHEAD_VM_TIMEOUT:-1200}" "${cmd[@]}" </dev/null 2>&1 | cat ||
+    timeout -k 20 "${BULKHEAD_VM_TIMEOUT:-1500}" "${cmd[@]}" </dev/null 2>&1 | cat ||
         rc=${PIPESTATUS[0]}
     if [[ $rc -eq 124 ]]; then
-        log "vm: timed out after ${BULKHEAD_VM_TIMEOUT:-1200}s"
+        log "vm: timed out after ${BULKHEAD_VM_TIMEOUT:-1500}s"
     fi
     return "$rc"
 }
