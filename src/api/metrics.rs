@@ -56,8 +56,8 @@ pub const RESTART_REASONS: [&str; 8] = [
 ];
 
 /// The results of a launch (`LaunchMetrics::launches`).
-pub const LAUNCH_RESULTS: [&str; 6] = [
-    "created", "reused", "rejected", "timeout", "failed", "invalid",
+pub const LAUNCH_RESULTS: [&str; 7] = [
+    "created", "reused", "rejected", "timeout", "failed", "limit", "invalid",
 ];
 
 // ------------------------------------------------------------ reading
