@@ -140,7 +140,12 @@ fn daemon_crash_loop_backs_off_and_the_breaker_opens_then_closes() {
         "the daemon log does not say the breaker closed"
     );
     assert_eq!(bh.sigterm().code(), Some(0));
-    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+    assert!(
+        !bh.cgroot.exists(),
+        "cgroup root left after shutdown:\n{}\n{}",
+        common::daemon::leftovers(&bh.cgroot),
+        bh.daemon_log()
+    );
 }
 
 #[test]
@@ -232,7 +237,12 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
             "start a", "start b", "start c", "stop c", "stop b", "stop a"
         ]
     );
-    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+    assert!(
+        !bh.cgroot.exists(),
+        "cgroup root left after shutdown:\n{}\n{}",
+        common::daemon::leftovers(&bh.cgroot),
+        bh.daemon_log()
+    );
 }
 
 /// The long-running services of the SIGKILL test and their instance counts.
@@ -319,7 +329,12 @@ fn daemon_sigkill_at_random_moments_adopts_and_leaves_no_orphans() {
     });
     check_instances(&bh, &s, 20);
     assert_eq!(bh.sigterm().code(), Some(0), "daemon exit status");
-    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+    assert!(
+        !bh.cgroot.exists(),
+        "cgroup root left after shutdown:\n{}\n{}",
+        common::daemon::leftovers(&bh.cgroot),
+        bh.daemon_log()
+    );
     let mut left = pgrep(&mark);
     for _ in 0..50 {
         if left.is_empty() {
@@ -633,7 +648,12 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
     assert!(beats.len() >= 10, "too few heartbeats: {}", beats.len());
     assert!(max_gap <= 3.0, "the neighbour stalled for {max_gap:.2}s");
     assert_eq!(bh.sigterm().code(), Some(0));
-    assert!(!bh.cgroot.exists(), "cgroup root left after shutdown");
+    assert!(
+        !bh.cgroot.exists(),
+        "cgroup root left after shutdown:\n{}\n{}",
+        common::daemon::leftovers(&bh.cgroot),
+        bh.daemon_log()
+    );
 }
 
 // ------------------------------------------------------------- the monitor

@@ -422,12 +422,35 @@ pub(crate) fn leave_subtree(mount: &Path, tree: &Subtree, delegated: bool) {
         return;
     }
     let me = std::process::id();
-    if crate::cgroup::write(mount, "cgroup.procs", me).is_ok() {
-        let _ = crate::cgroup::remove(&tree.supervisor_dir());
-        // `bulkhead exec`'s parent, when no exec runs any more.
-        let _ = crate::cgroup::remove(&tree.root.join("exec"));
-        // Still holds `exec` cgroups of running `bulkhead exec`s: then stays.
-        let _ = crate::cgroup::remove(&tree.root);
+    if let Err(e) = crate::cgroup::write(mount, "cgroup.procs", me) {
+        tracing::warn!(
+            "cannot leave the subtree ({e}): {} stays",
+            tree.root.display()
+        );
+        return;
+    }
+    // A thread of ours that exited a moment ago can keep `supervisor`
+    // busy (EBUSY) for a short while: try again for up to 2 s.
+    let sup = tree.supervisor_dir();
+    let mut last = crate::cgroup::remove(&sup);
+    for _ in 0..100 {
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        last = crate::cgroup::remove(&sup);
+    }
+    if let Err(e) = last {
+        tracing::warn!("{e}: the subtree {} stays", tree.root.display());
+        return;
+    }
+    // `bulkhead exec`'s parent, when no exec runs any more.
+    let _ = crate::cgroup::remove(&tree.root.join("exec"));
+    // Still holds `exec` cgroups of running `bulkhead exec`s: then it stays.
+    if let Err(e) = crate::cgroup::remove(&tree.root) {
+        tracing::info!(
+            "{e}: the subtree stays (a running `bulkhead exec`, or a cgroup made by hand)"
+        );
     }
 }
 

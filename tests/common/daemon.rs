@@ -357,3 +357,25 @@ pub fn cg_u64(dir: &Path, file: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("{}/{file} is {t:?}, not a number", dir.display()))
 }
+
+/// What is left under `root`: each cgroup with its processes, for a
+/// failure message.
+pub fn leftovers(root: &Path) -> String {
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(cgroup_dirs(root));
+    dirs.iter()
+        .map(|d| {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            let comms: Vec<String> = procs
+                .lines()
+                .map(|p| {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                    format!("{p} ({})", comm.trim())
+                })
+                .collect();
+            format!("{}: [{}]", d.display(), comms.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
