@@ -88,7 +88,10 @@ fn launch_the_three_levels_share_instances_as_designed() {
              byns:\n    command: {cmd}\n    isolation: namespace\n    \
              resources: {{memory: {{max: 32M}}}}\n  \
              bysession:\n    command: {cmd}\n    isolation: session\n    \
-             resources: {{memory: {{max: 32M}}}}\n"
+             resources: {{memory: {{max: 32M}}}}\n  \
+             bomb:\n    command: [{w}, forks, '40', --retry]\n    isolation: session\n    \
+             resources: {{pids: {{max: 8}}}}\n",
+            w = common::workload().display()
         ),
     );
     bh.start();
@@ -126,21 +129,44 @@ fn launch_the_three_levels_share_instances_as_designed() {
     assert_eq!(r[0].pid, r[1].pid);
     assert_ne!(r[0].pid, r[2].pid);
 
-    // Each instance is a cgroup of its own with the template's limits,
-    // and its init is in it.
+    // Each instance is a cgroup of its own, and its init is in it.
     assert_eq!(
         instance_dirs(&bh, "byns"),
         BTreeSet::from(["ns:A".to_string(), "ns:B".to_string()])
     );
     let a = bh.cgroot.join("byns/ns:A");
-    assert_eq!(cg(&a, "memory.max"), (32u64 << 20).to_string());
     let init = rn[0].pid.unwrap().to_string();
     assert!(
         cg(&a, "cgroup.procs").lines().any(|l| l == init),
         "the init {init} is in {}",
         a.display()
     );
-    assert_eq!(cg(&bh.cgroot.join("none/shared"), "pids.max"), "16");
+    // The template's limits hold on a launched instance: a fork bomb
+    // launched from `bomb` (pids.max 8) is refused by the kernel at 8 tasks.
+    let b = launch(&bh, &req("bomb", None, Some("x")));
+    let bomb = bh.cgroot.join("bomb/session:x");
+    let refused = || -> u64 {
+        cg(&bomb, "pids.events")
+            .lines()
+            .find_map(|l| l.strip_prefix("max ").map(|v| v.parse().unwrap()))
+            .unwrap()
+    };
+    until(
+        "the kernel refuses the bomb's forks at pids.max",
+        60,
+        || refused() > 0,
+    );
+    let current: u64 = cg(&bomb, "pids.current").parse().unwrap();
+    println!(
+        "bomb {:?}: pids.current {current}, forks refused {}",
+        b.pid,
+        refused()
+    );
+    assert!(current <= 8, "pids.current {current} above pids.max 8");
+    until("the bomb logged EAGAIN", 30, || {
+        std::fs::read_to_string(bh.path("logs/bomb@session:x.log"))
+            .is_ok_and(|t| t.contains("fork refused") && t.contains("errno Some(11)"))
+    });
 
     // The environment names the instance and its key.
     let logs = bh.path("logs");

@@ -145,11 +145,7 @@ pub fn list_table(reply: &ListReply) -> String {
         .map(String::from),
     ];
     for i in &reply.instances {
-        let state = match (i.state.as_str(), i.healthy) {
-            ("running", Some(true)) => "running (healthy)".to_string(),
-            ("running", Some(false)) => "running (unhealthy)".to_string(),
-            (s, _) => s.to_string(),
-        };
+        let state = state_label(&i.state, i.healthy);
         let idle = match i.idle_timeout_secs {
             Some(t) => format!("{} / {}", duration(i.idle_secs), duration(t)),
             None => duration(i.idle_secs),
@@ -414,7 +410,7 @@ pub fn event_line(e: &EventRecord) -> String {
     line
 }
 
-fn dash() -> String {
+pub(crate) fn dash() -> String {
     "-".to_string()
 }
 
@@ -434,7 +430,12 @@ fn label(s: &ServiceStatus, i: &InstanceStatus) -> String {
 
 /// The state, with the health check's verdict while it runs.
 fn state(i: &InstanceStatus) -> String {
-    match (i.state.as_str(), i.healthy) {
+    state_label(&i.state, i.healthy)
+}
+
+/// `running (healthy)`, `running (unhealthy)`, or the state as it is.
+pub(crate) fn state_label(state: &str, healthy: Option<bool>) -> String {
+    match (state, healthy) {
         ("running", Some(true)) => "running (healthy)".to_string(),
         ("running", Some(false)) => "running (unhealthy)".to_string(),
         (s, _) => s.to_string(),
@@ -442,7 +443,7 @@ fn state(i: &InstanceStatus) -> String {
 }
 
 /// `12.3M / 64M`; `12.3M` without a limit; `- / 64M` when the usage is unknown.
-fn usage(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) -> String {
+pub(crate) fn usage(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) -> String {
     match (current, max) {
         (Some(c), Some(m)) => format!("{} / {}", fmt(c), fmt(m)),
         (Some(c), None) => fmt(c),

@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::proto::{CgroupFigures, InstanceMetrics, MetricsReply, ServiceMetrics};
-use super::render::{bytes, duration};
+use super::render::{bytes, dash, duration, state_label, usage};
 
 pub mod term;
 
@@ -173,11 +173,7 @@ pub fn rows(prev: Option<(&MetricsReply, Duration)>, cur: &MetricsReply) -> Vec<
             });
             let mut row = measured(i.figures.as_ref(), before);
             row.name = format!("{}/{}", s.name, i.instance);
-            row.state = match (i.state.as_str(), i.healthy) {
-                ("running", Some(true)) => "running (healthy)".to_string(),
-                ("running", Some(false)) => "running (unhealthy)".to_string(),
-                (state, _) => state.to_string(),
-            };
+            row.state = state_label(&i.state, i.healthy);
             row.memory_max = kernel_or_config(i.figures.as_ref(), |f| f.memory_max, i.memory_max);
             row.pids_max = kernel_or_config(i.figures.as_ref(), |f| f.pids_max, i.pids_max);
             row.restarts = Some(u64::from(i.restarts));
@@ -432,20 +428,6 @@ fn cells_of(r: &Row) -> [String; 12] {
         count(r.restarts),
         count(r.violations),
     ]
-}
-
-fn dash() -> String {
-    "-".to_string()
-}
-
-/// `12.3M / 64M`; `12.3M` without a limit; `- / 64M` when the usage is unknown.
-fn usage(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) -> String {
-    match (current, max) {
-        (Some(c), Some(m)) => format!("{} / {}", fmt(c), fmt(m)),
-        (Some(c), None) => fmt(c),
-        (None, Some(m)) => format!("- / {}", fmt(m)),
-        (None, None) => dash(),
-    }
 }
 
 /// Columns as wide as their widest cell, two spaces apart, numbers

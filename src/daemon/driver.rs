@@ -1589,7 +1589,6 @@ impl Daemon {
     /// What the daemon knows for `/metrics`; the server adds the cgroup
     /// figures (file reads stay off this loop).
     fn metrics(&self) -> MetricsReply {
-        let now = self.now();
         let services = self
             .svcs
             .iter()
@@ -1605,21 +1604,20 @@ impl Daemon {
                     .insts
                     .iter()
                     .filter(|i| !i.vacant)
-                    .map(|i| {
-                        let st = instance_status(i, &s.cfg, &self.sampler, now);
-                        InstanceMetrics {
-                            instance: st.instance,
-                            state: st.state,
-                            pid: st.pid,
-                            healthy: st.healthy,
-                            restarts: st.restarts,
-                            violations: st.violation_counts,
-                            uptime_secs: st.uptime_secs,
-                            cgroup: st.cgroup,
-                            memory_max: s.cfg.resources.memory.max.and_then(|m| m.bytes()),
-                            pids_max: s.cfg.resources.pids_max,
-                            figures: None,
-                        }
+                    // No cgroup reads here: the server reads the figures
+                    // off this loop.
+                    .map(|i| InstanceMetrics {
+                        instance: i.id.clone(),
+                        state: i.machine.state().kind().as_str().into(),
+                        pid: i.live_pid(),
+                        healthy: i.healthy(),
+                        restarts: i.starts.saturating_sub(1),
+                        violations: i.violation_counts.clone(),
+                        uptime_secs: i.uptime_secs(),
+                        cgroup: i.paths.cgroup.clone(),
+                        memory_max: s.cfg.resources.memory.max.and_then(|m| m.bytes()),
+                        pids_max: s.cfg.resources.pids_max,
+                        figures: None,
                     })
                     .collect(),
             })
@@ -1722,6 +1720,30 @@ fn read_u64(dir: &std::path::Path, file: &'static str) -> Option<u64> {
         })
 }
 
+impl Inst {
+    /// The init's pid while it runs (or is being stopped).
+    fn live_pid(&self) -> Option<i32> {
+        match self.machine.state() {
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+
+    /// The health check's verdict while it runs (`None`: none yet, or no check).
+    fn healthy(&self) -> Option<bool> {
+        match self.machine.state() {
+            State::Running { healthy, .. } => *healthy,
+            _ => None,
+        }
+    }
+
+    fn uptime_secs(&self) -> Option<f64> {
+        self.live_pid()
+            .and(self.since)
+            .map(|s| s.elapsed().as_secs_f64())
+    }
+}
+
 fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> InstanceStatus {
     let state = i.machine.state();
     let dir = &i.paths.cgroup;
@@ -1740,20 +1762,11 @@ fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> Ins
         }
         _ => (None, None),
     };
-    let pid = match state {
-        State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
-        _ => None,
-    };
     InstanceStatus {
         instance: i.id.clone(),
         state: state.kind().as_str().into(),
-        pid,
-        uptime_secs: match state {
-            State::Running { .. } | State::Stopping { .. } => {
-                i.since.map(|s| s.elapsed().as_secs_f64())
-            }
-            _ => None,
-        },
+        pid: i.live_pid(),
+        uptime_secs: i.uptime_secs(),
         restarts: i.starts.saturating_sub(1),
         healthy,
         adopted: i.adopted,

@@ -493,10 +493,7 @@ impl Daemon {
     fn succeed(&mut self, si: usize, idx: usize, w: Waiter) {
         let s = &self.svcs[si];
         let inst = &s.insts[idx];
-        let pid = match inst.machine.state() {
-            State::Running { pid, .. } => Some(*pid),
-            _ => None,
-        };
+        let pid = inst.live_pid();
         let secs = w.asked.elapsed().as_secs_f64();
         let reply = LaunchReply {
             service: s.cfg.name.clone(),
@@ -532,36 +529,25 @@ impl Daemon {
             .filter(|s| s.cfg.isolation.is_some())
             .filter(|s| service.is_none_or(|n| n == s.cfg.name))
             .flat_map(|s| {
-                s.insts.iter().filter(|i| !i.vacant).map(move |i| {
-                    let state = i.machine.state();
-                    ListedInstance {
+                s.insts
+                    .iter()
+                    .filter(|i| !i.vacant)
+                    .map(move |i| ListedInstance {
                         service: s.cfg.name.clone(),
                         isolation: s.cfg.isolation.map(|l| l.to_string()).unwrap_or_default(),
                         instance: i.id.clone(),
                         namespace: i.key.namespace.clone(),
                         session: i.key.session.clone(),
-                        state: state.kind().as_str().into(),
-                        pid: match state {
-                            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
-                            _ => None,
-                        },
+                        state: i.machine.state().kind().as_str().into(),
+                        pid: i.live_pid(),
                         port: i.port,
-                        healthy: match state {
-                            State::Running { healthy, .. } => *healthy,
-                            _ => None,
-                        },
-                        uptime_secs: match state {
-                            State::Running { .. } | State::Stopping { .. } => {
-                                i.since.map(|t| t.elapsed().as_secs_f64())
-                            }
-                            _ => None,
-                        },
+                        healthy: i.healthy(),
+                        uptime_secs: i.uptime_secs(),
                         launches: i.launches,
                         idle_secs: now.saturating_duration_since(i.touched).as_secs_f64(),
                         idle_timeout_secs: s.cfg.idle_timeout.map(|d| d.0.as_secs_f64()),
                         cgroup: i.paths.cgroup.clone(),
-                    }
-                })
+                    })
             })
             .collect();
         Ok(ListReply { instances })
