@@ -238,7 +238,8 @@ fn subtree_finding(root: &Path, own: Option<&str>, delegated: bool) -> Finding {
     // Creating a throwaway child proves write access without touching the
     // subtree a running daemon may own.
     let parent = root.ancestors().find(|d| d.exists()).unwrap_or(root);
-    let probe_dir = parent.join(format!("bulkhead-check-{}", std::process::id()));
+    remove_stale_probes(parent, Path::new("/proc"));
+    let probe_dir = parent.join(probe_name("check", std::process::id()));
     match cgroup::create(&probe_dir) {
         Ok(()) => {
             let _ = cgroup::remove(&probe_dir);
@@ -290,9 +291,49 @@ fn psi(roots: &Roots, mount: &Path) -> Finding {
     }
 }
 
+/// `bulkhead-check-<pid>`, `bulkhead-clone-<pid>`: a probe's throwaway
+/// cgroup, named by the process that made it.
+fn probe_name(kind: &str, pid: u32) -> String {
+    format!("bulkhead-{kind}-{pid}")
+}
+
+/// The pid of a probe cgroup's maker, if `name` is one.
+fn probe_owner(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("bulkhead-check-")
+        .or_else(|| name.strip_prefix("bulkhead-clone-"))?;
+    rest.parse().ok().filter(|p: &u32| p.to_string() == rest)
+}
+
+/// Probe cgroups under `parent` whose maker is gone (a check or a daemon
+/// killed during its preflight). `proc` is `/proc`.
+fn stale_probes(parent: &Path, proc: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            name.to_str()
+                .and_then(probe_owner)
+                .is_some_and(|pid| !proc.join(pid.to_string()).exists())
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes [`stale_probes`]: left, they would keep bulkhead's root from
+/// being removed at shutdown.
+fn remove_stale_probes(parent: &Path, proc: &Path) {
+    for dir in stale_probes(parent, proc) {
+        let _ = cgroup::kill::remove_tree(&dir, std::time::Duration::from_secs(2));
+    }
+}
+
 fn spawn_probe(root: &Path) -> Vec<Finding> {
     let parent = root.ancestors().find(|d| d.exists()).unwrap_or(root);
-    let dir = parent.join(format!("bulkhead-clone-{}", std::process::id()));
+    let dir = parent.join(probe_name("clone", std::process::id()));
     if cgroup::create(&dir).is_err() {
         return vec![Finding::fail(
             "clone3",
@@ -420,6 +461,37 @@ pub fn render(findings: &[Finding]) -> String {
         ),
     };
     out
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn stale_probes_are_those_whose_maker_is_gone() {
+        let parent = tempfile::tempdir().unwrap();
+        let proc = tempfile::tempdir().unwrap();
+        std::fs::create_dir(proc.path().join("42")).unwrap();
+        for d in [
+            "bulkhead-clone-7",
+            "bulkhead-check-8",
+            "bulkhead-clone-42",
+            "bulkhead-clone-007",
+            "bulkhead-clone-x",
+            "web",
+            "supervisor",
+        ] {
+            std::fs::create_dir(parent.path().join(d)).unwrap();
+        }
+        let mut stale: Vec<String> = stale_probes(parent.path(), proc.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        stale.sort();
+        assert_eq!(stale, ["bulkhead-check-8", "bulkhead-clone-7"]);
+        assert_eq!(probe_owner(&probe_name("clone", 99)), Some(99));
+        assert_eq!(probe_owner(&probe_name("check", 1)), Some(1));
+    }
 }
 
 #[cfg(test)]

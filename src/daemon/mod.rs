@@ -429,18 +429,7 @@ pub(crate) fn leave_subtree(mount: &Path, tree: &Subtree, delegated: bool) {
         );
         return;
     }
-    // A thread of ours that exited a moment ago can keep `supervisor`
-    // busy (EBUSY) for a short while: try again for up to 2 s.
-    let sup = tree.supervisor_dir();
-    let mut last = crate::cgroup::remove(&sup);
-    for _ in 0..100 {
-        if last.is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        last = crate::cgroup::remove(&sup);
-    }
-    if let Err(e) = last {
+    if let Err(e) = crate::cgroup::remove(&tree.supervisor_dir()) {
         tracing::warn!("{e}: the subtree {} stays", tree.root.display());
         return;
     }
