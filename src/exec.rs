@@ -40,6 +40,8 @@ pub struct ExecArgs {
     pub tmpfs: Vec<PathBuf>,
     /// `net,uts,ipc`
     pub ns: Vec<String>,
+    /// `KEY=VALUE` of `protect:`
+    pub protect: Vec<String>,
     /// `K=V`
     pub env: Vec<String>,
     pub cwd: Option<PathBuf>,
@@ -180,6 +182,26 @@ pub fn flags_to_config(a: &ExecArgs) -> Result<Value, Diagnostics> {
             ns.insert(n.into(), json!(true));
         }
         svc.insert("namespaces".into(), Value::Object(ns));
+    }
+    let mut protect = Map::new();
+    for item in &a.protect {
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            usage(
+                format!("--protect: {item:?} is not KEY=VALUE"),
+                "write e.g. --protect system=off or --protect network=private",
+            )
+        })?;
+        let value = match (k, v) {
+            ("address_families", v) => json!(v.split(',').map(str::trim).collect::<Vec<_>>()),
+            ("device_allow", v) => json!([v]),
+            (_, "true") => json!(true),
+            (_, "false") => json!(false),
+            (_, v) => json!(v),
+        };
+        protect.insert(k.into(), value);
+    }
+    if !protect.is_empty() {
+        svc.insert("protect".into(), Value::Object(protect));
     }
     let mut env = Map::new();
     for item in &a.env {
@@ -423,7 +445,17 @@ fn run_in(
             std::process::id().to_string(),
         ),
     ];
-    let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone())).map_err(|e| {
+    // A transient dynamic user unless --user: the command's files and
+    // processes are nobody else's.
+    let cpt = plan::Compartment {
+        dynamic_uid: crate::supervisor::users::dynamic_uid(
+            cfg,
+            svc,
+            &std::process::id().to_string(),
+        )?,
+        hidden: plan::hidden_dirs(cfg),
+    };
+    let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone()), &cpt).map_err(|e| {
         Diagnostics::failure(
             Code::ConfigUnknownAccount,
             "cannot prepare the command",

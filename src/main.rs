@@ -337,6 +337,12 @@ struct ExecFlags {
     /// Extra namespaces: net, uts, ipc (comma-separated).
     #[arg(long, value_name = "NS")]
     ns: Vec<String>,
+    /// Relax (or set) a wall, as the `protect:` config key:
+    /// system=off, home=read-only, tmp=off, devices=host, kernel=false,
+    /// cgroups=false, proc=off, network=private, address_families=any,
+    /// realtime=false, clock=false, personality=false (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    protect: Vec<String>,
     /// An environment variable K=V (repeatable).
     #[arg(long, value_name = "K=V")]
     env: Vec<String>,
@@ -849,6 +855,7 @@ fn run_exec(f: ExecFlags) -> ExitCode {
                 rw: f.rw,
                 tmpfs: f.tmpfs,
                 ns: f.ns,
+                protect: f.protect,
                 env: f.env,
                 cwd: f.cwd,
                 command: f.command,

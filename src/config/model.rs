@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::schema::{
-    Action, CgroupRoot, IoClass, Isolation, Listen, ProbePort, RestartPolicy, Stall,
+    Action, CgroupRoot, IoClass, Isolation, Listen, Network, PrivateDevices, PrivateTmp,
+    ProbePort, ProtectHome, ProtectProc, ProtectSystem, RestartPolicy, Stall,
 };
 use super::units::{Cpu, CpuList, Dur, Percent, PortRange, Rlimit, Sig, Size};
 
@@ -43,6 +44,8 @@ pub struct Supervisor {
     pub monitor_interval: Dur,
     pub launch: Launch,
     pub ports: PortRange,
+    /// uids (== gids) handed to services without `user`, one per instance.
+    pub dynamic_users: PortRange,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +96,8 @@ pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub mounts: Mounts,
+    pub protect: Protect,
+    pub directories: Directories,
     pub resources: Resources,
     pub security: Security,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +129,105 @@ pub struct Mounts {
     pub read_write: Vec<PathBuf>,
     pub tmpfs: Vec<PathBuf>,
     pub inaccessible: Vec<PathBuf>,
+}
+
+/// The walls between a service and the host. `Protect::default()` is every
+/// wall up; each field relaxed is a line in `bulkhead security`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Protect {
+    pub system: ProtectSystem,
+    pub home: ProtectHome,
+    pub tmp: PrivateTmp,
+    pub devices: PrivateDevices,
+    pub device_allow: Vec<String>,
+    pub kernel: bool,
+    pub cgroups: bool,
+    pub proc: ProtectProc,
+    pub network: Network,
+    /// `None`: any family (`[any]`).
+    pub address_families: Option<Vec<String>>,
+    pub realtime: bool,
+    pub clock: bool,
+    pub personality: bool,
+}
+
+/// The address families a service gets unless it says otherwise.
+pub const DEFAULT_FAMILIES: &[&str] = &["unix", "inet", "inet6", "netlink"];
+
+impl Default for Protect {
+    fn default() -> Protect {
+        Protect {
+            system: ProtectSystem::Strict,
+            home: ProtectHome::Inaccessible,
+            tmp: PrivateTmp::Private,
+            devices: PrivateDevices::Private,
+            device_allow: Vec::new(),
+            kernel: true,
+            cgroups: true,
+            proc: ProtectProc::Invisible,
+            network: Network::Host,
+            address_families: Some(DEFAULT_FAMILIES.iter().map(|s| s.to_string()).collect()),
+            realtime: true,
+            clock: true,
+            personality: true,
+        }
+    }
+}
+
+impl Protect {
+    /// Every wall down: what `namespaces: { mount: false }` leaves of the
+    /// mount-based ones, and what tests of other features start from.
+    pub fn off() -> Protect {
+        Protect {
+            system: ProtectSystem::Off,
+            home: ProtectHome::Off,
+            tmp: PrivateTmp::Off,
+            devices: PrivateDevices::Host,
+            device_allow: Vec::new(),
+            kernel: false,
+            cgroups: false,
+            proc: ProtectProc::Off,
+            network: Network::Host,
+            address_families: None,
+            realtime: false,
+            clock: false,
+            personality: false,
+        }
+    }
+}
+
+/// Directories a service owns, as names relative to their base
+/// (`/var/lib`, `/run`, `/var/cache`, `/var/log`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Directories {
+    pub state: Vec<String>,
+    pub runtime: Vec<String>,
+    pub cache: Vec<String>,
+    pub logs: Vec<String>,
+}
+
+impl Directories {
+    /// (base, environment variable, names) for each kind.
+    pub fn kinds(&self) -> [(&'static str, &'static str, &[String]); 4] {
+        [
+            ("/var/lib", "STATE_DIRECTORY", &self.state),
+            ("/run", "RUNTIME_DIRECTORY", &self.runtime),
+            ("/var/cache", "CACHE_DIRECTORY", &self.cache),
+            ("/var/log", "LOGS_DIRECTORY", &self.logs),
+        ]
+    }
+
+    /// Every directory's absolute path.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.kinds()
+            .iter()
+            .flat_map(|(base, _, names)| names.iter().map(move |n| PathBuf::from(base).join(n)))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths().is_empty()
+    }
 }
 
 /// Limits; `None` leaves the kernel's default (no limit) in place.

@@ -38,6 +38,8 @@ section! {
         launch: section RawLaunch,
         /// Ports handed to instances as BULKHEAD_PORT. Default 20000-29999.
         ports: leaf PortRange,
+        /// uids/gids for services without `user` (one per instance). Default 61184-65519.
+        dynamic_users: leaf PortRange,
     }
 }
 
@@ -72,7 +74,7 @@ section! {
         env: map String,
         /// Working directory. Default /.
         working_dir: leaf AbsPath,
-        /// User name or uid to run as. Default root.
+        /// User name or uid to run as. Default: a dynamic user of the instance's own.
         user: leaf String,
         /// Group name or gid to run as. Default the user's primary group.
         group: leaf String,
@@ -104,6 +106,10 @@ section! {
         hostname: leaf String,
         /// Mount changes inside the service's mount namespace.
         mounts: section RawMounts,
+        /// The walls between the service and the host. Every one is on by default.
+        protect: section RawProtect,
+        /// Directories the service owns, created and chowned to its user at start.
+        directories: section RawDirectories,
         /// cgroup v2 limits and rlimits.
         resources: section RawResources,
         /// Privileges and syscall filtering.
@@ -140,9 +146,9 @@ section! {
         mount: leaf bool,
         /// A new, empty network namespace (loopback only). Default false.
         net: leaf bool,
-        /// A new UTS namespace (own hostname). Default false.
+        /// A new UTS namespace (own hostname). Default true.
         uts: leaf bool,
-        /// A new IPC namespace. Default false.
+        /// A new IPC namespace. Default true.
         ipc: leaf bool,
     }
 }
@@ -158,6 +164,53 @@ section! {
         tmpfs: list AbsPath,
         /// Paths made inaccessible.
         inaccessible: list AbsPath,
+    }
+}
+
+section! {
+    /// The walls between a service and the host (systemd's Protect*/Private*/Restrict* settings).
+    pub struct RawProtect {
+        /// strict (the whole host read-only but the service's own directories and
+        /// mounts.read_write), full (/usr, /boot, /etc read-only) or off. Default strict.
+        system: leaf ProtectSystem,
+        /// /home, /root and /run/user: inaccessible, read-only or off. Default inaccessible.
+        home: leaf ProtectHome,
+        /// private (a /tmp and /var/tmp of the service's own) or off. Default private.
+        tmp: leaf PrivateTmp,
+        /// private (a minimal /dev and a device program denying every other device) or host. Default private.
+        devices: leaf PrivateDevices,
+        /// Devices a private /dev adds: "/dev/dri/renderD128 rw", "c 10:200 rw".
+        device_allow: list String,
+        /// /proc/sys, /sys and other kernel knobs read-only, OCI's masked paths masked. Default true.
+        kernel: leaf bool,
+        /// A cgroup namespace rooted at the instance and a read-only cgroup2 mount. Default true.
+        cgroups: leaf bool,
+        /// invisible (/proc with hidepid=invisible) or off. Default invisible.
+        proc: leaf ProtectProc,
+        /// host (the host's network) or private (a network namespace with loopback only). Default host.
+        network: leaf Network,
+        /// Socket address families allowed: unix, inet, inet6, netlink, ..., or [any]. Default [unix, inet, inet6, netlink].
+        address_families: list String,
+        /// Realtime scheduling refused (RestrictRealtime). Default true.
+        realtime: leaf bool,
+        /// Changes to the system clock refused (ProtectClock). Default true.
+        clock: leaf bool,
+        /// The execution domain locked (LockPersonality). Default true.
+        personality: leaf bool,
+    }
+}
+
+section! {
+    /// Directories a service owns (names relative to their base; created, owned by the service's user).
+    pub struct RawDirectories {
+        /// Under /var/lib, kept across restarts: STATE_DIRECTORY.
+        state: list String,
+        /// Under /run, removed when the instance stops: RUNTIME_DIRECTORY.
+        runtime: list String,
+        /// Under /var/cache: CACHE_DIRECTORY.
+        cache: list String,
+        /// Under /var/log: LOGS_DIRECTORY.
+        logs: list String,
     }
 }
 
@@ -429,6 +482,36 @@ section! {
         /// Rotated files kept. Default 5.
         keep: leaf u32,
     }
+}
+
+word_enum! {
+    /// protect.system.
+    pub enum ProtectSystem { Strict = "strict", Full = "full", Off = "off" }
+}
+
+word_enum! {
+    /// protect.home.
+    pub enum ProtectHome { Inaccessible = "inaccessible", ReadOnly = "read-only", Off = "off" }
+}
+
+word_enum! {
+    /// protect.tmp.
+    pub enum PrivateTmp { Private = "private", Off = "off" }
+}
+
+word_enum! {
+    /// protect.devices.
+    pub enum PrivateDevices { Private = "private", Host = "host" }
+}
+
+word_enum! {
+    /// protect.proc.
+    pub enum ProtectProc { Invisible = "invisible", Off = "off" }
+}
+
+word_enum! {
+    /// protect.network.
+    pub enum Network { Host = "host", Private = "private" }
 }
 
 word_enum! {

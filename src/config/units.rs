@@ -828,3 +828,81 @@ mod tests {
         }
     }
 }
+
+/// Socket address families `protect.address_families` names, with their
+/// numbers (AF_*).
+pub const ADDRESS_FAMILIES: &[&str] = &[
+    "unix", "inet", "inet6", "netlink", "packet", "alg", "vsock", "can", "bluetooth", "xdp",
+    "tipc", "rds", "key", "llc", "ib", "mpls", "qipcrtr", "smc", "nfc", "x25", "ax25",
+    "appletalk", "ipx",
+];
+
+/// The AF_* number of a family name.
+pub fn address_family(name: &str) -> Option<i32> {
+    Some(match name {
+        "unix" => libc::AF_UNIX,
+        "inet" => libc::AF_INET,
+        "inet6" => libc::AF_INET6,
+        "netlink" => libc::AF_NETLINK,
+        "packet" => libc::AF_PACKET,
+        "alg" => libc::AF_ALG,
+        "vsock" => libc::AF_VSOCK,
+        "can" => libc::AF_CAN,
+        "bluetooth" => libc::AF_BLUETOOTH,
+        "xdp" => libc::AF_XDP,
+        "tipc" => libc::AF_TIPC,
+        "rds" => libc::AF_RDS,
+        "key" => libc::AF_KEY,
+        "llc" => libc::AF_LLC,
+        "ib" => libc::AF_IB,
+        "mpls" => libc::AF_MPLS,
+        "qipcrtr" => 42,
+        "smc" => 43,
+        "nfc" => libc::AF_NFC,
+        "x25" => libc::AF_X25,
+        "ax25" => libc::AF_AX25,
+        "appletalk" => libc::AF_APPLETALK,
+        "ipx" => libc::AF_IPX,
+        _ => return None,
+    })
+}
+
+/// A `protect.device_allow` entry: `PATH ACCESS` (`/dev/dri/renderD128 rw`)
+/// or `TYPE MAJOR:MINOR ACCESS` (`c 10:200 rw`, `b 8:* r`), access a
+/// non-empty subset of `rwm`.
+pub fn device_allow_entry(s: &str) -> Result<(), String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let access_ok = |a: &str| !a.is_empty() && a.chars().all(|ch| "rwm".contains(ch));
+    let num_ok = |n: &str| n == "*" || n.parse::<u32>().is_ok();
+    match words.as_slice() {
+        [path, access] if path.starts_with("/dev/") && access_ok(access) => Ok(()),
+        [kind, nums, access]
+            if ["c", "b", "char", "block"].contains(kind)
+                && access_ok(access)
+                && nums.split_once(':').is_some_and(|(a, b)| num_ok(a) && num_ok(b)) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{s:?} is not a device entry")),
+    }
+}
+
+#[cfg(test)]
+mod protect_unit_tests {
+    use super::*;
+
+    #[test]
+    fn families_and_devices() {
+        for f in ADDRESS_FAMILIES {
+            assert!(address_family(f).is_some(), "{f}");
+        }
+        assert_eq!(address_family("inet6"), Some(libc::AF_INET6));
+        assert_eq!(address_family("inet7"), None);
+        for ok in ["/dev/dri/renderD128 rw", "c 10:200 rw", "b 8:* r", "char *:* m"] {
+            assert_eq!(device_allow_entry(ok), Ok(()), "{ok}");
+        }
+        for bad in ["/dev/null", "/etc/passwd rw", "c 10:200 rx", "x 1:3 r", "c 1 r", ""] {
+            assert!(device_allow_entry(bad).is_err(), "{bad}");
+        }
+    }
+}

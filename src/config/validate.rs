@@ -67,8 +67,21 @@ pub fn check_name(name: &str) -> Result<(), String> {
             "{name:?} may only use letters, digits, '_', '-' and '.', and must start with a letter or digit"
         ));
     }
-    if name == "supervisor" {
-        return Err("\"supervisor\" is reserved for the daemon's own cgroup".into());
+    if name == "supervisor" || name == "exec" {
+        return Err(format!(
+            "{name:?} is reserved for bulkhead's own cgroup (the daemon's, and `bulkhead exec`'s)"
+        ));
+    }
+    // A cgroup directory may not take the name of an interface file.
+    const KERNEL_PREFIXES: &[&str] = &[
+        "cgroup", "cpu", "cpuset", "memory", "io", "pids", "hugetlb", "rdma", "misc",
+    ];
+    if let Some((head, _)) = name.split_once('.')
+        && KERNEL_PREFIXES.contains(&head)
+    {
+        return Err(format!(
+            "{name:?} is shaped like a cgroup interface file ({head}.*) and would collide with the kernel's"
+        ));
     }
     Ok(())
 }
@@ -255,6 +268,139 @@ fn supervisor(c: &mut Checker, s: RawSupervisor) -> Supervisor {
             first: 20000,
             last: 29999,
         }),
+        dynamic_users: dynamic_users(c, &s.dynamic_users),
+    }
+}
+
+/// `supervisor.dynamic_users`: systemd's range by default. 65534 (nobody)
+/// and 65535 (the 16-bit -1) are never handed out; a range below 1000 would
+/// meet the host's system users.
+fn dynamic_users(c: &mut Checker, f: &Option<Spanned<PortRange>>) -> PortRange {
+    let range = v(f).unwrap_or(PortRange {
+        first: 61184,
+        last: 65519,
+    });
+    if range.first < 1000 {
+        c.report(
+            Code::ConfigInvalidValue,
+            p(f),
+            format!("supervisor.dynamic_users: {range} reaches below 1000, where the host's system users are"),
+            "keep the default 61184-65519, or another range above 1000 that no user of this host has",
+        );
+    }
+    range
+}
+
+/// `protect`: every wall up unless relaxed. Without a mount namespace the
+/// mount-based walls cannot be built; they are off, and `bulkhead security`
+/// says so.
+fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Protect {
+    let d = Protect::default();
+    let mut device_allow = Vec::new();
+    for e in s.device_allow.iter().flatten() {
+        match crate::config::units::device_allow_entry(&e.value) {
+            Ok(()) => device_allow.push(e.value.clone()),
+            Err(why) => c.report(
+                Code::ConfigInvalidValue,
+                spanned_pos(e),
+                format!("services.{name}.protect.device_allow: {why}"),
+                "write a device path and its access, e.g. \"/dev/dri/renderD128 rw\", or \"c 10:200 rw\"",
+            ),
+        }
+    }
+    let families = match &s.address_families {
+        None => d.address_families.clone(),
+        Some(list) if list.iter().any(|f| f.value == "any") => {
+            if list.len() > 1 {
+                c.report(
+                    Code::ConfigConflict,
+                    p_list(&s.address_families),
+                    format!("services.{name}.protect.address_families: `any` with other families"),
+                    "write [any] alone, or list the families",
+                );
+            }
+            None
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            for f in list {
+                if crate::config::units::address_family(&f.value).is_none() {
+                    let known = crate::config::units::ADDRESS_FAMILIES;
+                    c.report(
+                        Code::ConfigInvalidValue,
+                        spanned_pos(f),
+                        format!(
+                            "services.{name}.protect.address_families: `{}` is not an address family",
+                            f.value
+                        ),
+                        match closest(&f.value, known) {
+                            Some(b) => format!("did you mean `{b}`?"),
+                            None => format!("use any of {}, or [any]", known.join(", ")),
+                        },
+                    );
+                } else if !out.contains(&f.value) {
+                    out.push(f.value.clone());
+                }
+            }
+            Some(out)
+        }
+    };
+    let mut p = Protect {
+        system: v(&s.system).unwrap_or(d.system),
+        home: v(&s.home).unwrap_or(d.home),
+        tmp: v(&s.tmp).unwrap_or(d.tmp),
+        devices: v(&s.devices).unwrap_or(d.devices),
+        device_allow,
+        kernel: v(&s.kernel).unwrap_or(d.kernel),
+        cgroups: v(&s.cgroups).unwrap_or(d.cgroups),
+        proc: v(&s.proc).unwrap_or(d.proc),
+        network: v(&s.network).unwrap_or(d.network),
+        address_families: families,
+        realtime: v(&s.realtime).unwrap_or(d.realtime),
+        clock: v(&s.clock).unwrap_or(d.clock),
+        personality: v(&s.personality).unwrap_or(d.personality),
+    };
+    if !mount_ns {
+        let off = Protect::off();
+        (p.system, p.home, p.tmp, p.devices) = (off.system, off.home, off.tmp, off.devices);
+        (p.kernel, p.cgroups, p.proc) = (off.kernel, off.cgroups, off.proc);
+    }
+    p
+}
+
+/// `directories`: plain relative names (`app`, `app/cache`), no `..`.
+fn directories(c: &mut Checker, name: &str, s: &RawDirectories) -> Directories {
+    let mut check = |kind: &str, f: &Option<Vec<Spanned<String>>>| -> Vec<String> {
+        let mut out = Vec::new();
+        for e in f.iter().flatten() {
+            let ok = !e.value.is_empty()
+                && !e.value.starts_with('/')
+                && e.value.len() <= 255
+                && e
+                    .value
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..");
+            if ok {
+                out.push(e.value.clone());
+            } else {
+                c.report(
+                    Code::ConfigInvalidValue,
+                    spanned_pos(e),
+                    format!(
+                        "services.{name}.directories.{kind}: {:?} is not a relative directory name",
+                        e.value
+                    ),
+                    "write a name relative to the base directory, e.g. `myapp` for /var/lib/myapp",
+                );
+            }
+        }
+        out
+    };
+    Directories {
+        state: check("state", &s.state),
+        runtime: check("runtime", &s.runtime),
+        cache: check("cache", &s.cache),
+        logs: check("logs", &s.logs),
     }
 }
 
@@ -412,10 +558,18 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
     let namespaces = Namespaces {
         pid: v(&ns.pid).unwrap_or(true),
         mount: v(&ns.mount).unwrap_or(true),
-        net: v(&ns.net).unwrap_or(false),
-        uts: v(&ns.uts).unwrap_or(false),
-        ipc: v(&ns.ipc).unwrap_or(false),
+        net: v(&ns.net).unwrap_or(false)
+            || s.protect.as_ref().and_then(|p| v(&p.network)) == Some(Network::Private),
+        uts: v(&ns.uts).unwrap_or(true),
+        ipc: v(&ns.ipc).unwrap_or(true),
     };
+    let protect = protect(
+        c,
+        name,
+        &s.protect.clone().unwrap_or_default(),
+        namespaces.mount,
+    );
+    let directories = directories(c, name, &s.directories.clone().unwrap_or_default());
     let hostname = v(&s.hostname);
     if let Some(h) = &hostname {
         if !namespaces.uts {
@@ -526,6 +680,8 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
         namespaces,
         hostname,
         mounts,
+        protect,
+        directories,
         resources,
         security,
         health,

@@ -900,6 +900,7 @@ impl Daemon {
                 pid,
                 pidfd: inst.pidfd.as_ref().and_then(|f| f.try_clone().ok()),
                 cgroup: inst.paths.cgroup.clone(),
+                dynamic_uid: None,
             };
             inst.health = Some(tokio::spawn(async move {
                 let comp = tokio::task::spawn_blocking(move || {

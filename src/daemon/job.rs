@@ -95,7 +95,17 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
     {
         create_dir(d, "check supervisor.state_dir and supervisor.log_dir")?;
     }
-    let mut spec = plan::init_spec(svc, &job.env, seccomp, Some(job.paths.status_file.clone()))
+    let cpt = plan::Compartment {
+        dynamic_uid: crate::supervisor::users::dynamic_uid(&job.cfg, svc, &job.instance)?,
+        hidden: plan::hidden_dirs(&job.cfg),
+    };
+    let mut spec = plan::init_spec(
+        svc,
+        &job.env,
+        seccomp,
+        Some(job.paths.status_file.clone()),
+        &cpt,
+    )
         .map_err(|e| {
             Diagnostics::failure(
                 Code::ConfigUnknownAccount,
@@ -104,6 +114,12 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
                 "check user, group and capabilities",
             )
         })?;
+    crate::sandbox::dirs::prepare(
+        Path::new("/"),
+        svc,
+        spec.uid.unwrap_or(0),
+        spec.gid.unwrap_or(0),
+    )?;
     spec.log = Some(LogSpec {
         path: job.paths.log_file.clone(),
         max_size: match svc.logs.max_size {

@@ -48,6 +48,8 @@ pub struct Instance {
     /// Its init's pidfd (a copy the compartment keeps).
     pub pidfd: Option<OwnedFd>,
     pub cgroup: PathBuf,
+    /// Its dynamic uid, when its service names no user.
+    pub dynamic_uid: Option<u32>,
 }
 
 impl Compartment {
@@ -65,6 +67,7 @@ impl Compartment {
                 net: false,
                 uts: false,
                 ipc: false,
+                cgroup: false,
             },
             identity: Arc::new(Identity::default()),
             working_dir: PathBuf::from("/"),
@@ -101,10 +104,19 @@ impl Compartment {
             })?;
             let extra = [
                 ("BULKHEAD_SERVICE".to_string(), svc.name.clone()),
-                ("BULKHEAD_INSTANCE".to_string(), inst.id),
+                ("BULKHEAD_INSTANCE".to_string(), inst.id.clone()),
                 ("BULKHEAD_PORT".to_string(), inst.port.to_string()),
             ];
-            let spec = plan::init_spec(svc, &extra, seccomp, None)
+            let dynamic_uid = match inst.dynamic_uid {
+                Some(uid) => Some(uid),
+                None => crate::supervisor::users::dynamic_uid(cfg, svc, &inst.id)
+                    .map_err(|d| format!("cannot find the service's dynamic user: {d}"))?,
+            };
+            let cpt = plan::Compartment {
+                dynamic_uid,
+                hidden: Vec::new(),
+            };
+            let spec = plan::init_spec(svc, &extra, seccomp, None, &cpt)
                 .map_err(|e| format!("cannot prepare the probe: {e}"))?;
             comp.identity = Arc::new(Identity::of_spec(&spec));
             comp.env = spec
@@ -153,6 +165,7 @@ mod tests {
             pid: 4242,
             pidfd: None,
             cgroup: "/sys/fs/cgroup/bulkhead/web/0".into(),
+            dynamic_uid: Some(61300),
         }
     }
 

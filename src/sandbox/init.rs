@@ -22,10 +22,8 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::time::SystemTime;
 
-use nix::mount::{MsFlags, mount};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -46,6 +44,44 @@ pub const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR1,
     Signal::SIGUSR2,
 ];
+
+/// What the init keeps once the service is forked: CAP_KILL, to signal a
+/// service of another user. Everything else goes (bounding set up to
+/// `cap_last_cap`), no_new_privs is set and the init is no longer dumpable,
+/// so a service that may ptrace finds nothing worth taking in its PID 1.
+fn drop_privileges() {
+    let last = cap_last_cap();
+    for c in 0..=last {
+        if c != CAP_KILL {
+            // SAFETY: prctl with integer arguments on our own process.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(c), 0, 0, 0) };
+            if r != 0 && errno_of(&std::io::Error::last_os_error()) != libc::EINVAL {
+                fail(Step::DropInit, errno_of(&std::io::Error::last_os_error()));
+            }
+        }
+    }
+    let keep: caps::CapsHashSet = [caps::Capability::CAP_KILL].into_iter().collect();
+    for set in [
+        caps::CapSet::Effective,
+        caps::CapSet::Permitted,
+        caps::CapSet::Inheritable,
+    ] {
+        caps::set(None, set, &keep).unwrap_or_else(|_| fail(Step::DropInit, libc::EPERM));
+    }
+    check(Step::DropInit, nix::sys::prctl::set_no_new_privs());
+    check(Step::DropInit, nix::sys::prctl::set_dumpable(false));
+}
+
+const CAP_KILL: u8 = 5;
+
+/// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`),
+/// or the highest the caps crate knows when it cannot be read.
+pub fn cap_last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(40))
+}
 
 /// Reports a failed step on the error pipe and exits.
 fn fail(step: Step, errno: i32) -> ! {
@@ -137,6 +173,7 @@ pub fn main() -> ! {
         sink,
         pipes: r.map(Some),
     });
+    drop_privileges();
     // Our copy of the error pipe goes; the service's closes at its exec,
     // and the parent's read then sees EOF: every step succeeded.
     // SAFETY: closing fd 4, which this process owns.
@@ -167,91 +204,9 @@ fn read_spec() -> InitSpec {
 }
 
 fn setup_mounts(spec: &InitSpec) {
-    let none: Option<&str> = None;
-    let any_mounts = spec.mount_proc
-        || !(spec.read_only.is_empty()
-            && spec.read_write.is_empty()
-            && spec.tmpfs.is_empty()
-            && spec.inaccessible.is_empty());
-    if !any_mounts {
-        return;
-    }
-    // Nothing done here may propagate back to the host's mounts.
-    check(
-        Step::MountPrivate,
-        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none),
-    );
-    if spec.mount_proc {
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        check(
-            Step::MountProc,
-            mount(Some("proc"), "/proc", Some("proc"), flags, none),
-        );
-    }
-    for p in &spec.read_only {
-        bind(p, true, Step::MountReadOnly);
-    }
-    // After read_only, so a writable path inside a read-only one wins.
-    for p in &spec.read_write {
-        bind(p, false, Step::MountReadWrite);
-    }
-    for p in &spec.tmpfs {
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-        check(
-            Step::MountTmpfs,
-            mount(
-                Some("tmpfs"),
-                p.as_path(),
-                Some("tmpfs"),
-                flags,
-                Some("mode=0755"),
-            ),
-        );
-    }
-    for p in &spec.inaccessible {
-        inaccessible(p);
-    }
-}
-
-fn bind(p: &Path, read_only: bool, step: Step) {
-    let none: Option<&str> = None;
-    check(
-        step,
-        mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
-    );
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID;
-    if read_only {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    check(step, mount(none, p, none, flags, none));
-}
-
-/// A directory is covered by an empty, read-only tmpfs with mode 000; a file
-/// by /dev/null, read-only.
-fn inaccessible(p: &Path) {
-    let none: Option<&str> = None;
-    if p.is_dir() {
-        let flags =
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-        check(
-            Step::MountInaccessible,
-            mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("mode=000")),
-        );
-    } else {
-        check(
-            Step::MountInaccessible,
-            mount(Some("/dev/null"), p, none, MsFlags::MS_BIND, none),
-        );
-        check(
-            Step::MountInaccessible,
-            mount(
-                none,
-                p,
-                none,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                none,
-            ),
-        );
+    let owner = (spec.uid.unwrap_or(0), spec.gid.unwrap_or(0));
+    if let Err((step, errno)) = super::walls::apply(&super::walls::plan(spec), owner) {
+        fail(step, errno)
     }
 }
 
@@ -293,23 +248,31 @@ struct Output {
 }
 
 impl Output {
-    /// Copies what the pipes hold to the log, without blocking.
-    fn pump(&mut self, buf: &mut [u8]) {
+    /// Copies what the pipes hold to the log, at most `rounds` reads per
+    /// stream, without blocking. The loop calls it with one round, so a
+    /// service writing as fast as it can never starves signals or reaping.
+    /// Returns whether any pipe may hold more.
+    fn pump(&mut self, buf: &mut [u8], rounds: usize) -> bool {
+        let mut more = false;
         for (stream, slot) in [Stream::Out, Stream::Err].into_iter().zip(&mut self.pipes) {
-            let Some(r) = slot else { continue };
-            loop {
-                match rustix::io::read(&*r, &mut *buf) {
-                    Ok(0) => {
-                        *slot = None;
-                        break;
+            for _ in 0..rounds {
+                let Some(r) = slot.as_ref() else { break };
+                match rustix::io::read(r, &mut *buf) {
+                    Ok(0) => *slot = None,
+                    Ok(n) => {
+                        self.sink.stream(stream, &buf[..n], SystemTime::now());
+                        more |= n == buf.len();
+                        if n < buf.len() {
+                            break;
+                        }
                     }
-                    Ok(n) => self.sink.stream(stream, &buf[..n], SystemTime::now()),
                     Err(rustix::io::Errno::INTR) => {}
                     // EAGAIN: drained for now.
                     Err(_) => break,
                 }
             }
         }
+        more
     }
 }
 
@@ -340,7 +303,7 @@ fn supervise(service: Pid, handled: &SigSet, mut output: Option<Output>) -> Exit
         }
         drop(fds);
         if let Some(o) = output.as_mut() {
-            o.pump(&mut buf);
+            o.pump(&mut buf, 1);
         }
         while let Ok(Some(info)) = sfd.read_signal() {
             let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
@@ -353,8 +316,13 @@ fn supervise(service: Pid, handled: &SigSet, mut output: Option<Output>) -> Exit
         if let Some(record) = reap(service) {
             // What the service wrote before it ended still goes to the log,
             // its last unfinished lines included.
+            // Bounded: an orphan that keeps writing must not keep the init.
             if let Some(o) = output.as_mut() {
-                o.pump(&mut buf);
+                for _ in 0..1024 {
+                    if !o.pump(&mut buf, 16) {
+                        break;
+                    }
+                }
                 o.sink.finish(SystemTime::now());
             }
             return record;
@@ -384,6 +352,16 @@ fn reap(service: Pid) -> Option<ExitRecord> {
 /// The service child: the per-process steps, in order, then exec.
 fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     check(Step::Signals, SigSet::all().thread_unblock());
+    // Every disposition back to default: exec keeps ignored signals ignored,
+    // and the caller of `bulkhead exec` (a shell's background job, nohup)
+    // may have ignored SIGINT, SIGQUIT or SIGHUP; the init's runtime ignores
+    // SIGPIPE.
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition to default; no handler runs.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
     if let Some([out, err]) = log_pipes {
         // stdout and stderr to the init's log pipes, stdin from /dev/null:
         // a supervised service has no terminal.
@@ -435,16 +413,21 @@ fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) } != 0 {
         fail(Step::CloseFds, errno_of(&std::io::Error::last_os_error()));
     }
-    if !spec.seccomp.is_empty() {
-        install_seccomp(&spec.seccomp);
-    }
+    // Everything exec needs is built before the filter goes up: the filter
+    // is the last step, so a profile without brk or mmap still lets the
+    // child report a failed exec instead of dying silently.
     let cstr = |s: &[u8]| CString::new(s).unwrap_or_else(|_| fail(Step::Exec, libc::EINVAL));
     let program = cstr(spec.program.as_os_str().as_bytes());
     let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a.as_bytes())).collect();
     let env: Vec<CString> = spec.env.iter().map(|e| cstr(e.as_bytes())).collect();
-    // Default SIGPIPE for the service (the init's Rust runtime ignores it).
-    // SAFETY: resetting a signal disposition to default.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let filter: Vec<libc::sock_filter> = spec
+        .seccomp
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    if !filter.is_empty() {
+        install_seccomp(&filter);
+    }
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     fail(Step::Exec, e as i32)
 }
@@ -458,10 +441,16 @@ fn credentials(spec: &InitSpec) {
         .into_iter()
         .filter(|c| spec.capabilities.contains(&c.index()))
         .collect();
-    for c in caps::all() {
-        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, c)
-                .unwrap_or_else(|_| fail(Step::CapBounding, libc::EPERM));
+    // Up to the kernel's last capability, not the caps crate's: a kernel
+    // newer than the crate has capabilities it cannot name.
+    for c in 0..=cap_last_cap() {
+        if spec.capabilities.contains(&c) {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments on our own process.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(c), 0, 0, 0) };
+        if r != 0 && errno_of(&std::io::Error::last_os_error()) != libc::EINVAL {
+            fail(Step::CapBounding, errno_of(&std::io::Error::last_os_error()));
         }
     }
     let non_root = spec.uid.is_some_and(|u| u != 0);
@@ -502,11 +491,8 @@ fn credentials(spec: &InitSpec) {
 }
 
 /// Installs the compiled filter. Needs no_new_privs (or CAP_SYS_ADMIN).
-fn install_seccomp(prog: &[(u16, u8, u8, u32)]) {
-    let filter: Vec<libc::sock_filter> = prog
-        .iter()
-        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-        .collect();
+/// Allocates nothing.
+fn install_seccomp(filter: &[libc::sock_filter]) {
     let fprog = libc::sock_fprog {
         len: u16::try_from(filter.len()).unwrap_or_else(|_| fail(Step::Seccomp, libc::E2BIG)),
         filter: filter.as_ptr().cast_mut(),

@@ -1,6 +1,7 @@
 //! The isolated spawn. This is the only module with `unsafe`; every block
 //! says why it is sound.
 
+pub mod dirs;
 pub mod enter;
 pub mod init;
 pub mod logsink;
@@ -10,3 +11,4 @@ pub mod reactor;
 pub mod seccomp;
 pub mod spawn;
 pub mod spec;
+pub mod walls;

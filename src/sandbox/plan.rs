@@ -4,12 +4,29 @@
 
 use std::path::PathBuf;
 
-use crate::config::schema::IoClass;
+use crate::config::schema::{
+    IoClass, PrivateDevices, PrivateTmp, ProtectHome, ProtectProc, ProtectSystem,
+};
 use crate::config::units::Limit;
 use crate::config::{Service, host::DEFAULT_PATH};
 
 use super::spawn::NamespaceFlags;
-use super::spec::InitSpec;
+use super::spec::{HomeView, InitSpec, SystemView, Walls};
+
+/// What a spawn knows beyond the service's config: who the service runs as
+/// when it names no user, and what of bulkhead's it must not see.
+#[derive(Debug, Clone, Default)]
+pub struct Compartment {
+    /// The dynamic uid (== gid) of a service without `user:`.
+    pub dynamic_uid: Option<u32>,
+    /// bulkhead's own directories: state, control socket, logs, config.
+    pub hidden: Vec<PathBuf>,
+}
+
+/// The nofile limit a service gets unless it sets `rlimits.nofile`:
+/// systemd's (soft 1024 for select(2)-era programs, hard 524288), whatever
+/// the daemon's own limit is.
+pub const DEFAULT_NOFILE: (u64, u64) = (1024, 524288);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -21,6 +38,8 @@ pub enum PlanError {
     UnknownCapability(String),
     #[error("unknown rlimit {0}")]
     UnknownRlimit(String),
+    #[error("the service names no user and no dynamic user was allocated for it")]
+    NoDynamicUser,
 }
 
 /// RLIMIT_* by the config's name.
@@ -89,13 +108,17 @@ pub fn init_spec(
     extra_env: &[(String, String)],
     seccomp: Vec<(u16, u8, u8, u32)>,
     status_file: Option<PathBuf>,
+    cpt: &Compartment,
 ) -> Result<InitSpec, PlanError> {
-    let (uid, mut gid, home) = match &svc.user {
+    let (uid, mut gid, home, user) = match &svc.user {
         Some(u) => {
             let (uid, gid, home) = user_ids(u)?;
-            (Some(uid), Some(gid), home)
+            (Some(uid), Some(gid), home, u.clone())
         }
-        None => (None, None, PathBuf::from("/root")),
+        None => {
+            let uid = cpt.dynamic_uid.ok_or(PlanError::NoDynamicUser)?;
+            (Some(uid), Some(uid), PathBuf::from("/"), dynamic_user_name(uid))
+        }
     };
     if let Some(g) = &svc.group {
         gid = Some(group_id(g)?);
@@ -116,11 +139,24 @@ pub fn init_spec(
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOME".into(), home.display().to_string()),
     ];
-    if let Some(u) = &svc.user {
-        env.push(("USER".into(), u.clone()));
-        env.push(("LOGNAME".into(), u.clone()));
-    }
-    for (k, v) in extra_env.iter().map(|(k, v)| (k, v)).chain(svc.env.iter()) {
+    env.push(("USER".into(), user.clone()));
+    env.push(("LOGNAME".into(), user));
+    let dirs: Vec<(String, String)> = svc
+        .directories
+        .kinds()
+        .iter()
+        .filter(|(_, _, names)| !names.is_empty())
+        .map(|(base, var, names)| {
+            let paths: Vec<String> = names.iter().map(|n| format!("{base}/{n}")).collect();
+            (var.to_string(), paths.join(":"))
+        })
+        .collect();
+    for (k, v) in extra_env
+        .iter()
+        .chain(&dirs)
+        .map(|(k, v)| (k, v))
+        .chain(svc.env.iter())
+    {
         match env.iter_mut().find(|(ek, _)| ek == k) {
             Some(slot) => slot.1 = v.clone(),
             None => env.push((k.clone(), v.clone())),
@@ -131,6 +167,11 @@ pub fn init_spec(
     for (name, lim) in &svc.resources.rlimits {
         let res = rlimit_resource(name).ok_or_else(|| PlanError::UnknownRlimit(name.clone()))?;
         rlimits.push((res, limit_value(lim.soft), limit_value(lim.hard)));
+    }
+    if !svc.resources.rlimits.contains_key("nofile") {
+        let (soft, hard) = default_nofile(own_nofile_hard(), nix::unistd::geteuid().is_root());
+        let res = rlimit_resource("nofile").ok_or_else(|| PlanError::UnknownRlimit("nofile".into()))?;
+        rlimits.push((res, soft, hard));
     }
     let capabilities = svc
         .security
@@ -179,7 +220,101 @@ pub fn init_spec(
         status_file,
         log: None,
         detach: false,
+        walls: walls(svc, cpt),
     })
+}
+
+/// USER and LOGNAME of a dynamic user.
+pub fn dynamic_user_name(uid: u32) -> String {
+    format!("bulkhead-{uid}")
+}
+
+/// The walls `svc.protect` asks for, resolved for the init.
+pub fn walls(svc: &Service, cpt: &Compartment) -> Walls {
+    let p = &svc.protect;
+    let mut writable = svc.directories.paths();
+    writable.dedup();
+    Walls {
+        system: match p.system {
+            ProtectSystem::Strict => SystemView::Strict,
+            ProtectSystem::Full => SystemView::Full,
+            ProtectSystem::Off => SystemView::Off,
+        },
+        home: match p.home {
+            ProtectHome::Inaccessible => HomeView::Inaccessible,
+            ProtectHome::ReadOnly => HomeView::ReadOnly,
+            ProtectHome::Off => HomeView::Off,
+        },
+        private_tmp: p.tmp == PrivateTmp::Private,
+        private_dev: (p.devices == PrivateDevices::Private).then(|| {
+            let mut nodes: Vec<PathBuf> = super::walls::MINIMAL_DEV
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+            nodes.extend(p.device_allow.iter().filter_map(|e| {
+                let path = e.split_whitespace().next()?;
+                path.starts_with("/dev/").then(|| PathBuf::from(path))
+            }));
+            nodes
+        }),
+        kernel: p.kernel,
+        cgroup: p.cgroups && svc.namespaces.mount,
+        hidepid: p.proc == ProtectProc::Invisible,
+        writable,
+        hidden: if svc.namespaces.mount {
+            cpt.hidden.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// The daemon's own hard nofile limit.
+fn own_nofile_hard() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX)
+}
+
+/// bulkhead's own directories, hidden in every compartment: the state dir,
+/// the control socket's, the log dir and the config's. A top-level
+/// directory (`/run`, `/etc`) is never hidden whole: for the config, the
+/// file alone is then.
+pub fn hidden_dirs(cfg: &crate::config::Config) -> Vec<PathBuf> {
+    let s = &cfg.supervisor;
+    let deep = |p: &std::path::Path| p.components().count() > 2;
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut add = |p: PathBuf| {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.retain(|o| !o.starts_with(&p));
+            out.push(p);
+        }
+    };
+    for d in [Some(s.state_dir.clone()), s.control_socket.parent().map(PathBuf::from), Some(s.log_dir.clone())]
+        .into_iter()
+        .flatten()
+    {
+        if deep(&d) {
+            add(d);
+        }
+    }
+    match cfg.source.parent() {
+        Some(d) if d.is_absolute() && deep(d) => add(d.to_path_buf()),
+        _ if cfg.source.is_absolute() => add(cfg.source.clone()),
+        _ => {}
+    }
+    out
+}
+
+/// (soft, hard) nofile for a service that sets none. Root can raise a hard
+/// limit; anyone else gets at most its own.
+pub fn default_nofile(own_hard: u64, root: bool) -> (u64, u64) {
+    let hard = if root {
+        DEFAULT_NOFILE.1
+    } else {
+        DEFAULT_NOFILE.1.min(own_hard)
+    };
+    (DEFAULT_NOFILE.0.min(hard), hard)
 }
 
 pub fn namespaces(svc: &Service) -> NamespaceFlags {
@@ -190,6 +325,7 @@ pub fn namespaces(svc: &Service) -> NamespaceFlags {
         net: n.net,
         uts: n.uts,
         ipc: n.ipc,
+        cgroup: svc.protect.cgroups && n.mount,
     }
 }
 
@@ -226,6 +362,14 @@ mod tests {
             assert!(rlimit_resource(n).is_some(), "{n}");
         }
         assert_eq!(limit_value(Limit::Infinity), libc::RLIM_INFINITY);
+    }
+
+    #[test]
+    fn nofile_default_is_systemds() {
+        assert_eq!(default_nofile(1 << 20, true), (1024, 524288));
+        assert_eq!(default_nofile(1 << 20, false), (1024, 524288));
+        assert_eq!(default_nofile(4096, false), (1024, 4096));
+        assert_eq!(default_nofile(512, false), (512, 512));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct NamespaceFlags {
     pub net: bool,
     pub uts: bool,
     pub ipc: bool,
+    /// A cgroup namespace rooted at the cgroup the child is born in.
+    pub cgroup: bool,
 }
 
 impl NamespaceFlags {
@@ -46,6 +48,7 @@ impl NamespaceFlags {
             (self.net, libc::CLONE_NEWNET),
             (self.uts, libc::CLONE_NEWUTS),
             (self.ipc, libc::CLONE_NEWIPC),
+            (self.cgroup, libc::CLONE_NEWCGROUP),
         ] {
             if on {
                 f |= u64::from(flag.unsigned_abs());
@@ -405,9 +408,11 @@ mod tests {
             net: true,
             uts: true,
             ipc: true,
+            cgroup: true,
         };
         let f = all.clone_flags();
         for flag in [
+            libc::CLONE_NEWCGROUP,
             libc::CLONE_NEWPID,
             libc::CLONE_NEWNS,
             libc::CLONE_NEWNET,
@@ -422,6 +427,7 @@ mod tests {
             net: false,
             uts: false,
             ipc: false,
+            cgroup: false,
         };
         assert_eq!(none.clone_flags(), 0);
     }

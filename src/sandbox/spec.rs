@@ -53,6 +53,50 @@ pub struct InitSpec {
     /// meant for the daemon's terminal or process group never reach it.
     #[serde(default)]
     pub detach: bool,
+    /// The walls the init builds in the mount namespace, in the order
+    /// `walls::plan` gives (DESIGN.md decision 14).
+    #[serde(default)]
+    pub walls: Walls,
+}
+
+/// How much of the host's tree is read-only (`protect.system`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SystemView {
+    #[default]
+    Off,
+    /// /usr, /boot and /etc.
+    Full,
+    /// Everything but the service's own directories and `read_write`.
+    Strict,
+}
+
+/// What /home, /root and /run/user look like (`protect.home`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum HomeView {
+    #[default]
+    Off,
+    ReadOnly,
+    Inaccessible,
+}
+
+/// The mount walls of one compartment, resolved by the parent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Walls {
+    pub system: SystemView,
+    pub home: HomeView,
+    pub private_tmp: bool,
+    /// A minimal /dev: these host device nodes (paths) bound into a fresh tmpfs.
+    pub private_dev: Option<Vec<PathBuf>>,
+    /// Kernel knobs read-only, OCI's masked paths masked.
+    pub kernel: bool,
+    /// A read-only cgroup2 mount of the instance's own cgroup namespace.
+    pub cgroup: bool,
+    /// /proc with hidepid=invisible.
+    pub hidepid: bool,
+    /// Writable under a read-only system: the service's own directories.
+    pub writable: Vec<PathBuf>,
+    /// bulkhead's own directories (state, socket, logs, config).
+    pub hidden: Vec<PathBuf>,
 }
 
 /// A size-rotated log file the init writes the service's output to:
@@ -109,10 +153,21 @@ pub enum Step {
     EnterMount,
     Setsid,
     Loopback,
+    // The walls (`protect`), each named for the setting that relaxes it.
+    ProtectSystem,
+    ProtectHome,
+    ProtectTmp,
+    ProtectDevices,
+    ProtectKernel,
+    ProtectCgroups,
+    ProtectProc,
+    HideBulkhead,
+    DropInit,
+    ServiceDirs,
 }
 
 impl Step {
-    pub const ALL: [Step; 38] = [
+    pub const ALL: [Step; 48] = [
         Step::Pdeathsig,
         Step::JoinCgroup,
         Step::ExecInit,
@@ -151,6 +206,16 @@ impl Step {
         Step::EnterMount,
         Step::Setsid,
         Step::Loopback,
+        Step::ProtectSystem,
+        Step::ProtectHome,
+        Step::ProtectTmp,
+        Step::ProtectDevices,
+        Step::ProtectKernel,
+        Step::ProtectCgroups,
+        Step::ProtectProc,
+        Step::HideBulkhead,
+        Step::DropInit,
+        Step::ServiceDirs,
     ];
 
     pub fn from_u32(v: u32) -> Option<Step> {
@@ -197,6 +262,16 @@ impl Step {
             Step::EnterMount => "enter-mount",
             Step::Setsid => "setsid",
             Step::Loopback => "loopback",
+            Step::ProtectSystem => "protect.system",
+            Step::ProtectHome => "protect.home",
+            Step::ProtectTmp => "protect.tmp",
+            Step::ProtectDevices => "protect.devices",
+            Step::ProtectKernel => "protect.kernel",
+            Step::ProtectCgroups => "protect.cgroups",
+            Step::ProtectProc => "protect.proc",
+            Step::HideBulkhead => "hide-bulkhead-dirs",
+            Step::DropInit => "drop-init-privileges",
+            Step::ServiceDirs => "directories",
         }
     }
 
@@ -231,6 +306,37 @@ impl Step {
                 | Step::MountPrivate,
                 _,
             ) => "mount changes need a new mount namespace and root (CAP_SYS_ADMIN)",
+            (Step::ProtectSystem, libc::ENOENT) => {
+                "a directory of the service (directories, mounts.read_write) is missing: create it, or check the path"
+            }
+            (Step::ProtectSystem, _) => {
+                "the read-only host view needs Linux 5.12 (mount_setattr); `protect: { system: off }` turns it off"
+            }
+            (Step::ProtectHome, _) => {
+                "hiding /home, /root and /run/user failed; `protect: { home: read-only }` or `off` relaxes it"
+            }
+            (Step::ProtectTmp, _) => {
+                "the private /tmp could not be mounted; `protect: { tmp: off }` shares the host's"
+            }
+            (Step::ProtectDevices, _) => {
+                "the private /dev could not be built (a device in protect.device_allow missing?); `protect: { devices: host }` relaxes it"
+            }
+            (Step::ProtectKernel, _) => {
+                "making kernel knobs read-only failed; `protect: { kernel: false }` relaxes it"
+            }
+            (Step::ProtectCgroups, _) => {
+                "the read-only cgroup2 mount failed (a cgroup namespace needs Linux 4.6); `protect: { cgroups: false }` relaxes it"
+            }
+            (Step::ProtectProc, _) => {
+                "/proc with hidepid=invisible needs Linux 5.8; `protect: { proc: off }` relaxes it"
+            }
+            (Step::HideBulkhead, _) => {
+                "bulkhead's own directories (state_dir, log_dir, the socket's and config's) could not be hidden"
+            }
+            (Step::DropInit, _) => "the init could not drop its own privileges: this is a bug",
+            (Step::ServiceDirs, _) => {
+                "the service's directories could not be created or given to its user: check /var/lib, /run, /var/cache, /var/log"
+            }
             (Step::Seccomp, libc::EACCES) => {
                 "a seccomp filter needs no_new_privs or CAP_SYS_ADMIN: keep `no_new_privs: true`"
             }

@@ -18,6 +18,7 @@ pub mod launch;
 pub mod machine;
 pub mod record;
 pub mod reload;
+pub mod users;
 
 /// A monotonic instant: the time since an epoch the driver picks (e.g. its
 /// start, from `Instant::elapsed`). A `Duration` keeps arithmetic total

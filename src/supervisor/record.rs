@@ -350,6 +350,8 @@ pub const SPAWN_KEYS: &[&str] = &[
     "namespaces",
     "hostname",
     "mounts",
+    "protect",
+    "directories",
     "security",
     "resources.rlimits",
     "logs",

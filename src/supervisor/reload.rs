@@ -308,6 +308,8 @@ const DETAILED: &[&str] = &[
     "security",
     "namespaces",
     "mounts",
+    "protect",
+    "directories",
     "io_priority",
     "logs",
     "restart",

@@ -1,0 +1,617 @@
+//! The mount walls of a compartment (`protect:`), as systemd's namespace
+//! setup and the OCI runtimes build them: one ordered list of mount
+//! operations, planned from the [`InitSpec`] (pure, [`plan`]) and applied by
+//! the init in its new mount namespace ([`apply`]).
+//!
+//! The order is what makes the walls hold:
+//! 1. everything private, so nothing propagates back to the host;
+//! 2. every path that must differ from its surroundings (the service's own
+//!    directories, `read_write`, `read_only`) bound onto itself, so it is a
+//!    mount of its own;
+//! 3. the host tree read-only, recursively, keeping each mount's other flags
+//!    (`mount_setattr(AT_RECURSIVE)`: a remount would drop nosuid/nodev);
+//! 4. the writable paths made writable again (recursively, below them too);
+//! 5. new mounts on top: /proc (hidepid), its knobs read-only and masks, a
+//!    private /tmp, a minimal /dev, a read-only cgroup2, the user's tmpfs;
+//! 6. last, what must be invisible: /home, bulkhead's own directories, the
+//!    user's `inaccessible` paths.
+//!
+//! A worked example: `protect: { system: strict }` with `directories: {
+//! state: [app] }` gives `bind /var/lib/app`, `ro -R /`, `rw -R
+//! /var/lib/app`: the service can write /var/lib/app and nothing else of
+//! the host's.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
+
+use super::spec::{HomeView, InitSpec, Step, SystemView};
+
+/// The kernel knobs OCI runtimes mount read-only.
+pub const READ_ONLY_KNOBS: &[&str] = &[
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+];
+
+/// The paths OCI runtimes mask (a file by /dev/null, a directory by an
+/// empty read-only tmpfs).
+pub const MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// What `protect.home` covers.
+pub const HOMES: &[&str] = &["/home", "/root", "/run/user"];
+
+/// What `protect.system: full` makes read-only.
+pub const FULL: &[&str] = &["/usr", "/boot", "/etc"];
+
+/// The device nodes of a minimal /dev.
+pub const MINIMAL_DEV: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// One mount operation. `optional` ones are skipped when the path does not
+/// exist on this host (`/boot`, `/proc/acpi`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `mount --make-rprivate /`.
+    Private,
+    /// `mount --rbind P P`: P becomes a mount of its own.
+    BindSelf { path: PathBuf, optional: bool },
+    /// Read-only, recursively, other flags kept.
+    ReadOnly { path: PathBuf, optional: bool },
+    /// Writable again, recursively.
+    Writable { path: PathBuf },
+    /// A fresh procfs on /proc.
+    Proc { hidepid: bool },
+    /// A tmpfs, `mode` and owned by the service's user when `owned`.
+    Tmpfs {
+        path: PathBuf,
+        mode: u32,
+        owned: bool,
+        optional: bool,
+    },
+    /// A minimal /dev with these host nodes.
+    Dev { nodes: Vec<PathBuf> },
+    /// A read-only cgroup2 on /sys/fs/cgroup (of the cgroup namespace).
+    Cgroup2,
+    /// A directory under an empty mode-000 tmpfs, a file under /dev/null.
+    Hide { path: PathBuf, optional: bool },
+}
+
+/// The operations for `spec`, each with the step that names it in errors.
+pub fn plan(spec: &InitSpec) -> Vec<(Step, Op)> {
+    let w = &spec.walls;
+    let mut ops = Vec::new();
+    let any = spec.mount_proc
+        || w != &super::spec::Walls::default()
+        || !(spec.read_only.is_empty()
+            && spec.read_write.is_empty()
+            && spec.tmpfs.is_empty()
+            && spec.inaccessible.is_empty());
+    if !any {
+        return ops;
+    }
+    let path = |p: &str| PathBuf::from(p);
+    ops.push((Step::MountPrivate, Op::Private));
+    // The writable set: the service's directories, then `read_write`.
+    let writable: Vec<&PathBuf> = w.writable.iter().chain(&spec.read_write).collect();
+    for p in &writable {
+        ops.push((
+            Step::ProtectSystem,
+            Op::BindSelf {
+                path: (*p).clone(),
+                optional: false,
+            },
+        ));
+    }
+    for p in &spec.read_only {
+        ops.push((
+            Step::MountReadOnly,
+            Op::BindSelf {
+                path: p.clone(),
+                optional: false,
+            },
+        ));
+    }
+    match w.system {
+        SystemView::Strict => ops.push((
+            Step::ProtectSystem,
+            Op::ReadOnly {
+                path: path("/"),
+                optional: false,
+            },
+        )),
+        SystemView::Full => {
+            for p in FULL {
+                ops.push((
+                    Step::ProtectSystem,
+                    Op::BindSelf {
+                        path: path(p),
+                        optional: true,
+                    },
+                ));
+                ops.push((
+                    Step::ProtectSystem,
+                    Op::ReadOnly {
+                        path: path(p),
+                        optional: true,
+                    },
+                ));
+            }
+        }
+        SystemView::Off => {}
+    }
+    for p in &spec.read_only {
+        ops.push((
+            Step::MountReadOnly,
+            Op::ReadOnly {
+                path: p.clone(),
+                optional: false,
+            },
+        ));
+    }
+    for p in &writable {
+        ops.push((Step::ProtectSystem, Op::Writable { path: (*p).clone() }));
+    }
+    if w.home == HomeView::ReadOnly {
+        for p in HOMES {
+            ops.push((
+                Step::ProtectHome,
+                Op::BindSelf {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+            ops.push((
+                Step::ProtectHome,
+                Op::ReadOnly {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+        }
+    }
+    if spec.mount_proc {
+        ops.push((Step::ProtectProc, Op::Proc { hidepid: w.hidepid }));
+    }
+    if w.kernel {
+        for p in READ_ONLY_KNOBS.iter().chain(&["/sys"]) {
+            ops.push((
+                Step::ProtectKernel,
+                Op::BindSelf {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+            ops.push((
+                Step::ProtectKernel,
+                Op::ReadOnly {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+        }
+        for p in MASKED {
+            ops.push((
+                Step::ProtectKernel,
+                Op::Hide {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+        }
+    }
+    if w.private_tmp {
+        for (p, optional) in [("/tmp", false), ("/var/tmp", true)] {
+            ops.push((
+                Step::ProtectTmp,
+                Op::Tmpfs {
+                    path: path(p),
+                    mode: 0o1777,
+                    owned: true,
+                    optional,
+                },
+            ));
+        }
+    }
+    if let Some(nodes) = &w.private_dev {
+        ops.push((
+            Step::ProtectDevices,
+            Op::Dev {
+                nodes: nodes.clone(),
+            },
+        ));
+    }
+    if w.cgroup {
+        ops.push((Step::ProtectCgroups, Op::Cgroup2));
+    }
+    for p in &spec.tmpfs {
+        ops.push((
+            Step::MountTmpfs,
+            Op::Tmpfs {
+                path: p.clone(),
+                mode: 0o755,
+                owned: true,
+                optional: false,
+            },
+        ));
+    }
+    if w.home == HomeView::Inaccessible {
+        for p in HOMES {
+            ops.push((
+                Step::ProtectHome,
+                Op::Hide {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+        }
+    }
+    for p in &w.hidden {
+        ops.push((
+            Step::HideBulkhead,
+            Op::Hide {
+                path: p.clone(),
+                optional: true,
+            },
+        ));
+    }
+    for p in &spec.inaccessible {
+        ops.push((
+            Step::MountInaccessible,
+            Op::Hide {
+                path: p.clone(),
+                optional: false,
+            },
+        ));
+    }
+    ops
+}
+
+/// `struct mount_attr` (Linux 5.12).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Sets (`rdonly`) or clears read-only on the mount at `p` and, with
+/// `recursive`, every mount below it; other flags stay as they are.
+fn set_read_only(p: &Path, rdonly: bool, recursive: bool) -> Result<(), i32> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: if rdonly { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if rdonly { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: mount_setattr reads `attr` (valid, of the size passed) and the
+    // NUL-terminated path; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &raw const attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn nix_errno(e: nix::Error) -> i32 {
+    e as i32
+}
+
+/// Applies `ops` in order; the first failure is returned with its step.
+/// `owner` is the service's (uid, gid), for the tmpfs it owns.
+pub fn apply(ops: &[(Step, Op)], owner: (u32, u32)) -> Result<(), (Step, i32)> {
+    for (step, op) in ops {
+        apply_one(op, owner).map_err(|e| (*step, e))?;
+    }
+    Ok(())
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+fn apply_one(op: &Op, (uid, gid): (u32, u32)) -> Result<(), i32> {
+    let none: Option<&str> = None;
+    match op {
+        Op::Private => mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+            .map_err(nix_errno),
+        Op::BindSelf { path, optional } => {
+            if *optional && !exists(path) {
+                return Ok(());
+            }
+            mount(
+                Some(path.as_path()),
+                path.as_path(),
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )
+            .map_err(nix_errno)
+        }
+        Op::ReadOnly { path, optional } => {
+            if *optional && !exists(path) {
+                return Ok(());
+            }
+            set_read_only(path, true, true)
+        }
+        Op::Writable { path } => set_read_only(path, false, true),
+        Op::Proc { hidepid } => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let data = hidepid.then_some("hidepid=invisible");
+            mount(Some("proc"), "/proc", Some("proc"), flags, data).map_err(nix_errno)
+        }
+        Op::Tmpfs {
+            path,
+            mode,
+            owned,
+            optional,
+        } => {
+            if *optional && !exists(path) {
+                return Ok(());
+            }
+            let mut data = format!("mode={mode:o}");
+            if *owned {
+                data.push_str(&format!(",uid={uid},gid={gid}"));
+            }
+            mount(
+                Some("tmpfs"),
+                path.as_path(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(data.as_str()),
+            )
+            .map_err(nix_errno)
+        }
+        Op::Dev { nodes } => private_dev(nodes),
+        Op::Cgroup2 => mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        )
+        .map_err(nix_errno),
+        Op::Hide { path, optional } => {
+            let Ok(meta) = std::fs::symlink_metadata(path) else {
+                return if *optional { Ok(()) } else { Err(libc::ENOENT) };
+            };
+            hide(path, meta.is_dir())
+        }
+    }
+}
+
+/// A directory is covered by an empty, read-only tmpfs with mode 000; a file
+/// by /dev/null, read-only.
+fn hide(p: &Path, dir: bool) -> Result<(), i32> {
+    let none: Option<&str> = None;
+    if dir {
+        let flags =
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+        mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("mode=000")).map_err(nix_errno)
+    } else {
+        mount(Some("/dev/null"), p, none, MsFlags::MS_BIND, none).map_err(nix_errno)?;
+        mount(
+            none,
+            p,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            none,
+        )
+        .map_err(nix_errno)
+    }
+}
+
+/// A fresh tmpfs on /dev holding only `nodes` (bound from the host's, which
+/// are opened first: the tmpfs hides them), a private devpts and /dev/shm,
+/// and the usual links. The tmpfs itself is nodev and ends read-only, so a
+/// node made in it later opens nothing.
+fn private_dev(nodes: &[PathBuf]) -> Result<(), i32> {
+    let none: Option<&str> = None;
+    let mut held: Vec<(PathBuf, OwnedFd)> = Vec::new();
+    for n in nodes {
+        let fd = rustix::fs::open(
+            n.as_path(),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| e.raw_os_error())?;
+        held.push((n.clone(), fd));
+    }
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    mount(
+        Some("tmpfs"),
+        "/dev",
+        Some("tmpfs"),
+        base | MsFlags::MS_NODEV,
+        Some("mode=755,size=1m"),
+    )
+    .map_err(nix_errno)?;
+    for (path, fd) in &held {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        }
+        std::fs::File::create(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(src.as_str()),
+            path.as_path(),
+            none,
+            MsFlags::MS_BIND,
+            none,
+        )
+        .map_err(nix_errno)?;
+    }
+    drop(held);
+    let mkdir = |p: &str| std::fs::create_dir(p).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+    mkdir("/dev/pts")?;
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        base,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(nix_errno)?;
+    mkdir("/dev/shm")?;
+    mount(
+        Some("tmpfs"),
+        "/dev/shm",
+        Some("tmpfs"),
+        base | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(nix_errno)?;
+    for (target, link) in [
+        ("pts/ptmx", "/dev/ptmx"),
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ] {
+        std::os::unix::fs::symlink(target, link)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    }
+    set_read_only(Path::new("/dev"), true, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::spec::Walls;
+    use super::*;
+
+    fn spec(walls: Walls) -> InitSpec {
+        InitSpec {
+            mount_proc: true,
+            walls,
+            ..InitSpec::default()
+        }
+    }
+
+    fn every_wall() -> Walls {
+        Walls {
+            system: SystemView::Strict,
+            home: HomeView::Inaccessible,
+            private_tmp: true,
+            private_dev: Some(MINIMAL_DEV.iter().map(PathBuf::from).collect()),
+            kernel: true,
+            cgroup: true,
+            hidepid: true,
+            writable: vec!["/var/lib/app".into()],
+            hidden: vec!["/run/bulkhead".into()],
+        }
+    }
+
+    fn index(ops: &[(Step, Op)], f: impl Fn(&Op) -> bool) -> usize {
+        ops.iter()
+            .position(|(_, o)| f(o))
+            .unwrap_or_else(|| panic!("no such op in {ops:#?}"))
+    }
+
+    #[test]
+    fn nothing_to_do_without_walls_or_mounts() {
+        assert!(plan(&InitSpec::default()).is_empty());
+    }
+
+    #[test]
+    fn the_order_makes_the_walls_hold() {
+        let mut s = spec(every_wall());
+        s.read_write = vec!["/srv/data".into()];
+        s.read_only = vec!["/srv".into()];
+        let ops = plan(&s);
+        assert_eq!(ops[0].1, Op::Private);
+        let bind_own = index(&ops, |o| matches!(o, Op::BindSelf { path, .. } if path == Path::new("/var/lib/app")));
+        let ro_root = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/")));
+        let ro_srv = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/srv")));
+        let rw_own = index(&ops, |o| matches!(o, Op::Writable { path } if path == Path::new("/var/lib/app")));
+        let rw_data = index(&ops, |o| matches!(o, Op::Writable { path } if path == Path::new("/srv/data")));
+        let proc = index(&ops, |o| matches!(o, Op::Proc { hidepid: true }));
+        let knobs = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/proc/sys")));
+        let tmp = index(&ops, |o| matches!(o, Op::Tmpfs { path, .. } if path == Path::new("/tmp")));
+        let dev = index(&ops, |o| matches!(o, Op::Dev { .. }));
+        let cg = index(&ops, |o| matches!(o, Op::Cgroup2));
+        let home = index(&ops, |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/root")));
+        let hidden = index(&ops, |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/run/bulkhead")));
+        // Bound before the tree goes read-only, made writable after it (and
+        // after a read-only parent), new mounts on top, hiding last.
+        assert!(bind_own < ro_root && ro_root < rw_own);
+        assert!(ro_srv < rw_data);
+        assert!(rw_own < proc && proc < knobs);
+        assert!(ro_root < tmp && ro_root < dev && ro_root < cg);
+        assert!(knobs < cg, "/sys read-only first, then cgroup2 on top");
+        assert!(cg < home && home < hidden);
+        // Every masked path is masked.
+        for m in MASKED {
+            index(&ops, |o| matches!(o, Op::Hide { path, optional: true } if path == Path::new(m)));
+        }
+    }
+
+    #[test]
+    fn each_wall_is_its_own_switch() {
+        let full = plan(&spec(every_wall()));
+        let without = |f: fn(&mut Walls)| {
+            let mut w = every_wall();
+            f(&mut w);
+            plan(&spec(w))
+        };
+        let ops = without(|w| w.system = SystemView::Off);
+        assert!(!ops.iter().any(|(_, o)| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/"))));
+        let ops = without(|w| w.system = SystemView::Full);
+        for p in FULL {
+            index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new(p)));
+        }
+        let ops = without(|w| w.private_tmp = false);
+        assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectTmp));
+        let ops = without(|w| w.private_dev = None);
+        assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectDevices));
+        let ops = without(|w| w.kernel = false);
+        assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectKernel));
+        let ops = without(|w| w.cgroup = false);
+        assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectCgroups));
+        let ops = without(|w| w.home = HomeView::Off);
+        assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectHome));
+        let ops = without(|w| w.home = HomeView::ReadOnly);
+        index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/home")));
+        let ops = without(|w| w.hidepid = false);
+        index(&ops, |o| matches!(o, Op::Proc { hidepid: false }));
+        assert!(full.len() > ops.len() - 1);
+    }
+}
