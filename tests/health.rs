@@ -321,7 +321,11 @@ impl Svc {
         let svc = cfg.services[0].clone();
         let seccomp = bulkhead::exec::seccomp_program(&cfg, &svc).unwrap();
         let env = [("BULKHEAD_SERVICE".to_string(), svc.name.clone())];
-        let spec = plan::init_spec(&svc, &env, seccomp, None).unwrap();
+        let cpt = plan::Compartment {
+            dynamic_uid: Some(61184),
+            hidden: plan::hidden_dirs(&cfg),
+        };
+        let spec = plan::init_spec(&svc, &env, seccomp, None, &cpt).unwrap();
         let s = spawn::spawn(&spawn::SpawnRequest {
             spec: &spec,
             cgroup: &cg.dir,
@@ -340,6 +344,7 @@ impl Svc {
                 pid: s.pid,
                 pidfd: Some(s.pidfd.try_clone().unwrap()),
                 cgroup: cg.dir.clone(),
+                dynamic_uid: Some(61184),
             },
         )
         .unwrap();
@@ -536,6 +541,7 @@ fn root_entered_without_clone_into_cgroup_still_starts_inside() {
             net: false,
             uts: false,
             ipc: false,
+            cgroup: false,
         },
         cgroup: Some(&cg.dir),
         argv: &argv,

@@ -70,6 +70,7 @@ fn start(spec: &InitSpec, cgroup: &Path, attach_after_clone: bool) -> Result<i32
             net: false,
             uts: false,
             ipc: false,
+            cgroup: false,
         },
         die_with_parent: true,
         init_exe: Path::new(env!("CARGO_BIN_EXE_bulkhead")),
