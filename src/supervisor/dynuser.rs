@@ -607,7 +607,8 @@ impl DynamicUsers {
     }
 
     /// Frees the allocation of `key` (a removed template instance, a service
-    /// that now has a `user:`). Nothing recorded is not an error.
+    /// that now has a `user:`), as this registry knows it: the keys it loaded
+    /// at `open` or allocated since. Nothing recorded is not an error.
     pub fn release(&mut self, key: &str) -> io::Result<()> {
         let uids: Vec<u32> = self
             .by_uid
