@@ -99,6 +99,9 @@ pub enum Code {
     /// The metrics endpoint cannot listen on `supervisor.metrics_listen`
     /// (the port is taken, the address is not this host's).
     MetricsListen,
+    /// No dynamic user could be allocated (the range is full, the registry
+    /// in the state dir cannot be written).
+    DynamicUser,
 }
 
 impl Code {
@@ -144,6 +147,7 @@ impl Code {
             Code::NotATemplate => "NOT_A_TEMPLATE",
             Code::UnknownInstance => "UNKNOWN_INSTANCE",
             Code::MetricsListen => "METRICS_LISTEN",
+            Code::DynamicUser => "DYNAMIC_USER",
         }
     }
 }

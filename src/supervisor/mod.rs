@@ -11,9 +11,13 @@
 //! dir and `/proc` as parameters); [`reload`] computes what a new config
 //! changes: limits written live, settings that need a restart, lifecycle
 //! settings, services and groups added or removed.
+//!
+//! [`dynuser`] allocates the uid/gid a service without `user:` runs as, one
+//! per instance key, kept in the state dir across restarts.
 
 pub mod backoff;
 pub mod breaker;
+pub mod dynuser;
 pub mod launch;
 pub mod machine;
 pub mod record;
