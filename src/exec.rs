@@ -447,12 +447,9 @@ fn run_in(
     ];
     // A transient dynamic user unless --user: the command's files and
     // processes are nobody else's.
+    let transient = crate::supervisor::users::transient(cfg, svc)?;
     let cpt = plan::Compartment {
-        dynamic_uid: crate::supervisor::users::dynamic_uid(
-            cfg,
-            svc,
-            &std::process::id().to_string(),
-        )?,
+        dynamic_uid: transient.as_ref().map(|t| t.uid()),
         hidden: plan::hidden_dirs(cfg),
     };
     let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone()), &cpt).map_err(|e| {

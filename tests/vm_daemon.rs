@@ -61,7 +61,7 @@ fn pgrep(marker: &str) -> Vec<String> {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_crash_loop_backs_off_and_the_breaker_opens_then_closes() {
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let tmp = common::daemon::scratch("bh-t-");
     let marker = tmp.path().join("healed");
     let svc = format!(
         "services:
@@ -195,7 +195,7 @@ fn daemon_stop_kills_a_service_that_ignores_sigterm_after_its_grace() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let tmp = common::daemon::scratch("bh-t-");
     let order = tmp.path().join("order");
     let mut svc = String::from("services:\n");
     for (name, dep) in [("c", Some("b")), ("a", None), ("b", Some("a"))] {
@@ -551,7 +551,7 @@ fn daemon_control_socket_refuses_a_non_root_peer() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_neighbour_keeps_answering_while_others_misbehave() {
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let tmp = common::daemon::scratch("bh-t-");
     let hb = tmp.path().join("heartbeat");
     let svc = format!(
         "services:

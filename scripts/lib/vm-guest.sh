@@ -13,7 +13,18 @@ shift
 
 export BULKHEAD_VM=1
 export RUST_BACKTRACE=1
-export TMPDIR=/tmp
+# Scratch files live under /run: every compartment gets a /tmp of its own
+# (protect.tmp), and the checkout may be under /tmp, /home or /root, which
+# compartments do not see: the workload the services run is copied here.
+export TMPDIR=/run/bh-tests
+mkdir -p "$TMPDIR/bin"
+chmod 1777 "$TMPDIR"
+first_bin=$(head -n 1 "$results/binaries")
+workload="$(dirname "$(dirname "$first_bin")")/examples/workload"
+if [[ -x $workload ]]; then
+    cp "$workload" "$TMPDIR/bin/workload"
+    export BULKHEAD_TEST_WORKLOAD=$TMPDIR/bin/workload
+fi
 
 echo "vm-guest: kernel $(uname -r), cgroup $(cat /proc/self/cgroup)"
 echo "vm-guest: controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>&1)"

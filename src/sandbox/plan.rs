@@ -226,7 +226,7 @@ pub fn init_spec(
 
 /// USER and LOGNAME of a dynamic user.
 pub fn dynamic_user_name(uid: u32) -> String {
-    format!("bulkhead-{uid}")
+    crate::supervisor::dynuser::user_name(uid)
 }
 
 /// The walls `svc.protect` asks for, resolved for the init.

@@ -1,34 +1,61 @@
 //! Who a service runs as when it names no user: the dynamic uid of its
-//! instance key, from the registry in the state dir.
+//! instance key, from the registry in the state dir ([`super::dynuser`]).
 
 use std::path::Path;
 
+use super::dynuser::{DynamicUsers, TransientUser, UidRange};
 use crate::config::{Config, Service};
-use crate::error::{Code, Diagnostics};
+use crate::error::{Code, Diagnostic, Diagnostics};
 
 /// The registry key of an instance: `service@instance`.
 pub fn key(svc: &str, instance: &str) -> String {
     format!("{svc}@{instance}")
 }
 
+/// The registry of `cfg`'s state dir, checked against the host's
+/// /etc/passwd and /etc/group.
+pub fn registry(cfg: &Config) -> Result<DynamicUsers, Diagnostics> {
+    let r = cfg.supervisor.dynamic_users;
+    let range = UidRange {
+        first: u32::from(r.first),
+        last: u32::from(r.last),
+    };
+    DynamicUsers::open(&cfg.supervisor.state_dir, range, Path::new("/etc"))
+        .map(|u| u.with_foreign_claims("/run/systemd/dynamic-uid"))
+        .map_err(|e| {
+            Diagnostics::from(
+                Diagnostic::new(Code::DynamicUser, "cannot open the dynamic user registry")
+                    .context("state_dir", cfg.supervisor.state_dir.display())
+                    .cause(e)
+                    .suggest("check supervisor.state_dir: it must be a directory root can write"),
+            )
+        })
+}
+
 /// The dynamic uid of `svc`'s instance `instance`, allocated on first use
 /// and kept in the state dir; `None` when the service names a user.
-pub fn dynamic_uid(cfg: &Config, svc: &Service, instance: &str) -> Result<Option<u32>, Diagnostics> {
+pub fn dynamic_uid(
+    cfg: &Config,
+    svc: &Service,
+    instance: &str,
+) -> Result<Option<u32>, Diagnostics> {
     if svc.user.is_some() {
         return Ok(None);
     }
-    allocate(cfg, &key(&svc.name, instance)).map(Some)
+    registry(cfg)?
+        .allocate(&key(&svc.name, instance))
+        .map(|a| Some(a.uid))
+        .map_err(|e| Diagnostics::from(e.diagnostic()))
 }
 
-fn allocate(cfg: &Config, key: &str) -> Result<u32, Diagnostics> {
-    let range = cfg.supervisor.dynamic_users;
-    let _ = Path::new(&cfg.supervisor.state_dir);
-    // Interim: a stable hash into the range (the registry replaces it).
-    let h = key
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let off = u32::try_from(h % u64::from(range.len())).map_err(|e| {
-        Diagnostics::failure(Code::SpawnFailed, "dynamic user", e, "this is a bug")
-    })?;
-    Ok(u32::from(range.first) + off)
+/// A uid for one `bulkhead exec`, freed when the guard drops; `None` when
+/// `--user` was given.
+pub fn transient(cfg: &Config, svc: &Service) -> Result<Option<TransientUser>, Diagnostics> {
+    if svc.user.is_some() {
+        return Ok(None);
+    }
+    registry(cfg)?
+        .transient(&svc.name)
+        .map(Some)
+        .map_err(|e| Diagnostics::from(e.diagnostic()))
 }

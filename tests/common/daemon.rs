@@ -15,6 +15,29 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Where tests keep their files: `$TMPDIR` (the VM guest sets it to a
+/// directory under /run, since every compartment gets a /tmp of its own).
+pub fn scratch_root() -> PathBuf {
+    let root = std::env::temp_dir();
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// A new scratch directory, writable by every user: the services of the
+/// tests run as dynamic users and write their markers here.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(scratch_root())
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    dir
+}
+
 pub fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
@@ -47,21 +70,16 @@ impl Bh {
     /// [`Bh::new`] with `supervisor.metrics_listen: <listen>`.
     pub fn with_metrics(name: &str, listen: &str, services: &str) -> Bh {
         let mount = super::cgroup2_with_controllers();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("bh-{name}-"))
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = scratch(&format!("bh-{name}-"));
         let cgroot = mount.join(format!("bh-{name}"));
         remove_cgroup_tree(&cgroot);
-        // Services that run as another user read their scripts here.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        // The config lives in a directory of its own: bulkhead hides its
+        // config's directory from every compartment, and the services of
+        // these tests run scripts from the test's directory.
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
         let bh = Bh {
             name: name.to_string(),
-            cfg: dir.path().join("bulkhead.yaml"),
+            cfg: dir.path().join("etc/bulkhead.yaml"),
             sock: dir.path().join("state/control.sock"),
             state: dir.path().join("state"),
             log: dir.path().join("daemon.log"),
@@ -96,10 +114,22 @@ impl Bh {
         format!("/{}", dir.strip_prefix(&self.mount).unwrap().display())
     }
 
+    /// Services run with every default wall; the one relaxation is that the
+    /// scratch directory (where the tests' scripts write their markers)
+    /// stays writable under `protect.system: strict`. A test that wants
+    /// its own `defaults:` writes a whole config with `write_raw_config`.
     pub fn write_config(&self, services: &str) {
+        let defaults = if services.contains("\ndefaults:") || services.starts_with("defaults:") {
+            String::new()
+        } else {
+            format!(
+                "defaults:\n  mounts:\n    read_write: [{}]\n",
+                scratch_root().display()
+            )
+        };
         let yaml = format!(
             "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-             log_dir: {}\n  metrics_listen: \"{}\"\n{services}",
+             log_dir: {}\n  metrics_listen: \"{}\"\n{defaults}{services}",
             self.cgroot.display(),
             self.state.display(),
             self.sock.display(),
