@@ -352,6 +352,11 @@ fn reap(service: Pid) -> Option<ExitRecord> {
 /// The service child: the per-process steps, in order, then exec.
 fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     check(Step::Signals, SigSet::all().thread_unblock());
+    // A session of its own: the terminal of `bulkhead exec`'s caller is
+    // not its controlling terminal, so it cannot push keystrokes into the
+    // caller's shell (TIOCSTI) and a Ctrl-C reaches it once, forwarded by
+    // the init, not a second time from the terminal.
+    check(Step::Setsid, nix::unistd::setsid().map(drop));
     // Every disposition back to default: exec keeps ignored signals ignored,
     // and the caller of `bulkhead exec` (a shell's background job, nohup)
     // may have ignored SIGINT, SIGQUIT or SIGHUP; the init's runtime ignores

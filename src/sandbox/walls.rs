@@ -53,6 +53,11 @@ pub const MASKED: &[&str] = &[
     "/sys/firmware",
 ];
 
+/// The host's password hashes: readable by uid 0 by file mode alone, so a
+/// service running as root would read them through a read-only view too.
+/// Masked whenever `protect.system` is on.
+pub const SECRETS: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-"];
+
 /// What `protect.home` covers.
 pub const HOMES: &[&str] = &["/home", "/root", "/run/user"];
 
@@ -160,6 +165,17 @@ pub fn plan(spec: &InitSpec) -> Vec<(Step, Op)> {
             }
         }
         SystemView::Off => {}
+    }
+    if w.system != SystemView::Off {
+        for p in SECRETS {
+            ops.push((
+                Step::ProtectSystem,
+                Op::Hide {
+                    path: path(p),
+                    optional: true,
+                },
+            ));
+        }
     }
     for p in &spec.read_only {
         ops.push((
