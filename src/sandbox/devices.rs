@@ -357,8 +357,8 @@ pub struct Insn {
 
 /// Opcodes the device program uses (`linux/bpf.h`, `bpf_common.h`).
 pub mod op {
-    /// BPF_LDX | BPF_MEM | BPF_W: dst = *(u32 *)(src + off).
-    pub const LDX_W: u8 = 0x01 | 0x60 | 0x00;
+    /// BPF_LDX | BPF_MEM | BPF_W (BPF_W is 0): dst = *(u32 *)(src + off).
+    pub const LDX_W: u8 = 0x01 | 0x60;
     /// BPF_ALU | BPF_AND | BPF_K: dst = (u32)dst & imm.
     pub const AND32: u8 = 0x04 | 0x50;
     /// BPF_ALU | BPF_RSH | BPF_K: dst = (u32)dst >> imm.
@@ -469,10 +469,8 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
         // Built backwards, so each check knows how far the next rule is:
         // the checks after it plus the two-instruction allow block.
         let mut block = vec![Insn::new(MOV64, R0, 0, 0, 1), Insn::new(EXIT, 0, 0, 0, 0)];
-        let mut skip: i16 = 2;
-        for &(code, dst, value) in checks.iter().rev() {
+        for (skip, &(code, dst, value)) in (2i16..).zip(checks.iter().rev()) {
             block.insert(0, Insn::new(code, dst, 0, skip, imm(value)));
-            skip += 1;
         }
         p.extend(block);
         if checks.is_empty() {
