@@ -1,6 +1,7 @@
 //! The isolated spawn. This is the only module with `unsafe`; every block
 //! says why it is sound.
 
+pub mod devices;
 pub mod dirs;
 pub mod enter;
 pub mod init;
