@@ -541,9 +541,14 @@ fn a_closed_call_channel_is_503_shutting_down() {
     drop(rx);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
-        rt.block_on(serve(listener, calls, async {
-            let _ = stopped.await;
-        }));
+        rt.block_on(serve(
+            listener,
+            calls,
+            async {
+                let _ = stopped.await;
+            },
+            bulkhead::api::peer::Compartments::none(),
+        ));
     });
     let e = client::get::<StatusReply>(&socket, "/v1/status").unwrap_err();
     let d = e.to_diagnostic();

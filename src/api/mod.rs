@@ -15,10 +15,12 @@
 //! over TCP on `supervisor.metrics_listen`.
 
 pub mod client;
+pub mod conn;
 pub mod events;
 pub mod exporter;
 pub mod logs;
 pub mod metrics;
+pub mod peer;
 pub mod proto;
 pub mod render;
 pub mod server;
