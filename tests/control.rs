@@ -54,7 +54,12 @@ fn peer_status(cgroup: &Path, socket: &Path) -> String {
         .arg("sh")
         .arg(cgroup)
         .arg(&exe)
-        .args(["--exact", "helper_ask_status", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_ask_status",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HELPER_SOCKET, socket)
         .output()
         .unwrap();
@@ -98,7 +103,10 @@ impl Subtree {
     }
 
     fn rel(&self) -> String {
-        format!("/{}", self.root.strip_prefix(&self.mount).unwrap().display())
+        format!(
+            "/{}",
+            self.root.strip_prefix(&self.mount).unwrap().display()
+        )
     }
 }
 

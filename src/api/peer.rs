@@ -220,7 +220,9 @@ fn read_peer_cgroup(proc_root: &Path, pid: Option<i32>) -> Result<String, String
         .ok_or("the kernel gave no process id for it (it runs in another PID namespace)")?;
     let pidfd = pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| format!("pidfd_open({}) failed: {e}", pid.as_raw_nonzero()))?;
-    let path = proc_root.join(pid.as_raw_nonzero().to_string()).join("cgroup");
+    let path = proc_root
+        .join(pid.as_raw_nonzero().to_string())
+        .join("cgroup");
     let mut text = String::new();
     std::fs::File::open(&path)
         .and_then(|f| f.take(CGROUP_FILE_CAP).read_to_string(&mut text))
@@ -238,7 +240,10 @@ fn read_peer_cgroup(proc_root: &Path, pid: Option<i32>) -> Result<String, String
             "process {} exited while it was being checked",
             pid.as_raw_nonzero()
         )),
-        Err(e) => Err(format!("cannot poll the pidfd of {}: {e}", pid.as_raw_nonzero())),
+        Err(e) => Err(format!(
+            "cannot poll the pidfd of {}: {e}",
+            pid.as_raw_nonzero()
+        )),
     }
 }
 
@@ -265,22 +270,42 @@ mod tests {
             ("0::/bhx/y\n", "/bh", false),
             ("0::/b\n", "/bh", false),
             ("0::/\n", "/bh", false),
-            ("0::/user.slice/user-0.slice/session-1.scope\n", "/bh", false),
+            (
+                "0::/user.slice/user-0.slice/session-1.scope\n",
+                "/bh",
+                false,
+            ),
             // Trailing and doubled slashes, on either side.
             ("0::/bh/\n", "/bh", true),
             ("0::/bh/web\n", "/bh/", true),
             ("0::/bh-other\n", "/bh/", false),
             ("0::/bh/web\n", "bh", true),
-            ("0::/system.slice/bulkhead.service/web/0\n", "/system.slice/bulkhead.service", true),
-            ("0::/system.slice/bulkhead.service.d\n", "/system.slice/bulkhead.service", false),
-            ("0::/system.slice\n", "/system.slice/bulkhead.service", false),
+            (
+                "0::/system.slice/bulkhead.service/web/0\n",
+                "/system.slice/bulkhead.service",
+                true,
+            ),
+            (
+                "0::/system.slice/bulkhead.service.d\n",
+                "/system.slice/bulkhead.service",
+                false,
+            ),
+            (
+                "0::/system.slice\n",
+                "/system.slice/bulkhead.service",
+                false,
+            ),
             // A removed cgroup: judged by its path.
             ("0::/bh/web/0 (deleted)\n", "/bh", true),
             ("0::/other (deleted)\n", "/bh", false),
             // Every cgroup is inside the mount's root.
             ("0::/anything\n", "/", true),
         ] {
-            assert_eq!(inside_subtree(line, subtree), inside, "{line:?} in {subtree:?}");
+            assert_eq!(
+                inside_subtree(line, subtree),
+                inside,
+                "{line:?} in {subtree:?}"
+            );
         }
     }
 
@@ -300,27 +325,39 @@ mod tests {
     fn what_cannot_be_read_as_a_path_is_inside() {
         for text in [
             "",
-            "12:pids:/user.slice\n",             // pure v1: no 0:: line
-            "0::/a\n0::/b\n",                    // two v2 lines
-            "0::relative\n",                     // not absolute
-            "0::/../../outside\n",               // outside our cgroup namespace
+            "12:pids:/user.slice\n", // pure v1: no 0:: line
+            "0::/a\n0::/b\n",        // two v2 lines
+            "0::relative\n",         // not absolute
+            "0::/../../outside\n",   // outside our cgroup namespace
             "0::/bh/../x\n",
             "0::/./x\n",
         ] {
             assert!(inside_subtree(text, "/bh"), "{text:?}");
         }
-        assert!(inside_subtree("0::/x\n", "/bh/.."), "a subtree that is no path");
+        assert!(
+            inside_subtree("0::/x\n", "/bh/.."),
+            "a subtree that is no path"
+        );
     }
 
     #[test]
     fn places_follow_the_module_table() {
         let c = bh();
-        assert_eq!(place("0::/bh/web/0\n", &c), Place::Compartment("/bh/web/0".into()));
-        assert_eq!(place("0::/bh/exec/4242\n", &c), Place::Compartment("/bh/exec/4242".into()));
+        assert_eq!(
+            place("0::/bh/web/0\n", &c),
+            Place::Compartment("/bh/web/0".into())
+        );
+        assert_eq!(
+            place("0::/bh/exec/4242\n", &c),
+            Place::Compartment("/bh/exec/4242".into())
+        );
         assert_eq!(place("0::/bh/supervisor\n", &c), Place::Supervisor);
         assert_eq!(place("0::/bh/supervisor/\n", &c), Place::Supervisor);
         assert_eq!(place("0::/bh-other/x\n", &c), Place::Outside);
-        assert_eq!(place("0::/user.slice/session-3.scope\n", &c), Place::Outside);
+        assert_eq!(
+            place("0::/user.slice/session-3.scope\n", &c),
+            Place::Outside
+        );
         assert!(matches!(place("1:name=systemd:/\n", &c), Place::Unknown(_)));
         assert!(matches!(place("0::/../x\n", &c), Place::Unknown(_)));
         assert!(place("0::/x\n", &c).served());
@@ -332,11 +369,11 @@ mod tests {
     fn only_the_live_supervisor_cgroup_itself_is_served() {
         let c = bh();
         for text in [
-            "0::/bh/supervisor/x\n",          // below it
-            "0::/bh/supervisor (deleted)\n",  // a removed one
-            "0::/bh/supervisors\n",           // a sibling that starts alike
-            "0::/bh/web/supervisor\n",        // an instance of that name
-            "0::/bh\n",                       // R itself
+            "0::/bh/supervisor/x\n",         // below it
+            "0::/bh/supervisor (deleted)\n", // a removed one
+            "0::/bh/supervisors\n",          // a sibling that starts alike
+            "0::/bh/web/supervisor\n",       // an instance of that name
+            "0::/bh\n",                      // R itself
         ] {
             assert!(matches!(place(text, &c), Place::Compartment(_)), "{text:?}");
         }
@@ -344,7 +381,10 @@ mod tests {
             supervisor: None,
             ..bh()
         };
-        assert!(matches!(place("0::/bh/supervisor\n", &no_supervisor), Place::Compartment(_)));
+        assert!(matches!(
+            place("0::/bh/supervisor\n", &no_supervisor),
+            Place::Compartment(_)
+        ));
     }
 
     #[test]
@@ -354,13 +394,22 @@ mod tests {
             supervisor: Some("/system.slice/bulkhead.service/supervisor".into()),
             ..bh()
         };
-        assert_eq!(place("0::/bulkhead/exec/7\n", &c), Place::Compartment("/bulkhead/exec/7".into()));
+        assert_eq!(
+            place("0::/bulkhead/exec/7\n", &c),
+            Place::Compartment("/bulkhead/exec/7".into())
+        );
         assert_eq!(
             place("0::/system.slice/bulkhead.service/web/0\n", &c),
             Place::Compartment("/system.slice/bulkhead.service/web/0".into())
         );
-        assert_eq!(place("0::/system.slice/bulkhead.service/supervisor\n", &c), Place::Supervisor);
-        assert_eq!(place("0::/bulkhead/supervisor\n", &c), Place::Compartment("/bulkhead/supervisor".into()));
+        assert_eq!(
+            place("0::/system.slice/bulkhead.service/supervisor\n", &c),
+            Place::Supervisor
+        );
+        assert_eq!(
+            place("0::/bulkhead/supervisor\n", &c),
+            Place::Compartment("/bulkhead/supervisor".into())
+        );
         assert_eq!(place("0::/system.slice/ssh.service\n", &c), Place::Outside);
     }
 
@@ -375,7 +424,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.subtrees, ["/system.slice/bulkhead.service", "/bulkhead"]);
-        assert_eq!(c.supervisor.as_deref(), Some("/system.slice/bulkhead.service/supervisor"));
+        assert_eq!(
+            c.supervisor.as_deref(),
+            Some("/system.slice/bulkhead.service/supervisor")
+        );
         let c = Compartments::of_daemon(
             Path::new("/proc"),
             m,
@@ -413,7 +465,10 @@ mod tests {
             ..bh()
         };
         let pid = i32::try_from(me).unwrap();
-        assert_eq!(place_peer(&c, Some(pid)), Place::Compartment("/bh/web/0".into()));
+        assert_eq!(
+            place_peer(&c, Some(pid)),
+            Place::Compartment("/bh/web/0".into())
+        );
         std::fs::write(dir.path().join(format!("{me}/cgroup")), "0::/user.slice\n").unwrap();
         assert_eq!(place_peer(&c, Some(pid)), Place::Outside);
         std::fs::remove_file(dir.path().join(format!("{me}/cgroup"))).unwrap();
@@ -428,7 +483,11 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            if stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')) {
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
+            {
                 break;
             }
             assert!(std::time::Instant::now() < deadline);
@@ -439,7 +498,10 @@ mod tests {
             ..bh()
         };
         let p = place_peer(&c, Some(pid));
-        assert!(matches!(&p, Place::Unknown(why) if why.contains("exited")), "{p:?}");
+        assert!(
+            matches!(&p, Place::Unknown(why) if why.contains("exited")),
+            "{p:?}"
+        );
         child.wait().unwrap();
     }
 }

@@ -7,7 +7,13 @@
 //! it cannot be forged or changed later). Root and the daemon's own user are
 //! served; anyone else gets `403 CONTROL_DENIED` on every route. The socket's
 //! mode (0600) already keeps others out; the check is what still holds when
-//! someone loosens the mode or the directory.
+//! someone loosens the mode or the directory. A peer whose cgroup lies in
+//! bulkhead's subtree (a service, `bulkhead exec`) gets the same 403
+//! whatever its uid, checked through its pidfd when it is accepted
+//! ([`super::peer`]); the daemon's own `R/supervisor` is served.
+//!
+//! Connections are bounded ([`super::conn`]): 64 at once, one more closed
+//! as soon as it is accepted; 10 s to send a request's headers.
 //!
 //! Status codes: the daemon's [`ApiError::status`] as it is; `503
 //! DAEMON_SHUTTING_DOWN` when the loop no longer takes calls (the channel is
@@ -254,11 +260,10 @@ pub async fn serve_opts(
                 };
                 // Procfs reads can wait on the kernel's cgroup lock: not on
                 // the thread the daemon's loop shares.
-                let place = tokio::task::spawn_blocking(move || {
-                    peer::place_peer(&compartments, pid)
-                })
-                .await
-                .unwrap_or_else(|e| Place::Unknown(format!("the check failed: {e}")));
+                let place =
+                    tokio::task::spawn_blocking(move || peer::place_peer(&compartments, pid))
+                        .await
+                        .unwrap_or_else(|e| Place::Unknown(format!("the check failed: {e}")));
                 Peer { uid, pid, place }
             }
         },
