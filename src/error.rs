@@ -69,7 +69,8 @@ pub enum Code {
     /// The daemon is stopping and no longer takes requests.
     DaemonShuttingDown,
     /// The control socket refused the caller: only root (or the daemon's
-    /// own user) may use it.
+    /// own user) may use it, and never from inside bulkhead's cgroup
+    /// subtree (a service or `bulkhead exec`), whatever the uid.
     ControlDenied,
     /// The control socket cannot be created (another daemon owns it, a bad
     /// path) or the exchange on it failed (a timeout, a malformed reply).

@@ -117,6 +117,10 @@ enum Command {
         /// How many lines to show first.
         #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
         lines: usize,
+        /// Print the service's bytes as written, control characters too
+        /// (on a terminal they are shown escaped, like `\x1b`, by default).
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -138,6 +142,10 @@ enum Command {
         /// Show only the last N events first [default: every event the daemon keeps].
         #[arg(short = 'n', long = "lines", value_name = "N")]
         lines: Option<usize>,
+        /// Print the service's bytes as written, control characters too
+        /// (on a terminal they are shown escaped, like `\x1b`, by default).
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -445,13 +453,15 @@ fn main() -> ExitCode {
             service,
             follow,
             lines,
+            raw,
             socket,
-        } => logs(&service, lines, follow, &socket.path()),
+        } => logs(&service, lines, follow, raw, &socket.path()),
         Command::Events {
             service,
             follow,
             json,
             lines,
+            raw,
             socket,
         } => events(
             service.as_deref(),
@@ -460,6 +470,7 @@ fn main() -> ExitCode {
                 json,
                 follow,
             },
+            raw,
             &socket.path(),
         ),
         Command::Top {
@@ -475,7 +486,13 @@ fn main() -> ExitCode {
 /// Prints a failed control request: the daemon's own rendering of its
 /// error, or why it could not be reached; 3 when it is not running.
 fn control_failed(e: &bulkhead::api::client::ClientError) -> ExitCode {
-    eprint!("{}", e.render());
+    use std::io::IsTerminal as _;
+    let text = e.render();
+    if std::io::stderr().is_terminal() {
+        eprint!("{}", bulkhead::api::escape::escape_str(&text));
+    } else {
+        eprint!("{text}");
+    }
     ExitCode::from(e.exit_code())
 }
 
@@ -657,8 +674,14 @@ fn reload(socket: &std::path::Path) -> ExitCode {
 
 /// `bulkhead logs SERVICE [-f] [-n N]`: the daemon names the files, this
 /// process reads them (see `api::logs`).
-fn logs(service: &str, lines: usize, follow: bool, socket: &std::path::Path) -> ExitCode {
-    use bulkhead::api::{client, logs, proto::LogsReply};
+fn logs(
+    service: &str,
+    lines: usize,
+    follow: bool,
+    raw: bool,
+    socket: &std::path::Path,
+) -> ExitCode {
+    use bulkhead::api::{client, escape, logs, proto::LogsReply};
     let path = format!("/v1/services/{}/logs", client::segment(service));
     let reply: LogsReply = match client::get(socket, &path) {
         Ok(r) => r,
@@ -668,7 +691,8 @@ fn logs(service: &str, lines: usize, follow: bool, socket: &std::path::Path) -> 
         eprintln!("{}: no log files", reply.service);
         return ExitCode::SUCCESS;
     }
-    match logs::print(&reply, lines, follow, &mut std::io::stdout().lock()) {
+    // On a terminal the service's control characters are shown, not obeyed.
+    match logs::print(&reply, lines, follow, &mut escape::stdout(raw)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(d) => {
             eprint!("{}", d.render(None));
@@ -681,9 +705,10 @@ fn logs(service: &str, lines: usize, follow: bool, socket: &std::path::Path) -> 
 fn events(
     service: Option<&str>,
     opts: &bulkhead::api::events::Options,
+    raw: bool,
     socket: &std::path::Path,
 ) -> ExitCode {
-    use bulkhead::api::{client, events};
+    use bulkhead::api::{client, escape, events};
     if opts.follow {
         exit_on_interrupt();
     }
@@ -691,7 +716,7 @@ fn events(
     match events::print(
         fetch,
         opts,
-        &mut std::io::stdout().lock(),
+        &mut escape::stdout(raw),
         &mut std::io::stderr(),
     ) {
         Ok(()) => ExitCode::SUCCESS,
@@ -969,6 +994,13 @@ fn run_check(config_path: Option<PathBuf>, json: bool) -> ExitCode {
 /// error worth a panic: the reader has what it wanted.
 fn emit(text: &str) {
     use std::io::Write as _;
+    // Replies carry service text (probe output, exit reasons): on a
+    // terminal its control characters are shown, not obeyed.
+    let text = if bulkhead::api::escape::stdout_escapes(false) {
+        bulkhead::api::escape::escape_str(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe

@@ -541,9 +541,14 @@ fn a_closed_call_channel_is_503_shutting_down() {
     drop(rx);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
-        rt.block_on(serve(listener, calls, async {
-            let _ = stopped.await;
-        }));
+        rt.block_on(serve(
+            listener,
+            calls,
+            async {
+                let _ = stopped.await;
+            },
+            bulkhead::api::peer::Compartments::none(),
+        ));
     });
     let e = client::get::<StatusReply>(&socket, "/v1/status").unwrap_err();
     let d = e.to_diagnostic();
@@ -987,4 +992,54 @@ fn events_follow_json_of_one_service_ends_on_ctrl_c() {
         err,
         "note: missed 3 events: the daemon no longer keeps them\n"
     );
+}
+
+/// `bulkhead ARGS --socket SOCKET` with a terminal for stdout (a pty, by
+/// `script`); what the terminal got. `None` without `script`.
+fn on_a_terminal(socket: &Path, args: &[&str]) -> Option<Vec<u8>> {
+    let bin = assert_cmd::cargo::cargo_bin("bulkhead");
+    let cmd = format!(
+        "{} {} --socket {}",
+        bin.display(),
+        args.join(" "),
+        socket.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    common::show(format_args!("on a terminal: {cmd}"), &out);
+    assert!(out.status.success());
+    Some(out.stdout)
+}
+
+#[test]
+fn logs_on_a_terminal_show_control_characters_instead_of_obeying_them() {
+    let d = Daemon::start();
+    let line = "2026-11-23T11:00:00.000Z out \x1b]0;pwned\x07\x1b[2Jgone\r\u{9b}31m\n";
+    append(&d.logs().join("web-0.log"), line);
+    // To a pipe: the bytes as written.
+    let o = d.cli(&["logs", "web", "-n", "1"]);
+    assert!(
+        o.stdout.windows(4).any(|w| w == b"\x1b[2J"),
+        "{}",
+        stdout(&o)
+    );
+    let Some(shown) = on_a_terminal(&d.socket, &["logs", "web", "-n", "1"]) else {
+        eprintln!("skipped the terminal half: no `script`");
+        return;
+    };
+    let text = String::from_utf8(shown).unwrap();
+    assert!(
+        text.contains(r"\x1b]0;pwned\x07\x1b[2Jgone\x0d\u009b31m"),
+        "{text:?}"
+    );
+    assert!(
+        !text.contains('\x1b') && !text.contains('\u{9b}'),
+        "{text:?}"
+    );
+    // --raw: the bytes as written, on a terminal too.
+    let raw = on_a_terminal(&d.socket, &["logs", "web", "-n", "1", "--raw"]).unwrap();
+    assert!(raw.windows(4).any(|w| w == b"\x1b[2J"));
 }

@@ -361,9 +361,14 @@ impl Endpoint {
             tokio::spawn(fake_loop(rx, root, stuck));
             ready.send(tcp.local_addr().unwrap()).unwrap();
             let (stop_ctl, ctl_stopped) = oneshot::channel::<()>();
-            let control = tokio::spawn(bulkhead::api::server::serve(unix, calls.clone(), async {
-                let _ = ctl_stopped.await;
-            }));
+            let control = tokio::spawn(bulkhead::api::server::serve(
+                unix,
+                calls.clone(),
+                async {
+                    let _ = ctl_stopped.await;
+                },
+                bulkhead::api::peer::Compartments::none(),
+            ));
             bulkhead::api::exporter::serve_with(
                 tcp,
                 calls,

@@ -13,10 +13,15 @@
 //! [`Timeouts`] gets a 503, so a scrape or a liveness probe never hangs.
 //!
 //! There is no peer check here, unlike the control socket: the endpoint
-//! only reads, and it listens on loopback unless the config moves it.
+//! only reads, and it listens on loopback unless the config moves it. It
+//! is bounded all the same ([`conn::Limits`]): at most 64 connections at
+//! once (one more is closed as soon as it is accepted, and counted), and
+//! 10 s to send a request's headers, so idle or slow clients cannot hold
+//! it.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -28,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::proto::{Call, Request};
-use super::{metrics, server};
+use super::{conn, metrics, server};
 use crate::config::schema::Listen;
 use crate::error::{Code, Diagnostic};
 
@@ -107,17 +112,44 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     timeouts: Timeouts,
 ) {
+    serve_limited(
+        listener,
+        calls,
+        shutdown,
+        timeouts,
+        conn::Limits::default(),
+        Arc::default(),
+    )
+    .await;
+}
+
+/// [`serve`] with other timeouts and other bounds on connections
+/// ([`conn::Limits`]: a connection past the cap is closed at once and
+/// counted in `stats`; one that does not send its headers in time is
+/// closed).
+pub async fn serve_limited(
+    listener: TcpListener,
+    calls: mpsc::Sender<Call>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    timeouts: Timeouts,
+    limits: conn::Limits,
+    stats: Arc<conn::Stats>,
+) {
     let app = Router::new()
         .route("/metrics", get(scrape))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(Ctx { calls, timeouts });
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("metrics listener: {e}");
-    }
+    conn::serve(
+        listener,
+        "metrics listener",
+        app,
+        limits,
+        stats,
+        shutdown,
+        |_: &tokio::net::TcpStream| std::future::ready(()),
+    )
+    .await;
 }
 
 #[derive(Clone)]

@@ -5,7 +5,9 @@
 //! bulkhead status ──client──> control.sock ──server──> Call ──mpsc──> daemon loop
 //!        <── render ──────── JSON reply <──────────── oneshot reply <──┘
 //! ```
-//! [`server`] checks the caller's uid (`SO_PEERCRED`) and turns each route
+//! [`server`] checks the caller's uid (`SO_PEERCRED`) and cgroup ([`peer`]:
+//! no compartment reaches the control plane), bounds connections
+//! ([`conn`]), and turns each route
 //! into a [`proto::Request`]; [`client`] is a plain HTTP/1.1 exchange on a
 //! std socket; [`render`] turns replies into tables and lines (pure);
 //! [`logs`] reads the log files the daemon names, tails, merges and follows
@@ -15,10 +17,13 @@
 //! over TCP on `supervisor.metrics_listen`.
 
 pub mod client;
+pub mod conn;
+pub mod escape;
 pub mod events;
 pub mod exporter;
 pub mod logs;
 pub mod metrics;
+pub mod peer;
 pub mod proto;
 pub mod render;
 pub mod server;

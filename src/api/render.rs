@@ -361,6 +361,10 @@ fn by_count<N: Copy + Ord + std::fmt::Display>(counts: &BTreeMap<String, N>) -> 
 /// ```
 /// The observed figures of a violation follow the message in parentheses
 /// unless the message already holds them.
+///
+/// The message is copied as it is (it can hold a probe's output): the CLI
+/// escapes control characters when it prints to a terminal
+/// ([`super::escape`]).
 pub fn event_line(e: &EventRecord) -> String {
     let who = match (e.service.as_str(), e.instance.as_str()) {
         ("", _) => "-".to_string(),

@@ -7,7 +7,13 @@
 //! it cannot be forged or changed later). Root and the daemon's own user are
 //! served; anyone else gets `403 CONTROL_DENIED` on every route. The socket's
 //! mode (0600) already keeps others out; the check is what still holds when
-//! someone loosens the mode or the directory.
+//! someone loosens the mode or the directory. A peer whose cgroup lies in
+//! bulkhead's subtree (a service, `bulkhead exec`) gets the same 403
+//! whatever its uid, checked through its pidfd when it is accepted
+//! ([`super::peer`]); the daemon's own `R/supervisor` is served.
+//!
+//! Connections are bounded ([`super::conn`]): 64 at once, one more closed
+//! as soon as it is accepted; 10 s to send a request's headers.
 //!
 //! Status codes: the daemon's [`ApiError::status`] as it is; `503
 //! DAEMON_SHUTTING_DOWN` when the loop no longer takes calls (the channel is
@@ -34,22 +40,23 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRef, Path as UrlPath, Query, State};
+use axum::extract::{Extension, FromRef, Path as UrlPath, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::LONG_POLL;
+use super::conn;
+use super::peer::{self, Compartments, Place};
 use super::proto::{ApiError, Call, EventsReply, LaunchRequest, MetricsReply, Request, Response};
 use crate::error::{Code, Diagnostic};
 
@@ -155,100 +162,222 @@ fn probe(path: &Path) -> Probe {
 /// accepting and returns once the requests in progress are answered (long
 /// polls end at once, with 503). Every request becomes a [`Call`] on
 /// `calls`; connections run as tasks on the current runtime, so a
-/// current-thread runtime is enough.
+/// current-thread runtime is enough. A peer inside `compartments` is
+/// refused whatever its uid (see [`super::peer`]).
 pub async fn serve(
     listener: UnixListener,
     calls: mpsc::Sender<Call>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    compartments: Compartments,
 ) {
-    serve_with(listener, calls, shutdown, LONG_POLL).await;
+    let options = Options {
+        compartments,
+        ..Options::default()
+    };
+    serve_opts(listener, calls, shutdown, options).await;
 }
 
-/// [`serve`] with another long-poll wait than [`LONG_POLL`] (for tests).
+/// [`serve`] with another long-poll wait than [`LONG_POLL`] and no
+/// compartment check (for tests of everything else).
 pub async fn serve_with(
     listener: UnixListener,
     calls: mpsc::Sender<Call>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     long_poll: Duration,
 ) {
+    let options = Options {
+        long_poll,
+        ..Options::default()
+    };
+    serve_opts(listener, calls, shutdown, options).await;
+}
+
+/// How [`serve_opts`] serves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a long poll is held ([`LONG_POLL`]).
+    pub long_poll: Duration,
+    /// Whose connections are refused ([`Compartments::none`] by default:
+    /// the daemon passes its own).
+    pub compartments: Compartments,
+    /// Header time and connections ([`conn::Limits::default`]).
+    pub limits: conn::Limits,
+    /// What the listener counts.
+    pub stats: Arc<conn::Stats>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            long_poll: LONG_POLL,
+            compartments: Compartments::none(),
+            limits: conn::Limits::default(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// [`serve`] with every option.
+pub async fn serve_opts(
+    listener: UnixListener,
+    calls: mpsc::Sender<Call>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: Options,
+) {
     let own = rustix::process::geteuid().as_raw();
     let (closing_tx, closing) = watch::channel(false);
     let app = router(Ctx {
         calls,
         closing,
-        long_poll,
+        long_poll: options.long_poll,
     })
-    .layer(middleware::from_fn_with_state(own, check_peer))
-    .into_make_service_with_connect_info::<Peer>();
+    .layer(middleware::from_fn_with_state(
+        Arc::new(Guard {
+            own_euid: own,
+            throttle: conn::Throttle::new(),
+        }),
+        check_peer,
+    ));
     let shutdown = async move {
         shutdown.await;
         let _ = closing_tx.send(true);
     };
-    // axum retries failed accepts itself; this only returns at shutdown.
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("control socket: {e}");
-    }
+    let compartments = Arc::new(options.compartments);
+    conn::serve(
+        listener,
+        "control socket",
+        app,
+        options.limits,
+        options.stats,
+        shutdown,
+        move |io: &tokio::net::UnixStream| {
+            let cred = io.peer_cred();
+            let compartments = compartments.clone();
+            async move {
+                let (uid, pid) = match cred {
+                    Ok(c) => (Some(c.uid()), c.pid()),
+                    Err(_) => (None, None),
+                };
+                // Procfs reads can wait on the kernel's cgroup lock: not on
+                // the thread the daemon's loop shares.
+                let place =
+                    tokio::task::spawn_blocking(move || peer::place_peer(&compartments, pid))
+                        .await
+                        .unwrap_or_else(|e| Place::Unknown(format!("the check failed: {e}")));
+                Peer { uid, pid, place }
+            }
+        },
+    )
+    .await;
 }
 
-/// The other end of a connection, from `SO_PEERCRED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The other end of a connection: `SO_PEERCRED`'s uid and pid, taken when
+/// it connected, and where that process runs, checked when it was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// `None` when the kernel would not say (then the peer is refused).
     pub uid: Option<u32>,
     pub pid: Option<i32>,
+    pub place: Place,
 }
 
-impl Connected<IncomingStream<'_, UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(c) => Peer {
-                uid: Some(c.uid()),
-                pid: c.pid(),
-            },
-            Err(_) => Peer {
-                uid: None,
-                pid: None,
-            },
-        }
+/// Why a peer is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// Neither root nor the daemon's user (or the kernel gave no uid).
+    Uid,
+    /// Its cgroup is one of bulkhead's compartments.
+    Compartment(String),
+    /// Where it runs cannot be told.
+    Unplaced(String),
+}
+
+/// Whether `peer` may use the socket of a daemon running as `own_euid`:
+/// root or that user, and not from inside a compartment.
+pub fn verdict(peer: &Peer, own_euid: u32) -> Result<(), Denied> {
+    if !peer.uid.is_some_and(|uid| uid == 0 || uid == own_euid) {
+        return Err(Denied::Uid);
+    }
+    match &peer.place {
+        Place::Outside | Place::Supervisor => Ok(()),
+        Place::Compartment(cgroup) => Err(Denied::Compartment(cgroup.clone())),
+        Place::Unknown(why) => Err(Denied::Unplaced(why.clone())),
     }
 }
 
-/// Whether `peer` may use the socket of a daemon running as `own_euid`.
-pub fn allowed(peer: Peer, own_euid: u32) -> bool {
-    peer.uid.is_some_and(|uid| uid == 0 || uid == own_euid)
+/// Whether `peer` may use the socket ([`verdict`] is `Ok`).
+pub fn allowed(peer: &Peer, own_euid: u32) -> bool {
+    verdict(peer, own_euid).is_ok()
 }
 
-async fn check_peer(
-    State(own_euid): State<u32>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    request: axum::extract::Request,
-    next: Next,
-) -> HttpResponse {
-    if allowed(peer, own_euid) {
-        return next.run(request).await;
-    }
+/// The 403 a refused peer gets.
+pub fn denial(peer: &Peer, denied: &Denied) -> Diagnostic {
     let who = peer
         .uid
         .map_or_else(|| "unknown".to_string(), |u| u.to_string());
-    tracing::warn!(
-        peer_uid = %who,
-        peer_pid = ?peer.pid,
-        "control socket: refused {} {}",
-        request.method(),
-        request.uri()
-    );
-    let mut d = Diagnostic::new(
-        Code::ControlDenied,
-        format!("the control socket is for root (peer uid {who})"),
-    )
-    .context("uid", &who);
+    let mut d = match denied {
+        Denied::Uid => Diagnostic::new(
+            Code::ControlDenied,
+            format!("the control socket is for root (peer uid {who})"),
+        )
+        .context("uid", &who),
+        Denied::Compartment(cgroup) => Diagnostic::new(
+            Code::ControlDenied,
+            format!(
+                "the control socket refuses processes inside bulkhead's compartments (peer cgroup {cgroup})"
+            ),
+        )
+        .context("uid", &who)
+        .context("cgroup", cgroup),
+        Denied::Unplaced(why) => Diagnostic::new(
+            Code::ControlDenied,
+            "the control socket cannot tell where the peer runs, and refuses what it cannot place",
+        )
+        .context("uid", &who)
+        .cause(why),
+    };
     if let Some(pid) = peer.pid {
         d = d.context("pid", pid);
     }
-    ApiError::from_diagnostic(403, &d.suggest("run the command with sudo")).into_response()
+    d.suggest(match denied {
+        Denied::Uid => "run the command with sudo",
+        Denied::Compartment(_) => {
+            "run bulkhead's commands from the host, outside the services' cgroups: a service (or `bulkhead exec`) cannot control the daemon"
+        }
+        Denied::Unplaced(_) => {
+            "run the command again from the host; a process that exits while it connects cannot be checked"
+        }
+    })
+}
+
+/// What the peer check shares across connections.
+struct Guard {
+    own_euid: u32,
+    throttle: conn::Throttle,
+}
+
+async fn check_peer(
+    State(guard): State<Arc<Guard>>,
+    Extension(peer): Extension<Peer>,
+    request: axum::extract::Request,
+    next: Next,
+) -> HttpResponse {
+    let denied = match verdict(&peer, guard.own_euid) {
+        Ok(()) => return next.run(request).await,
+        Err(d) => d,
+    };
+    if let Some(skipped) = guard.throttle.admit(std::time::Instant::now()) {
+        tracing::warn!(
+            peer_uid = ?peer.uid,
+            peer_pid = ?peer.pid,
+            peer_place = ?peer.place,
+            not_logged = skipped,
+            "control socket: refused {} {}",
+            request.method(),
+            request.uri()
+        );
+    }
+    ApiError::from_diagnostic(403, &denial(&peer, &denied)).into_response()
 }
 
 type Calls = mpsc::Sender<Call>;
@@ -703,18 +832,54 @@ mod tests {
     #[allow(dead_code)]
     fn serve_can_be_spawned(listener: UnixListener, calls: mpsc::Sender<Call>) {
         fn send<T: Send + 'static>(_: T) {}
-        send(serve(listener, calls, std::future::pending()));
+        send(serve(
+            listener,
+            calls,
+            std::future::pending(),
+            Compartments::none(),
+        ));
     }
 
     #[test]
     fn root_and_the_daemons_own_user_are_allowed() {
-        let peer = |uid| Peer { uid, pid: Some(1) };
-        assert!(allowed(peer(Some(0)), 0));
-        assert!(allowed(peer(Some(0)), 1000));
-        assert!(allowed(peer(Some(1000)), 1000));
-        assert!(!allowed(peer(Some(65534)), 0));
-        assert!(!allowed(peer(Some(1001)), 1000));
-        assert!(!allowed(peer(None), 0));
+        let peer = |uid| Peer {
+            uid,
+            pid: Some(1),
+            place: Place::Outside,
+        };
+        assert!(allowed(&peer(Some(0)), 0));
+        assert!(allowed(&peer(Some(0)), 1000));
+        assert!(allowed(&peer(Some(1000)), 1000));
+        assert!(!allowed(&peer(Some(65534)), 0));
+        assert!(!allowed(&peer(Some(1001)), 1000));
+        assert!(!allowed(&peer(None), 0));
+    }
+
+    #[test]
+    fn a_compartment_is_refused_whatever_its_uid() {
+        let peer = |uid, place| Peer {
+            uid: Some(uid),
+            pid: Some(42),
+            place,
+        };
+        let inside = Place::Compartment("/bulkhead/web/0".into());
+        assert_eq!(
+            verdict(&peer(0, inside.clone()), 0),
+            Err(Denied::Compartment("/bulkhead/web/0".into()))
+        );
+        assert_eq!(verdict(&peer(0, Place::Supervisor), 0), Ok(()));
+        assert!(matches!(
+            verdict(&peer(0, Place::Unknown("gone".into())), 0),
+            Err(Denied::Unplaced(_))
+        ));
+        // The uid is checked first: a stranger is told about sudo.
+        assert_eq!(verdict(&peer(7, inside.clone()), 0), Err(Denied::Uid));
+
+        let p = peer(0, inside);
+        let text = denial(&p, &Denied::Compartment("/bulkhead/web/0".into())).render(None);
+        assert!(text.starts_with("error[CONTROL_DENIED]: the control socket refuses processes inside bulkhead's compartments (peer cgroup /bulkhead/web/0)"), "{text}");
+        assert!(text.contains("pid=42"), "{text}");
+        assert!(text.contains("outside the services' cgroups"), "{text}");
     }
 
     #[test]

@@ -119,6 +119,31 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
     let _lock = lock(state_dir)?;
 
     let (mount, tree, delegated, controllers) = subtree_for(&cfg)?;
+    // The control socket refuses peers in R, and in the root `bulkhead
+    // exec` picks when that is not R (a delegated daemon); R/supervisor,
+    // the daemon's own cgroup, stays served (src/api/peer.rs).
+    let exec_root = discover::choose_root(&mount, configured_root(&cfg), None, false);
+    let compartments = api::peer::Compartments::of_daemon(
+        Path::new("/proc"),
+        &mount,
+        &tree.root,
+        &[exec_root],
+    )
+    .ok_or_else(|| {
+        Diagnostics::from(
+            Diagnostic::new(
+                Code::CgroupIo,
+                format!(
+                    "the cgroup root {} is not under the cgroup2 mount {}",
+                    tree.root.display(),
+                    mount.display()
+                ),
+            )
+            .suggest(
+                "set supervisor.cgroup_root to a directory under the cgroup2 mount, or to auto",
+            ),
+        )
+    })?;
     tracing::info!(
         root = %tree.root.display(),
         delegated,
@@ -188,9 +213,14 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
                 let _ = mstop_rx.await;
             }))
         });
-        let server = tokio::spawn(api::server::serve(listener, calls_tx, async move {
-            let _ = stop_rx.await;
-        }));
+        let server = tokio::spawn(api::server::serve(
+            listener,
+            calls_tx,
+            async move {
+                let _ = stop_rx.await;
+            },
+            compartments,
+        ));
         tracing::info!(socket = %socket.display(), "control socket ready");
         daemon.run(rx).await;
         let _ = stop_tx.send(());
@@ -263,11 +293,7 @@ fn subtree_for(cfg: &Config) -> Result<(PathBuf, Subtree, bool, Vec<&'static str
     let delegated = own
         .as_deref()
         .is_some_and(|o| o != "/" && check::is_delegated(&discover::cgroup_dir(&mount, o)));
-    let configured = match &cfg.supervisor.cgroup_root {
-        CgroupRoot::Path(p) => Some(p.as_path()),
-        CgroupRoot::Auto => None,
-    };
-    let root = discover::choose_root(&mount, configured, own.as_deref(), delegated);
+    let root = discover::choose_root(&mount, configured_root(cfg), own.as_deref(), delegated);
     let controllers = controllers_for(cfg);
     let tree = subtree::setup(&mount, &root, &controllers, Some(std::process::id()))
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
@@ -275,6 +301,14 @@ fn subtree_for(cfg: &Config) -> Result<(PathBuf, Subtree, bool, Vec<&'static str
         apply_group(&tree, g, &controllers)?;
     }
     Ok((mount, tree, delegated, controllers))
+}
+
+/// `supervisor.cgroup_root` when it names a path.
+fn configured_root(cfg: &Config) -> Option<&Path> {
+    match &cfg.supervisor.cgroup_root {
+        CgroupRoot::Path(p) => Some(p.as_path()),
+        CgroupRoot::Auto => None,
+    }
 }
 
 /// cpu, memory, io and pids always (status reads their files), cpuset when
