@@ -427,6 +427,7 @@ fn run_in(
     log: Option<&Path>,
 ) -> Result<Outcome, Diagnostics> {
     apply_limits(dir, &svc.resources)?;
+    crate::sandbox::devices::confine(dir, svc)?;
 
     let status_dir = cfg.supervisor.state_dir.join("exec");
     std::fs::create_dir_all(&status_dir).map_err(|e| {

@@ -87,6 +87,7 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
         )
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
     crate::exec::apply_limits(&dir, &svc.resources)?;
+    crate::sandbox::devices::confine(&dir, svc)?;
     let seccomp = crate::exec::seccomp_program(&job.cfg, svc)?;
 
     for d in [job.paths.status_file.parent(), job.paths.log_file.parent()]
