@@ -2,19 +2,43 @@
 //!
 //! Four steps, each its own function:
 //! 1. [`parse`]: the JSON into a checked [`Profile`]; any field, action,
-//!    operator, architecture, capability or flag bulkhead does not know is an
-//!    error at its JSON path and line:column, never dropped.
+//!    operator, architecture, capability, flag or system call name bulkhead
+//!    does not know is an error at its JSON path and line:column, never
+//!    dropped. A name is known when libseccomp has it on any architecture;
+//!    `keyctll` is an error with "did you mean `keyctl`?".
 //! 2. [`resolve`] (pure): the rules that apply to a service, given its
 //!    capabilities, the architecture and the kernel version, as Docker
 //!    resolves `includes` (all conditions hold) and `excludes` (any holds).
-//!    Names this architecture has no such system call for are set aside and
-//!    counted, as Docker skips them.
+//!    Names the filter's architectures have no such system call for
+//!    (`socketcall` on x86_64) are set aside and counted, as Docker skips
+//!    them.
 //! 3. [`compile`]: libseccomp turns the rules into a BPF program, in the
-//!    parent, once.
+//!    parent, once; [`build_with`] first merges the walls of an [`Extra`]
+//!    (address families, real-time, clock, personality; see [`extra`]).
+//!    When the default action is an errno, calls numbered above the highest
+//!    call the profile names get ENOSYS, so the C library falls back to an
+//!    older call as on an older kernel ([`enosys`] has a worked example).
 //! 4. The init installs it in the service just before exec
 //!    (`init::install_seccomp`); it sets no_new_privs itself.
 //!
 //! Built-in profiles live in `seccomp-profiles/*.json`, embedded here.
+//!
+//! bulkhead's one extension to the format: a top-level `"ignore_unknown":
+//! true` sets aside (and counts) names libseccomp knows on no
+//! architecture, for a profile written for a newer libseccomp. runc and
+//! Docker ignore the key. The built-in `default` sets it for `mseal`,
+//! which libseccomp 2.5 does not know.
+//!
+//! The built-in profiles refuse the ioctls TIOCSTI and TIOCLINUX, which
+//! type into a terminal (a way out through a tty shared with a shell).
+//! `strict` allows only a few other requests by value. `default` allows
+//! every other request with 34 `SCMP_CMP_MASKED_EQ` rules on the low 32
+//! bits of the request (the kernel reads it as an unsigned int, so a
+//! request of 0x1_0000_5412 is TIOCSTI): one per aligned block of the
+//! 2^32 - 2 values left, so TIOCSTI and TIOCLINUX fall to the default,
+//! EPERM. An unconditional allow beside a conditional refusal would
+//! conflict (below), and comparisons of all 64 bits would both miss
+//! 0x1_0000_5412 and refuse the sign-extended requests musl passes.
 //!
 //! Where the formats leave it open, bulkhead decides:
 //! - `errnoRet` absent on an ERRNO rule means EPERM (as runc);

@@ -874,11 +874,8 @@ fn run(prog: &[Insn], c: &Call) -> u32 {
             16..=63 => {
                 let i = ((off - 16) / 8) as usize;
                 let v = c.args[i];
-                if off % 8 == 0 {
-                    v as u32
-                } else {
-                    (v >> 32) as u32
-                }
+                let half = if off.is_multiple_of(8) { v } else { v >> 32 };
+                u32::try_from(half & 0xffff_ffff).unwrap()
             }
             _ => panic!("load of offset {off}"),
         }
@@ -942,7 +939,7 @@ fn run(prog: &[Insn], c: &Call) -> u32 {
 const ALLOW: u32 = 0x7fff_0000;
 const KILL_PROCESS: u32 = 0x8000_0000;
 const fn errno_ret(e: i32) -> u32 {
-    0x0005_0000 | e as u32
+    0x0005_0000 | e.cast_unsigned()
 }
 
 fn builtin_prog(name: &str, with: &[&str], extra: &Extra) -> Vec<Insn> {
