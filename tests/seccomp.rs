@@ -229,6 +229,11 @@ fn a_bad_profile_is_a_config_error_naming_the_field() {
             "SCMP_ACT_ERRNO",
         ),
         (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "keyctll"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "syscalls[0].names[1]: `keyctll` is not a system call on any architecture",
+            "did you mean `keyctl`?",
+        ),
+        (
             r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "flags": ["SECCOMP_FILTER_FLAG_LOG"]}"#,
             "flags[0]: SECCOMP_FILTER_FLAG_LOG is not supported",
             "SCMP_ACT_LOG",
@@ -292,9 +297,15 @@ fn seccomp_check_prints_what_a_profile_allows() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("no seccomp filter"));
 
-    // A file, with names this architecture lacks counted.
+    // Calls above the highest the profile names get ENOSYS.
+    assert!(
+        out.contains("calls above ") && out.contains(": ENOSYS"),
+        "{out}"
+    );
+    // A file, with names this architecture lacks counted (no_such_call
+    // only with ignore_unknown: without it, it is an error).
     let (_dir, path) = profile(
-        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "socketcall", "no_such_call"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "ignore_unknown": true, "syscalls": [{"names": ["read", "socketcall", "no_such_call"], "action": "SCMP_ACT_ALLOW"}]}"#,
     );
     let o = bulkhead(&["seccomp", "check", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));

@@ -1654,6 +1654,43 @@ mod seccomp_tests {
     }
 
     #[test]
+    fn a_misspelt_system_call_in_a_profile_is_a_validation_error() {
+        let e = load(
+            "{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"syscalls\": [{\"names\": [\"read\", \"keyctll\"], \"action\": \"SCMP_ACT_ALLOW\"}]}",
+            "",
+        )
+        .unwrap_err();
+        let d = &e.0[0];
+        assert!(
+            d.message.starts_with(
+                "services.web.security.seccomp: syscalls[0].names[1]: `keyctll` is not a system call"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            d.context,
+            [(
+                "profile".to_string(),
+                "/etc/bulkhead/p.json:2:34".to_string()
+            )]
+        );
+        assert!(
+            d.suggestion
+                .as_deref()
+                .is_some_and(|s| s.starts_with("did you mean `keyctl`?")),
+            "{e}"
+        );
+        // Set aside when the profile says so.
+        assert!(
+            load(
+                r#"{"defaultAction": "SCMP_ACT_ERRNO", "ignore_unknown": true, "syscalls": [{"names": ["read", "keyctll"], "action": "SCMP_ACT_ALLOW"}]}"#,
+                "",
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn profile_checks_use_the_service_capabilities() {
         // Two rules that conflict only when CAP_SYS_ADMIN opens the second.
         let profile = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [

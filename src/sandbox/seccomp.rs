@@ -2,19 +2,43 @@
 //!
 //! Four steps, each its own function:
 //! 1. [`parse`]: the JSON into a checked [`Profile`]; any field, action,
-//!    operator, architecture, capability or flag bulkhead does not know is an
-//!    error at its JSON path and line:column, never dropped.
+//!    operator, architecture, capability, flag or system call name bulkhead
+//!    does not know is an error at its JSON path and line:column, never
+//!    dropped. A name is known when libseccomp has it on any architecture;
+//!    `keyctll` is an error with "did you mean `keyctl`?".
 //! 2. [`resolve`] (pure): the rules that apply to a service, given its
 //!    capabilities, the architecture and the kernel version, as Docker
 //!    resolves `includes` (all conditions hold) and `excludes` (any holds).
-//!    Names this architecture has no such system call for are set aside and
-//!    counted, as Docker skips them.
+//!    Names the filter's architectures have no such system call for
+//!    (`socketcall` on x86_64) are set aside and counted, as Docker skips
+//!    them.
 //! 3. [`compile`]: libseccomp turns the rules into a BPF program, in the
-//!    parent, once.
+//!    parent, once; [`build_with`] first merges the walls of an [`Extra`]
+//!    (address families, real-time, clock, personality; see [`extra`]).
+//!    When the default action is an errno, calls numbered above the highest
+//!    call the profile names get ENOSYS, so the C library falls back to an
+//!    older call as on an older kernel ([`enosys`] has a worked example).
 //! 4. The init installs it in the service just before exec
 //!    (`init::install_seccomp`); it sets no_new_privs itself.
 //!
 //! Built-in profiles live in `seccomp-profiles/*.json`, embedded here.
+//!
+//! bulkhead's one extension to the format: a top-level `"ignore_unknown":
+//! true` sets aside (and counts) names libseccomp knows on no
+//! architecture, for a profile written for a newer libseccomp. runc and
+//! Docker ignore the key. The built-in `default` sets it for `mseal`,
+//! which libseccomp 2.5 does not know.
+//!
+//! The built-in profiles refuse the ioctls TIOCSTI and TIOCLINUX, which
+//! type into a terminal (a way out through a tty shared with a shell).
+//! `strict` allows only a few other requests by value. `default` allows
+//! every other request with 34 `SCMP_CMP_MASKED_EQ` rules on the low 32
+//! bits of the request (the kernel reads it as an unsigned int, so a
+//! request of 0x1_0000_5412 is TIOCSTI): one per aligned block of the
+//! 2^32 - 2 values left, so TIOCSTI and TIOCLINUX fall to the default,
+//! EPERM. An unconditional allow beside a conditional refusal would
+//! conflict (below), and comparisons of all 64 bits would both miss
+//! 0x1_0000_5412 and refuse the sign-extended requests musl passes.
 //!
 //! Where the formats leave it open, bulkhead decides:
 //! - `errnoRet` absent on an ERRNO rule means EPERM (as runc);
@@ -34,6 +58,8 @@
 
 pub mod cache;
 mod compile;
+pub mod enosys;
+pub mod extra;
 pub mod locate;
 mod profile;
 pub mod report;
@@ -43,9 +69,10 @@ use std::path::{Path, PathBuf};
 use libseccomp::ScmpArch;
 
 pub use compile::{MAX_INSNS, compile, conflicts};
+pub use extra::Extra;
 pub use profile::{
-    ACTIONS, Action, Arches, ArgCmp, Cond, OPS, Op, Profile, Rule, arch_name, errno_name, parse,
-    parse_arch, parse_kernel,
+    ACTIONS, Action, Arches, ArgCmp, Cond, OPS, Op, Profile, Rule, arch_name, closest_syscall,
+    errno_name, is_syscall_anywhere, libseccomp_version, parse, parse_arch, parse_kernel,
 };
 
 use crate::config::Seccomp;
@@ -133,6 +160,10 @@ pub struct ResolvedProfile {
     pub not_applied: Vec<NotApplied>,
     /// Names none of `arches` has (`_llseek` on x86_64): skipped, sorted.
     pub unknown: Vec<String>,
+    /// The highest number the profile names on each of `arches` (every
+    /// rule, applied or not): calls above it get ENOSYS when the default
+    /// action is an errno (see [`enosys`]).
+    pub named_max: Vec<(ScmpArch, u32)>,
 }
 
 /// Does libseccomp know `name` as a real system call on `arch`? (Names of
@@ -234,6 +265,19 @@ pub fn resolve(
     }
     unknown.sort();
     unknown.dedup();
+    let named_max = arches
+        .iter()
+        .filter_map(|a| {
+            profile
+                .rules
+                .iter()
+                .flat_map(|r| &r.names)
+                .filter_map(|n| libseccomp::ScmpSyscall::from_name_by_arch(n, *a).ok())
+                .filter_map(|s| u32::try_from(s.as_raw_syscall()).ok())
+                .max()
+                .map(|m| (*a, m))
+        })
+        .collect();
     ResolvedProfile {
         comment: profile.comment.clone(),
         default_action: profile.default_action,
@@ -242,6 +286,7 @@ pub fn resolve(
         rules,
         not_applied,
         unknown,
+        named_max,
     }
 }
 
@@ -299,8 +344,24 @@ pub fn build(
     label: &Path,
     caps: &[String],
 ) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
+    build_with(text, label, caps, &Extra::default())
+}
+
+/// [`build`], with the walls of `extra` merged into the resolved profile
+/// (see [`extra`]). The profile's own rules are checked for conflicts
+/// before the merge, so a conflict the merge would hide is still reported.
+pub fn build_with(
+    text: &str,
+    label: &Path,
+    caps: &[String],
+    extra: &Extra,
+) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
     let profile = parse(text, label)?;
     let resolved = resolve(&profile, caps, ScmpArch::native(), host_kernel());
+    if let Some(d) = conflicts(&resolved).into_iter().next() {
+        return Err(d.in_file(label).into());
+    }
+    let resolved = extra::apply(&resolved, extra);
     let program = compile(&resolved).map_err(|d| Diagnostics::from(d.in_file(label)))?;
     Ok((resolved, program))
 }
@@ -308,9 +369,18 @@ pub fn build(
 /// The program for a service with capabilities `caps` (canonical names):
 /// empty when unconfined.
 pub fn load(choice: &Seccomp, caps: &[String]) -> Result<Vec<Insn>, Diagnostics> {
+    load_with(choice, caps, &Extra::default())
+}
+
+/// [`load`] with the walls of `extra` (none when unconfined).
+pub fn load_with(
+    choice: &Seccomp,
+    caps: &[String],
+    extra: &Extra,
+) -> Result<Vec<Insn>, Diagnostics> {
     match source(choice)? {
         None => Ok(Vec::new()),
-        Some((label, text)) => build(&text, &label, caps).map(|(_, p)| p),
+        Some((label, text)) => build_with(&text, &label, caps, extra).map(|(_, p)| p),
     }
 }
 
@@ -320,14 +390,27 @@ pub fn load_cached(
     caps: &[String],
     cache_dir: &Path,
 ) -> Result<Vec<Insn>, Diagnostics> {
+    load_cached_with(choice, caps, &Extra::default(), cache_dir)
+}
+
+/// [`load_with`], through the compiled-program cache in `cache_dir` (the
+/// walls are part of the key). What the daemon calls for a service:
+/// `load_cached_with(&svc.security.seccomp, &svc.security.capabilities,
+/// &extra, &state_dir.join("seccomp-cache"))`.
+pub fn load_cached_with(
+    choice: &Seccomp,
+    caps: &[String],
+    extra: &Extra,
+    cache_dir: &Path,
+) -> Result<Vec<Insn>, Diagnostics> {
     let Some((label, text)) = source(choice)? else {
         return Ok(Vec::new());
     };
-    let entry = cache::entry(cache_dir, &text, caps, host_kernel());
+    let entry = cache::entry(cache_dir, &text, caps, extra, host_kernel());
     if let Some(prog) = cache::get(&entry) {
         return Ok(prog);
     }
-    let (_, prog) = build(&text, &label, caps)?;
+    let (_, prog) = build_with(&text, &label, caps, extra)?;
     cache::put(&entry, &prog);
     Ok(prog)
 }

@@ -1,7 +1,7 @@
 //! A cache of compiled programs. libseccomp needs milliseconds to compile a
 //! container-sized profile (more than the rest of a spawn), and the result
 //! depends only on the profile's text, the capabilities it is resolved
-//! against, the architecture, the kernel version, and the libseccomp and
+//! against, the extra walls ([`Extra`]), the architecture, the kernel version, and the libseccomp and
 //! bulkhead builds. All of those make up the key, so a stale entry is never
 //! found; a damaged entry fails the check below and is compiled again.
 //!
@@ -13,15 +13,27 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::Insn;
+use super::{Extra, Insn};
 
 /// The cache file for this input on this host with this build.
-pub fn entry(dir: &Path, text: &str, caps: &[String], kernel: (u32, u32)) -> PathBuf {
+pub fn entry(
+    dir: &Path,
+    text: &str,
+    caps: &[String],
+    extra: &Extra,
+    kernel: (u32, u32),
+) -> PathBuf {
     let mut h = std::hash::DefaultHasher::new();
     text.hash(&mut h);
     let mut caps = caps.to_vec();
     caps.sort();
     caps.hash(&mut h);
+    let mut extra = extra.clone();
+    if let Some(f) = &mut extra.address_families {
+        f.sort_unstable();
+        f.dedup();
+    }
+    extra.hash(&mut h);
     kernel.hash(&mut h);
     std::env::consts::ARCH.hash(&mut h);
     let lib = libseccomp::ScmpVersion::current()
@@ -116,17 +128,36 @@ mod tests {
     fn the_key_covers_text_and_capabilities_but_not_their_order() {
         let d = Path::new("/c");
         let caps = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let a = entry(d, "{}", &caps(&["CAP_A", "CAP_B"]), (6, 1));
-        assert_eq!(a, entry(d, "{}", &caps(&["CAP_B", "CAP_A"]), (6, 1)));
-        assert_ne!(a, entry(d, "{ }", &caps(&["CAP_A", "CAP_B"]), (6, 1)));
-        assert_ne!(a, entry(d, "{}", &caps(&["CAP_A"]), (6, 1)));
-        assert_ne!(a, entry(d, "{}", &caps(&["CAP_A", "CAP_B"]), (6, 2)));
+        let none = Extra::default();
+        let a = entry(d, "{}", &caps(&["CAP_A", "CAP_B"]), &none, (6, 1));
+        assert_eq!(a, entry(d, "{}", &caps(&["CAP_B", "CAP_A"]), &none, (6, 1)));
+        assert_ne!(
+            a,
+            entry(d, "{ }", &caps(&["CAP_A", "CAP_B"]), &none, (6, 1))
+        );
+        assert_ne!(a, entry(d, "{}", &caps(&["CAP_A"]), &none, (6, 1)));
+        assert_ne!(a, entry(d, "{}", &caps(&["CAP_A", "CAP_B"]), &none, (6, 2)));
+        // The walls are part of the key; the order of families is not.
+        let fam = |f: &[i32]| Extra {
+            address_families: Some(f.to_vec()),
+            ..Extra::default()
+        };
+        let ab = caps(&["CAP_A", "CAP_B"]);
+        let u = entry(d, "{}", &ab, &fam(&[1, 2]), (6, 1));
+        assert_ne!(a, u);
+        assert_eq!(u, entry(d, "{}", &ab, &fam(&[2, 1]), (6, 1)));
+        assert_ne!(u, entry(d, "{}", &ab, &fam(&[1]), (6, 1)));
+        let clock = Extra {
+            protect_clock: true,
+            ..Extra::default()
+        };
+        assert_ne!(a, entry(d, "{}", &ab, &clock, (6, 1)));
     }
 
     #[test]
     fn put_then_get() {
         let d = tempfile::tempdir().unwrap();
-        let p = entry(&d.path().join("cache"), "x", &[], (6, 1));
+        let p = entry(&d.path().join("cache"), "x", &[], &Extra::default(), (6, 1));
         assert_eq!(get(&p), None);
         let prog = vec![(0x06, 0, 0, 0x7fff_0000)];
         put(&p, &prog);

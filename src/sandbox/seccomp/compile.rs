@@ -3,6 +3,8 @@
 //! The filter never sets no_new_privs itself (the init does, as a step of
 //! its own), and a call made through an ABI the filter does not cover (a
 //! 32-bit `int 0x80` on x86_64 when only x86_64 is listed) kills the process.
+//! When the default action is an errno other than ENOSYS, the stub of
+//! [`super::enosys`] goes in front of libseccomp's program.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
@@ -130,7 +132,25 @@ pub fn compile(p: &ResolvedProfile) -> Result<Vec<Insn>, Diagnostic> {
                 .map_err(fail(&what))?;
         }
     }
-    export(&ctx)
+    let prog = export(&ctx)?;
+    let stub = match p.default_action {
+        super::Action::Errno(e) if i32::from(e) != libc::ENOSYS => {
+            super::enosys::stub(&p.named_max)
+        }
+        _ => Vec::new(),
+    };
+    if stub.len() + prog.len() > MAX_INSNS {
+        return Err(too_long(stub.len() + prog.len()));
+    }
+    Ok(stub.into_iter().chain(prog).collect())
+}
+
+fn too_long(n: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::ConfigSeccompProfile,
+        format!("the filter is {n} instructions long; the kernel takes at most {MAX_INSNS}"),
+    )
+    .suggest("merge rules, or list fewer system calls with conditions")
 }
 
 /// The program, read back from a memfd and split into instructions.
@@ -160,11 +180,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>, Diagnostic> {
     }
     let n = bytes.len() / 8;
     if n > MAX_INSNS {
-        return Err(Diagnostic::new(
-            Code::ConfigSeccompProfile,
-            format!("the filter is {n} instructions long; the kernel takes at most {MAX_INSNS}"),
-        )
-        .suggest("merge rules, or list fewer system calls with conditions"));
+        return Err(too_long(n));
     }
     Ok(bytes
         .chunks_exact(8)

@@ -49,6 +49,10 @@ struct RawProfile {
     flags: Option<Vec<String>>,
     listener_path: Option<String>,
     listener_metadata: Option<String>,
+    /// bulkhead's extension: names no architecture has are set aside, not
+    /// errors (for profiles written for a newer libseccomp).
+    #[serde(rename = "ignore_unknown")]
+    ignore_unknown: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +233,9 @@ pub struct Profile {
     pub default_action: Action,
     pub arches: Arches,
     pub rules: Vec<Rule>,
+    /// `"ignore_unknown": true`: names libseccomp knows on no architecture
+    /// are set aside (and counted) rather than refused.
+    pub ignore_unknown: bool,
 }
 
 // ------------------------------------------------------------ names
@@ -342,6 +349,78 @@ struct Checker<'a> {
     file: &'a Path,
     index: JsonIndex,
     diags: Diagnostics,
+    ignore_unknown: bool,
+}
+
+/// Every architecture libseccomp has a syscall table for.
+const ALL_ARCHES: &[ScmpArch] = &[
+    ScmpArch::X8664,
+    ScmpArch::X86,
+    ScmpArch::X32,
+    ScmpArch::Arm,
+    ScmpArch::Aarch64,
+    ScmpArch::Loongarch64,
+    ScmpArch::M68k,
+    ScmpArch::Mips,
+    ScmpArch::Mipsel,
+    ScmpArch::Mips64,
+    ScmpArch::Mipsel64,
+    ScmpArch::Mips64N32,
+    ScmpArch::Mipsel64N32,
+    ScmpArch::Ppc,
+    ScmpArch::Ppc64,
+    ScmpArch::Ppc64Le,
+    ScmpArch::S390,
+    ScmpArch::S390X,
+    ScmpArch::Parisc,
+    ScmpArch::Parisc64,
+    ScmpArch::Riscv64,
+    ScmpArch::Sh,
+    ScmpArch::Sheb,
+];
+
+/// Is `name` a system call on any architecture libseccomp knows? (On an
+/// architecture that lacks it a known name resolves to a negative
+/// pseudo-number; a name no table has does not resolve at all.)
+pub fn is_syscall_anywhere(name: &str) -> bool {
+    ALL_ARCHES.iter().any(|a| {
+        libseccomp::ScmpSyscall::from_name_by_arch(name, *a).is_ok_and(|s| s.as_raw_syscall() >= 0)
+    })
+}
+
+/// Every system call name libseccomp knows, for suggestions: the tables of
+/// the common architectures, numbers 0 to 1023 (and x32's, with its bit).
+fn known_syscall_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut out = std::collections::BTreeSet::new();
+        let tables = [
+            (ScmpArch::X8664, 0),
+            (ScmpArch::X86, 0),
+            (ScmpArch::Aarch64, 0),
+            (ScmpArch::Arm, 0),
+            (ScmpArch::Arm, 0x000f_0000),
+            (ScmpArch::S390X, 0),
+            (ScmpArch::Ppc64Le, 0),
+            (ScmpArch::Riscv64, 0),
+            (ScmpArch::X32, 0x4000_0000),
+        ];
+        for (arch, base) in tables {
+            for nr in 0..1024 {
+                let s = libseccomp::ScmpSyscall::from_raw_syscall(base + nr);
+                if let Ok(n) = s.get_name_by_arch(arch) {
+                    out.insert(n);
+                }
+            }
+        }
+        out.into_iter().collect()
+    })
+}
+
+/// The closest system call name to a misspelt one.
+pub fn closest_syscall(name: &str) -> Option<&'static str> {
+    let names: Vec<&str> = known_syscall_names().iter().map(String::as_str).collect();
+    closest(name, &names)
 }
 
 impl Checker<'_> {
@@ -576,6 +655,7 @@ impl Checker<'_> {
 
     fn rule(&mut self, i: usize, raw: RawSyscall) -> Option<Rule> {
         let at = format!("syscalls[{i}]");
+        let single = raw.names.is_none() && raw.name.is_some();
         let names = match (raw.names, raw.name) {
             (Some(_), Some(_)) => {
                 self.error(
@@ -599,11 +679,30 @@ impl Checker<'_> {
         }
         let mut ok = true;
         for (k, n) in names.iter().enumerate() {
+            let path = if single {
+                format!("{at}.name")
+            } else {
+                format!("{at}.names[{k}]")
+            };
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 self.error(
-                    &format!("{at}.names[{k}]"),
+                    &path,
                     format!("{n:?} is not a system call name"),
                     "write the kernel's name, e.g. \"openat\"",
+                );
+                ok = false;
+            } else if !self.ignore_unknown && !is_syscall_anywhere(n) {
+                let newer = "if it is a call newer than this libseccomp, set \"ignore_unknown\": true at the top of the profile to set such names aside";
+                self.error(
+                    &path,
+                    format!(
+                        "`{n}` is not a system call on any architecture libseccomp {} knows",
+                        libseccomp_version()
+                    ),
+                    match closest_syscall(n) {
+                        Some(c) => format!("did you mean `{c}`? ({newer})"),
+                        None => format!("check the spelling against syscalls(2); {newer}"),
+                    },
                 );
                 ok = false;
             }
@@ -628,6 +727,7 @@ impl Checker<'_> {
     }
 
     fn profile(&mut self, raw: RawProfile) -> Option<Profile> {
+        self.ignore_unknown = raw.ignore_unknown.unwrap_or(false);
         let default_action = self.action(
             "defaultAction",
             raw.default_action.as_deref(),
@@ -715,6 +815,7 @@ impl Checker<'_> {
             default_action: default_action?,
             arches,
             rules,
+            ignore_unknown: self.ignore_unknown,
         })
     }
 }
@@ -725,6 +826,13 @@ enum ArchForm {
     Scmp,
     /// Any name [`parse_arch`] takes, as `includes.arches` is written.
     Any,
+}
+
+/// `2.5.4`, the libseccomp this process runs with.
+pub fn libseccomp_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// `"5.10"` -> (5, 10).
@@ -805,6 +913,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Profile, Diagnostics> {
         file,
         index,
         diags: Diagnostics::default(),
+        ignore_unknown: false,
     };
     let profile = c.profile(raw);
     match profile {

@@ -75,6 +75,21 @@ pub fn render(
         "architectures:  {} (a call through any other ABI: KILL_PROCESS)",
         arches.join(", ")
     );
+    if matches!(r.default_action, Action::Errno(e) if i32::from(e) != libc::ENOSYS) {
+        let above: Vec<String> = r
+            .named_max
+            .iter()
+            .filter(|(a, _)| super::enosys::audit_arch(*a).is_some())
+            .map(|(a, m)| format!("{m} on {}", arch_name(*a)))
+            .collect();
+        if !above.is_empty() {
+            let _ = writeln!(
+                out,
+                "newer calls:    calls above {}: ENOSYS (newer than the profile)",
+                above.join(", ")
+            );
+        }
+    }
     let total = r.rules.len() + r.not_applied.len();
     let _ = writeln!(
         out,

@@ -528,7 +528,7 @@ fn architectures_and_arch_map() {
 #[test]
 fn names_the_architecture_lacks_are_set_aside_and_counted() {
     let p = parse_ok(
-        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "ignore_unknown": true, "syscalls": [
   {"names": ["read", "_llseek", "socketcall", "no_such_call", "write"], "action": "SCMP_ACT_ALLOW"},
   {"names": ["no_such_call"], "action": "SCMP_ACT_KILL"}]}"#,
     );
@@ -749,4 +749,565 @@ fn missing_and_unknown_builtins() {
     let e = load(&Seccomp::File("/no/such/profile.json".into()), &[]).unwrap_err();
     assert!(e.0[0].message.contains("cannot read"));
     assert!(e.0[0].suggestion.is_some());
+}
+
+// ------------------------------------------------------------ unknown names
+
+#[test]
+fn a_name_no_architecture_has_is_an_error_with_a_suggestion() {
+    let text = "{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"syscalls\": [\n  {\"names\": [\"read\", \"keyctll\"], \"action\": \"SCMP_ACT_ALLOW\"}]}";
+    let (msg, pos, help) = one_error(text);
+    assert!(
+        msg.starts_with(
+            "syscalls[0].names[1]: `keyctll` is not a system call on any architecture libseccomp"
+        ),
+        "{msg}"
+    );
+    assert_eq!(
+        pos,
+        Some(Pos {
+            line: 3,
+            column: 22
+        })
+    );
+    assert!(help.starts_with("did you mean `keyctl`?"), "{help}");
+    assert!(help.contains("\"ignore_unknown\": true"), "{help}");
+    // Docker's single-name form points at `name`.
+    let (msg, _, help) = one_error(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "opneat", "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    assert!(msg.starts_with("syscalls[0].name: `opneat`"), "{msg}");
+    assert!(help.starts_with("did you mean `openat`?"), "{help}");
+    // Every misspelt name is reported.
+    let e = parse_err(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["raed", "wirte"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    assert_eq!(e.len(), 2, "{e}");
+}
+
+#[test]
+fn names_of_other_architectures_are_no_error_and_ignore_unknown_sets_the_rest_aside() {
+    // socketcall is x86's, s390_pci_mmio_write s390's: set aside on x86_64.
+    let p = parse_ok(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "socketcall", "s390_pci_mmio_write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    assert!(!p.ignore_unknown);
+    let r = resolve(&p, &[], X64, (6, 1));
+    assert_eq!(r.unknown, ["s390_pci_mmio_write", "socketcall"]);
+    let p = parse_ok(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "ignore_unknown": true, "syscalls": [{"names": ["read", "keyctll"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    assert!(p.ignore_unknown);
+    assert_eq!(resolve(&p, &[], X64, (6, 1)).unknown, ["keyctll"]);
+    let (msg, _, _) = one_error(r#"{"defaultAction": "SCMP_ACT_ERRNO", "ignore_unknown": "yes"}"#);
+    assert!(msg.starts_with("ignore_unknown: invalid type"), "{msg}");
+}
+
+/// Calls newer than libseccomp 2.5.4 that the built-in profiles may name
+/// (kept here so a typo in a built-in profile still fails a test).
+const NEWER_THAN_LIBSECCOMP: &[&str] = &[
+    "mseal",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "uretprobe",
+];
+
+#[test]
+fn builtin_profiles_name_only_calls_some_libseccomp_knows() {
+    for (name, text) in BUILTIN {
+        let p = parse_ok(text);
+        let unknown: Vec<&str> = p
+            .rules
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .filter(|n| !is_syscall_anywhere(n))
+            .collect();
+        for n in &unknown {
+            assert!(
+                NEWER_THAN_LIBSECCOMP.contains(n),
+                "{name}: `{n}` is no system call"
+            );
+        }
+        assert!(
+            unknown.is_empty() || p.ignore_unknown,
+            "{name}: {unknown:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ running programs
+
+/// `struct seccomp_data` for a call (little-endian hosts, as the tests run).
+struct Call {
+    arch: u32,
+    nr: u32,
+    args: [u64; 6],
+}
+
+const AUDIT_X86_64: u32 = 0xc000_003e;
+
+fn call(nr: i64, args: &[u64]) -> Call {
+    let mut a = [0; 6];
+    a[..args.len()].copy_from_slice(args);
+    Call {
+        arch: AUDIT_X86_64,
+        nr: u32::try_from(nr).unwrap(),
+        args: a,
+    }
+}
+
+/// A classic BPF interpreter, enough for libseccomp's programs and the
+/// ENOSYS stub: what `prog` returns for `c`.
+fn run(prog: &[Insn], c: &Call) -> u32 {
+    let word = |off: u32| -> u32 {
+        match off {
+            0 => c.nr,
+            4 => c.arch,
+            16..=63 => {
+                let i = ((off - 16) / 8) as usize;
+                let v = c.args[i];
+                let half = if off.is_multiple_of(8) { v } else { v >> 32 };
+                u32::try_from(half & 0xffff_ffff).unwrap()
+            }
+            _ => panic!("load of offset {off}"),
+        }
+    };
+    let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
+    let mut pc = 0usize;
+    loop {
+        let (code, jt, jf, k) = prog[pc];
+        pc += 1;
+        let src = if code & 0x08 != 0 { x } else { k };
+        match code & 0x07 {
+            0x00 => match code & 0xe0 {
+                0x20 => a = word(k),
+                0x00 => a = k,
+                0x60 => a = mem[k as usize],
+                m => panic!("ld mode {m:#x}"),
+            },
+            0x01 => match code & 0xe0 {
+                0x00 => x = k,
+                0x60 => x = mem[k as usize],
+                m => panic!("ldx mode {m:#x}"),
+            },
+            0x02 => mem[k as usize] = a,
+            0x03 => mem[k as usize] = x,
+            0x04 => {
+                a = match code & 0xf0 {
+                    0x00 => a.wrapping_add(src),
+                    0x10 => a.wrapping_sub(src),
+                    0x40 => a | src,
+                    0x50 => a & src,
+                    0x60 => a << src,
+                    0x70 => a >> src,
+                    0xa0 => a ^ src,
+                    op => panic!("alu {op:#x}"),
+                }
+            }
+            0x05 => {
+                let taken = match code & 0xf0 {
+                    0x00 => {
+                        pc += k as usize;
+                        continue;
+                    }
+                    0x10 => a == src,
+                    0x20 => a > src,
+                    0x30 => a >= src,
+                    0x40 => a & src != 0,
+                    op => panic!("jmp {op:#x}"),
+                };
+                pc += usize::from(if taken { jt } else { jf });
+            }
+            0x06 => return if code & 0x10 != 0 { a } else { k },
+            _ => match code {
+                0x07 => x = a,
+                0x87 => a = x,
+                _ => panic!("misc {code:#x}"),
+            },
+        }
+    }
+}
+
+const ALLOW: u32 = 0x7fff_0000;
+const KILL_PROCESS: u32 = 0x8000_0000;
+const fn errno_ret(e: i32) -> u32 {
+    0x0005_0000 | e.cast_unsigned()
+}
+
+fn builtin_prog(name: &str, with: &[&str], extra: &Extra) -> Vec<Insn> {
+    let (_, prog) = build_with(
+        builtin(name).unwrap(),
+        &builtin_label(name),
+        &caps(with),
+        extra,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    prog
+}
+
+/// What errno `f` ends with (0 when it succeeds) in a forked child with
+/// `prog` installed (none when empty). no_new_privs goes first, so no
+/// privilege is needed, and the filter never reaches the test runner. The
+/// child makes raw calls only and leaves with _exit.
+fn in_child(prog: &[Insn], f: impl FnOnce() -> libc::c_long) -> i32 {
+    let filter: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(filter.len()).unwrap(),
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: the child only makes system calls (no allocation, no locks
+    // another thread of the runner could hold) and ends in _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: prctl with integer arguments and a pointer to a
+        // sock_fprog that outlives the call; _exit does not return.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                libc::_exit(200);
+            }
+            if !prog.is_empty()
+                && libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &raw const fprog,
+                ) != 0
+            {
+                libc::_exit(201);
+            }
+        }
+        let r = f();
+        let code = if r == -1 {
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(199)
+        } else {
+            0
+        };
+        // SAFETY: ends the child without running the runner's exit code.
+        unsafe { libc::_exit(code) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    let w = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    assert_eq!(w, pid);
+    assert!(libc::WIFEXITED(status), "child status {status:#x}");
+    let code = libc::WEXITSTATUS(status);
+    assert!(
+        code < 199,
+        "the child could not install the filter ({code})"
+    );
+    code
+}
+
+fn raw(nr: libc::c_long, args: &[libc::c_long]) -> libc::c_long {
+    let a = |i: usize| args.get(i).copied().unwrap_or(0);
+    // SAFETY: the calls tested take integers or pointers the callers give
+    // to live buffers (or null, which the kernel checks).
+    unsafe { libc::syscall(nr, a(0), a(1), a(2), a(3), a(4), a(5)) }
+}
+
+// ------------------------------------------------------------ ENOSYS
+
+const TINY: &str = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+  {"names": ["read", "write", "exit", "exit_group", "getpid", "getppid", "rt_sigreturn"], "action": "SCMP_ACT_ALLOW"}]}"#;
+
+#[test]
+fn calls_above_the_highest_named_get_enosys() {
+    let r = resolve(&parse_ok(TINY), &[], X64, (6, 1));
+    assert_eq!(r.named_max, [(X64, 231)], "exit_group is 231 on x86_64");
+    let prog = compile(&r).unwrap();
+    assert_eq!(&prog[..8], &enosys::stub(&[(X64, 231)])[..]);
+    let enosys = errno_ret(libc::ENOSYS);
+    for (nr, want) in [
+        (libc::SYS_read, ALLOW),
+        (libc::SYS_exit_group, ALLOW),
+        (libc::SYS_getuid, errno_ret(libc::EPERM)),
+        (libc::SYS_kill, errno_ret(libc::EPERM)),
+        (libc::SYS_clone3, enosys),
+        (libc::SYS_faccessat2, enosys),
+        (1000, enosys),
+    ] {
+        assert_eq!(run(&prog, &call(nr, &[])), want, "nr {nr}");
+    }
+    // x32 and i386 calls are not covered: libseccomp's program kills them.
+    assert_eq!(run(&prog, &call(0x4000_0000 + 500, &[])), KILL_PROCESS);
+    let i386 = Call {
+        arch: 0x4000_0003,
+        nr: 435,
+        args: [0; 6],
+    };
+    assert_eq!(run(&prog, &i386), KILL_PROCESS);
+    // Any errno as default, yes; ENOSYS itself or another action, no stub.
+    let with_default = |d: &str| TINY.replace(r#""SCMP_ACT_ERRNO""#, d);
+    let p = compiled(
+        &with_default(r#""SCMP_ACT_ERRNO", "defaultErrnoRet": 13"#),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        run(&p, &call(libc::SYS_getuid, &[])),
+        errno_ret(libc::EACCES)
+    );
+    assert_eq!(run(&p, &call(libc::SYS_clone3, &[])), enosys);
+    for d in [
+        r#""SCMP_ACT_KILL_PROCESS""#,
+        r#""SCMP_ACT_ERRNO", "defaultErrnoRet": 38"#,
+    ] {
+        let p = compiled(&with_default(d), &[]).unwrap();
+        assert!(!p.starts_with(&enosys::stub(&[(X64, 231)])), "{d}: a stub");
+        assert_ne!(run(&p, &call(libc::SYS_clone3, &[])), ALLOW);
+    }
+}
+
+#[test]
+fn x32_calls_are_checked_against_x32_numbers() {
+    let r = resolve(
+        &parse_ok(&TINY.replace(
+            r#""syscalls""#,
+            r#""architectures": ["SCMP_ARCH_X32"], "syscalls""#,
+        )),
+        &[],
+        X64,
+        (6, 1),
+    );
+    let x32_max = r
+        .named_max
+        .iter()
+        .find(|(a, _)| *a == ScmpArch::X32)
+        .unwrap()
+        .1;
+    assert!(x32_max > 0x4000_0000, "{x32_max:#x}");
+    let prog = compile(&r).unwrap();
+    let x32 = |n: u32| call(i64::from(0x4000_0000 | n), &[]);
+    assert_eq!(run(&prog, &x32(0)), ALLOW, "x32 read");
+    assert_eq!(run(&prog, &x32(1000)), errno_ret(libc::ENOSYS));
+    assert_eq!(
+        run(&prog, &call(libc::SYS_clone3, &[])),
+        errno_ret(libc::ENOSYS)
+    );
+}
+
+#[test]
+fn enosys_in_a_child() {
+    let prog = compiled(TINY, &[]).unwrap();
+    assert_eq!(in_child(&prog, || raw(libc::SYS_getpid, &[])), 0);
+    assert_eq!(in_child(&prog, || raw(libc::SYS_getuid, &[])), libc::EPERM);
+    assert_eq!(
+        in_child(&prog, || raw(libc::SYS_clone3, &[0, 0])),
+        libc::ENOSYS
+    );
+    assert_eq!(
+        in_child(&prog, || raw(libc::SYS_faccessat2, &[-100, 0, 0, 0])),
+        libc::ENOSYS
+    );
+    // Unconfined, clone3 with a null argument is EFAULT or EINVAL: the
+    // ENOSYS above was the filter's.
+    assert_ne!(
+        in_child(&[], || raw(libc::SYS_clone3, &[0, 0])),
+        libc::ENOSYS
+    );
+    // The built-in profile refuses clone3 by name with ENOSYS; its newest
+    // calls stay allowed (getrandom, 318, is below the highest it names).
+    let prog = builtin_prog("default", &[], &Extra::default());
+    let mut buf = [0u8; 8];
+    let p = buf.as_mut_ptr() as libc::c_long;
+    assert_eq!(in_child(&prog, || raw(libc::SYS_getrandom, &[p, 8, 0])), 0);
+    assert_eq!(in_child(&prog, || raw(1000, &[])), libc::ENOSYS);
+}
+
+// ------------------------------------------------------------ TIOCSTI
+
+const TIOCSTI: u64 = 0x5412;
+const TIOCLINUX: u64 = 0x541c;
+
+#[test]
+fn the_default_profile_refuses_tiocsti_and_tioclinux_on_the_low_32_bits() {
+    let prog = builtin_prog("default", &[], &Extra::default());
+    let ioctl = |req: u64| run(&prog, &call(libc::SYS_ioctl, &[0, req, 0]));
+    for req in [
+        TIOCSTI,
+        TIOCLINUX,
+        TIOCSTI | 1 << 32,
+        TIOCLINUX | 0xffff_ffff_0000_0000,
+    ] {
+        assert_eq!(ioctl(req), errno_ret(libc::EPERM), "{req:#x}");
+    }
+    for req in [
+        0u64,
+        0x5401, // TCGETS
+        0x5411,
+        0x5413, // TIOCGWINSZ
+        0x541b, // FIONREAD
+        0x541d,
+        0x8000_5412,
+        0x0001_5412,
+        0x5412 << 4,
+        0xffff_ffff,
+        0xffff_ffff_8004_5413, // musl sign-extends _IOR requests
+        u64::MAX,
+    ] {
+        assert_eq!(ioctl(req), ALLOW, "{req:#x}");
+    }
+    let strict = builtin_prog("strict", &[], &Extra::default());
+    let ioctl = |req: u64| run(&strict, &call(libc::SYS_ioctl, &[0, req, 0]));
+    assert_eq!(ioctl(TIOCSTI), errno_ret(libc::EPERM));
+    assert_eq!(ioctl(TIOCLINUX), errno_ret(libc::EPERM));
+    assert_eq!(ioctl(0x541b), ALLOW);
+}
+
+#[test]
+fn tiocsti_fails_in_a_child_while_other_ioctls_work() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the two-int array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let fd = libc::c_long::from(fds[0]);
+    let mut n: libc::c_int = 0;
+    let np = (&raw mut n) as libc::c_long;
+    let mut ch = b'x';
+    let cp = (&raw mut ch) as libc::c_long;
+    let mut tio = [0u8; 64];
+    let tp = tio.as_mut_ptr() as libc::c_long;
+    let ioctl = |req: u64, arg: libc::c_long| {
+        let req = libc::c_long::from_ne_bytes(req.to_ne_bytes());
+        move || raw(libc::SYS_ioctl, &[fd, req, arg])
+    };
+    for name in ["default", "strict"] {
+        let prog = builtin_prog(name, &[], &Extra::default());
+        // Unconfined, TIOCSTI on a pipe is ENOTTY: EPERM is the filter's.
+        assert_eq!(in_child(&[], ioctl(TIOCSTI, cp)), libc::ENOTTY);
+        assert_eq!(in_child(&prog, ioctl(TIOCSTI, cp)), libc::EPERM, "{name}");
+        assert_eq!(in_child(&prog, ioctl(TIOCLINUX, cp)), libc::EPERM, "{name}");
+        assert_eq!(
+            in_child(&prog, ioctl(TIOCSTI | 1 << 32, cp)),
+            libc::EPERM,
+            "{name}"
+        );
+        // FIONREAD works; TCGETS reaches the kernel, which says ENOTTY.
+        assert_eq!(in_child(&prog, ioctl(0x541b, np)), 0, "{name}");
+        assert_eq!(in_child(&prog, ioctl(0x5401, tp)), libc::ENOTTY, "{name}");
+    }
+    // SAFETY: closes the pipe made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
+
+// ------------------------------------------------------------ extra walls
+
+fn all_walls() -> Extra {
+    Extra {
+        address_families: Some(vec![1, 2, 10, 16]),
+        restrict_realtime: true,
+        protect_clock: true,
+        lock_personality: true,
+    }
+}
+
+#[test]
+fn walls_compile_onto_every_profile_and_architecture() {
+    for name in ["default", "strict"] {
+        for with in [&[][..], &["CAP_SYS_TIME", "CAP_SYS_ADMIN"][..]] {
+            builtin_prog(name, with, &all_walls());
+        }
+    }
+    // A blocklist covering x86_64, x86 and x32 (the 32-bit ABIs compare
+    // only the low words).
+    let (r, prog) = build_with(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+            "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        Path::new("p.json"),
+        &[],
+        &all_walls(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(prog.len() <= MAX_INSNS);
+    assert!(
+        r.rules.iter().any(|x| x.names == ["clock_settime64"]),
+        "x86 has it"
+    );
+    let per = |x: u64| run(&prog, &call(libc::SYS_personality, &[x]));
+    assert_eq!(per(0), ALLOW);
+    assert_eq!(per(0xffff_ffff), ALLOW);
+    assert_eq!(per(8), errno_ret(libc::EPERM));
+    assert_eq!(per(0x1_0000_0000), errno_ret(libc::EPERM));
+    let sock = |f: u64| run(&prog, &call(libc::SYS_socket, &[f, 1, 0]));
+    assert_eq!(sock(1), ALLOW);
+    assert_eq!(sock(17), errno_ret(libc::EAFNOSUPPORT));
+    assert_eq!(sock(0x1_0000_0001), errno_ret(libc::EAFNOSUPPORT));
+}
+
+#[test]
+fn walls_hold_in_a_child() {
+    let none = Extra::default();
+    let walls = all_walls();
+    let default = builtin_prog("default", &[], &none);
+    let walled = builtin_prog("default", &[], &walls);
+    // Sockets: unix works, packet is refused as if the kernel lacked it.
+    let socket =
+        |f: libc::c_int, t: libc::c_int| move || raw(libc::SYS_socket, &[f.into(), t.into(), 0]);
+    assert_eq!(
+        in_child(&walled, socket(libc::AF_UNIX, libc::SOCK_STREAM)),
+        0
+    );
+    assert_eq!(
+        in_child(&walled, socket(libc::AF_INET, libc::SOCK_DGRAM)),
+        0
+    );
+    assert_eq!(
+        in_child(&walled, socket(libc::AF_PACKET, libc::SOCK_RAW)),
+        libc::EAFNOSUPPORT
+    );
+    assert_eq!(
+        in_child(&walled, socket(libc::AF_KEY, 3)),
+        libc::EAFNOSUPPORT
+    );
+    // Personality: PER_LINUX32 is allowed by default, refused with the lock.
+    let per = |x: libc::c_long| move || raw(libc::SYS_personality, &[x]);
+    assert_eq!(in_child(&default, per(8)), 0);
+    assert_eq!(in_child(&walled, per(8)), libc::EPERM);
+    assert_eq!(in_child(&walled, per(0xffff_ffff)), 0);
+    assert_eq!(in_child(&walled, per(0)), 0);
+    // Real-time scheduling.
+    let prio = [1 as libc::c_int];
+    let pp = prio.as_ptr() as libc::c_long;
+    let zero = [0 as libc::c_int];
+    let zp = zero.as_ptr() as libc::c_long;
+    let sched = |policy: libc::c_int, param: libc::c_long| {
+        move || raw(libc::SYS_sched_setscheduler, &[0, policy.into(), param])
+    };
+    assert_eq!(in_child(&walled, sched(libc::SCHED_FIFO, pp)), libc::EPERM);
+    assert_eq!(in_child(&walled, sched(libc::SCHED_RR, pp)), libc::EPERM);
+    assert_eq!(in_child(&walled, sched(libc::SCHED_BATCH, zp)), 0);
+    // As root the default profile alone lets SCHED_FIFO through.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(in_child(&default, sched(libc::SCHED_FIFO, pp)), 0);
+    }
+    // The clock: CAP_SYS_TIME opens clock_settime in the default profile;
+    // CLOCK_MONOTONIC cannot be set, so the kernel's answer is EINVAL and
+    // the wall's is EPERM (and no test ever sets the real clock).
+    let ts = [0 as libc::c_long; 2];
+    let tp = ts.as_ptr() as libc::c_long;
+    let settime = move || raw(libc::SYS_clock_settime, &[libc::CLOCK_MONOTONIC.into(), tp]);
+    let timed = builtin_prog("default", &["CAP_SYS_TIME"], &none);
+    let timed_walled = builtin_prog("default", &["CAP_SYS_TIME"], &walls);
+    assert_eq!(in_child(&timed, settime), libc::EINVAL);
+    assert_eq!(in_child(&timed_walled, settime), libc::EPERM);
+    assert_eq!(
+        in_child(&timed_walled, || raw(libc::SYS_adjtimex, &[0])),
+        libc::EPERM
+    );
 }
