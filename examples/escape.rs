@@ -26,13 +26,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 type Outcome = Result<String, String>;
+type Attack = fn() -> Outcome;
+type Try<'a> = (String, &'a dyn Fn(&str) -> std::io::Result<()>);
 
-const ATTACKS: &[(&str, fn() -> Outcome)] = &[
+const ATTACKS: &[(&str, Attack)] = &[
     ("raise-limits", raise_limits),
     ("leave-cgroup", leave_cgroup),
     ("freeze-neighbour", freeze_neighbour),
     ("kill-neighbour", kill_neighbour),
-    ("core-pattern", || open_write("/proc/sys/kernel/core_pattern")),
+    ("core-pattern", || {
+        open_write("/proc/sys/kernel/core_pattern")
+    }),
     ("modprobe", || open_write("/proc/sys/kernel/modprobe")),
     ("sysrq-trigger", || open_write("/proc/sysrq-trigger")),
     ("write-etc", || create_remove("/etc/bh-escape")),
@@ -100,7 +104,7 @@ fn env(name: &str) -> String {
 }
 
 /// Every path the attack tries, the first success wins.
-fn first_ok(tries: &[(String, &dyn Fn(&str) -> std::io::Result<()>)]) -> Outcome {
+fn first_ok(tries: &[Try<'_>]) -> Outcome {
     let mut why = Vec::new();
     for (path, f) in tries {
         match f(path) {
@@ -138,7 +142,10 @@ fn own_cgroup() -> String {
 fn leave_cgroup() -> Outcome {
     let before = own_cgroup();
     let pid = std::process::id().to_string();
-    for p in ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/unified/cgroup.procs"] {
+    for p in [
+        "/sys/fs/cgroup/cgroup.procs",
+        "/sys/fs/cgroup/unified/cgroup.procs",
+    ] {
         let _ = write_file(p, &pid);
     }
     // A path outside the namespace root, as seen from the host.
@@ -242,7 +249,11 @@ fn kallsyms() -> Outcome {
     let nonzero = text
         .lines()
         .take(2000)
-        .filter(|l| l.split(' ').next().is_some_and(|a| a.chars().any(|c| c != '0')))
+        .filter(|l| {
+            l.split(' ')
+                .next()
+                .is_some_and(|a| a.chars().any(|c| c != '0'))
+        })
         .count();
     if nonzero > 0 {
         Ok(format!("{nonzero} addresses visible"))
@@ -255,7 +266,10 @@ fn kallsyms() -> Outcome {
 fn see_init() -> Outcome {
     let me = nix::unistd::getuid().as_raw();
     let mut seen = Vec::new();
-    for e in std::fs::read_dir("/proc").map_err(|e| e.to_string())?.flatten() {
+    for e in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.parse::<u32>().is_err() {
             continue;
@@ -303,7 +317,9 @@ fn init_privileges() -> Outcome {
             "init holds CapEff={eff:x} CapBnd={bnd:x} no_new_privs={nnp}"
         ))
     } else {
-        Err(format!("init holds CapEff={eff:x} CapBnd={bnd:x}, no_new_privs"))
+        Err(format!(
+            "init holds CapEff={eff:x} CapBnd={bnd:x}, no_new_privs"
+        ))
     }
 }
 
@@ -314,7 +330,11 @@ fn ptrace_init() -> Outcome {
     // SAFETY: PTRACE_SEIZE and PTRACE_DETACH take a pid and integer
     // arguments; no memory of ours is read or written.
     let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, 1, null, null) };
-    match if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) } {
+    match if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    } {
         Ok(()) => {
             // SAFETY: as above.
             unsafe { libc::ptrace(libc::PTRACE_DETACH, 1, null, null) };
@@ -329,7 +349,8 @@ fn ptrace_init() -> Outcome {
 
 fn control_socket() -> Outcome {
     let sock = env("BH_SOCK");
-    let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(|e| format!("{sock}: {e}"))?;
+    let mut s =
+        std::os::unix::net::UnixStream::connect(&sock).map_err(|e| format!("{sock}: {e}"))?;
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
     s.write_all(
         b"POST /v1/services/victim/stop HTTP/1.1\r\nHost: bulkhead\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

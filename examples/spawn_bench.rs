@@ -89,9 +89,17 @@ fn main() {
     let (spec, namespaces, insns) = prepare(&[], None);
     let (open_spec, open_ns, _) = prepare(
         &[
-            "system=off", "home=off", "tmp=off", "devices=host", "kernel=false",
-            "cgroups=false", "proc=off", "address_families=any", "realtime=false",
-            "clock=false", "personality=false",
+            "system=off",
+            "home=off",
+            "tmp=off",
+            "devices=host",
+            "kernel=false",
+            "cgroups=false",
+            "proc=off",
+            "address_families=any",
+            "realtime=false",
+            "clock=false",
+            "personality=false",
         ],
         Some("root"),
     );
@@ -107,7 +115,7 @@ fn main() {
         let dir = parent.join(i.to_string());
         std::fs::create_dir(&dir).unwrap();
         let req = spawn::SpawnRequest {
-            spec: &spec,
+            spec,
             cgroup: &dir,
             namespaces,
             die_with_parent: true,

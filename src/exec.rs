@@ -337,11 +337,28 @@ pub fn seccomp_program(
     cfg: &Config,
     svc: &Service,
 ) -> Result<Vec<(u16, u8, u8, u32)>, Diagnostics> {
-    crate::sandbox::seccomp::load_cached(
+    crate::sandbox::seccomp::load_cached_with(
         &svc.security.seccomp,
         &svc.security.capabilities,
+        &seccomp_walls(&svc.protect),
         &cfg.supervisor.state_dir.join("seccomp-cache"),
     )
+}
+
+/// The walls of `protect` that are seccomp rules: address families,
+/// realtime scheduling, the clock, the personality.
+pub fn seccomp_walls(p: &config::model::Protect) -> crate::sandbox::seccomp::extra::Extra {
+    crate::sandbox::seccomp::extra::Extra {
+        address_families: p.address_families.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| config::units::address_family(n))
+                .collect()
+        }),
+        restrict_realtime: p.realtime,
+        protect_clock: p.clock,
+        lock_personality: p.personality,
+    }
 }
 
 /// Controllers the limits actually use: a command with no memory limit
@@ -453,14 +470,15 @@ fn run_in(
         dynamic_uid: transient.as_ref().map(|t| t.uid()),
         hidden: plan::hidden_dirs(cfg),
     };
-    let mut spec = plan::init_spec(svc, &env, seccomp, Some(status_file.clone()), &cpt).map_err(|e| {
-        Diagnostics::failure(
-            Code::ConfigUnknownAccount,
-            "cannot prepare the command",
-            e,
-            "check user, group and capabilities",
-        )
-    })?;
+    let mut spec =
+        plan::init_spec(svc, &env, seccomp, Some(status_file.clone()), &cpt).map_err(|e| {
+            Diagnostics::failure(
+                Code::ConfigUnknownAccount,
+                "cannot prepare the command",
+                e,
+                "check user, group and capabilities",
+            )
+        })?;
     if let Some(path) = log {
         let path = std::path::absolute(path).map_err(|e| {
             Diagnostics::failure(

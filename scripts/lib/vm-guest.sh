@@ -20,10 +20,14 @@ export TMPDIR=/run/bh-tests
 mkdir -p "$TMPDIR/bin"
 chmod 1777 "$TMPDIR"
 first_bin=$(head -n 1 "$results/binaries")
-workload="$(dirname "$(dirname "$first_bin")")/examples/workload"
-if [[ -x $workload ]]; then
-    cp "$workload" "$TMPDIR/bin/workload"
+examples="$(dirname "$(dirname "$first_bin")")/examples"
+if [[ -x $examples/workload ]]; then
+    cp "$examples/workload" "$TMPDIR/bin/workload"
     export BULKHEAD_TEST_WORKLOAD=$TMPDIR/bin/workload
+fi
+if [[ -x $examples/escape ]]; then
+    cp "$examples/escape" "$TMPDIR/bin/escape"
+    export BULKHEAD_TEST_ESCAPE=$TMPDIR/bin/escape
 fi
 
 echo "vm-guest: kernel $(uname -r), cgroup $(cat /proc/self/cgroup)"

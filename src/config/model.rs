@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::schema::{
-    Action, CgroupRoot, IoClass, Isolation, Listen, Network, PrivateDevices, PrivateTmp,
-    ProbePort, ProtectHome, ProtectProc, ProtectSystem, RestartPolicy, Stall,
+    Action, CgroupRoot, IoClass, Isolation, Listen, Network, PrivateDevices, PrivateTmp, ProbePort,
+    ProtectHome, ProtectProc, ProtectSystem, RestartPolicy, Stall,
 };
 use super::units::{Cpu, CpuList, Dur, Percent, PortRange, Rlimit, Sig, Size};
 

@@ -832,9 +832,29 @@ mod tests {
 /// Socket address families `protect.address_families` names, with their
 /// numbers (AF_*).
 pub const ADDRESS_FAMILIES: &[&str] = &[
-    "unix", "inet", "inet6", "netlink", "packet", "alg", "vsock", "can", "bluetooth", "xdp",
-    "tipc", "rds", "key", "llc", "ib", "mpls", "qipcrtr", "smc", "nfc", "x25", "ax25",
-    "appletalk", "ipx",
+    "unix",
+    "inet",
+    "inet6",
+    "netlink",
+    "packet",
+    "alg",
+    "vsock",
+    "can",
+    "bluetooth",
+    "xdp",
+    "tipc",
+    "rds",
+    "key",
+    "llc",
+    "ib",
+    "mpls",
+    "qipcrtr",
+    "smc",
+    "nfc",
+    "x25",
+    "ax25",
+    "appletalk",
+    "ipx",
 ];
 
 /// The AF_* number of a family name.
@@ -879,7 +899,9 @@ pub fn device_allow_entry(s: &str) -> Result<(), String> {
         [kind, nums, access]
             if ["c", "b", "char", "block"].contains(kind)
                 && access_ok(access)
-                && nums.split_once(':').is_some_and(|(a, b)| num_ok(a) && num_ok(b)) =>
+                && nums
+                    .split_once(':')
+                    .is_some_and(|(a, b)| num_ok(a) && num_ok(b)) =>
         {
             Ok(())
         }
@@ -898,10 +920,22 @@ mod protect_unit_tests {
         }
         assert_eq!(address_family("inet6"), Some(libc::AF_INET6));
         assert_eq!(address_family("inet7"), None);
-        for ok in ["/dev/dri/renderD128 rw", "c 10:200 rw", "b 8:* r", "char *:* m"] {
+        for ok in [
+            "/dev/dri/renderD128 rw",
+            "c 10:200 rw",
+            "b 8:* r",
+            "char *:* m",
+        ] {
             assert_eq!(device_allow_entry(ok), Ok(()), "{ok}");
         }
-        for bad in ["/dev/null", "/etc/passwd rw", "c 10:200 rx", "x 1:3 r", "c 1 r", ""] {
+        for bad in [
+            "/dev/null",
+            "/etc/passwd rw",
+            "c 10:200 rx",
+            "x 1:3 r",
+            "c 1 r",
+            "",
+        ] {
             assert!(device_allow_entry(bad).is_err(), "{bad}");
         }
     }

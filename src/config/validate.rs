@@ -376,8 +376,7 @@ fn directories(c: &mut Checker, name: &str, s: &RawDirectories) -> Directories {
             let ok = !e.value.is_empty()
                 && !e.value.starts_with('/')
                 && e.value.len() <= 255
-                && e
-                    .value
+                && e.value
                     .split('/')
                     .all(|part| !part.is_empty() && part != "." && part != "..");
             if ok {

@@ -107,14 +107,14 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
         Some(job.paths.status_file.clone()),
         &cpt,
     )
-        .map_err(|e| {
-            Diagnostics::failure(
-                Code::ConfigUnknownAccount,
-                "cannot prepare the service",
-                e,
-                "check user, group and capabilities",
-            )
-        })?;
+    .map_err(|e| {
+        Diagnostics::failure(
+            Code::ConfigUnknownAccount,
+            "cannot prepare the service",
+            e,
+            "check user, group and capabilities",
+        )
+    })?;
     crate::sandbox::dirs::prepare(
         Path::new("/"),
         svc,

@@ -123,14 +123,10 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
     // exec` picks when that is not R (a delegated daemon); R/supervisor,
     // the daemon's own cgroup, stays served (src/api/peer.rs).
     let exec_root = discover::choose_root(&mount, configured_root(&cfg), None, false);
-    let compartments = api::peer::Compartments::of_daemon(
-        Path::new("/proc"),
-        &mount,
-        &tree.root,
-        &[exec_root],
-    )
-    .ok_or_else(|| {
-        Diagnostics::from(
+    let compartments =
+        api::peer::Compartments::of_daemon(Path::new("/proc"), &mount, &tree.root, &[exec_root])
+            .ok_or_else(|| {
+                Diagnostics::from(
             Diagnostic::new(
                 Code::CgroupIo,
                 format!(
@@ -143,7 +139,7 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
                 "set supervisor.cgroup_root to a directory under the cgroup2 mount, or to auto",
             ),
         )
-    })?;
+            })?;
     tracing::info!(
         root = %tree.root.display(),
         delegated,

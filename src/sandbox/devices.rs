@@ -779,6 +779,38 @@ pub fn attach(cgroup_dir: &Path, prog: &[Insn]) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The device program of `svc`'s instance cgroup `dir`, when its `/dev` is
+/// private (`protect.devices`): the minimal /dev and `protect.device_allow`,
+/// nothing else. Attached before the service is cloned into the cgroup, so
+/// nothing runs there unconfined.
+pub fn confine(dir: &Path, svc: &crate::config::Service) -> Result<(), crate::error::Diagnostics> {
+    use crate::config::schema::PrivateDevices;
+    use crate::error::{Code, Diagnostic};
+    if svc.protect.devices != PrivateDevices::Private {
+        return Ok(());
+    }
+    let mut rules = default_allow();
+    for e in &svc.protect.device_allow {
+        rules.push(parse_allow(e).map_err(|why| {
+            Diagnostic::new(
+                Code::ConfigInvalidValue,
+                format!("services.{}.protect.device_allow: {why}", svc.name),
+            )
+            .suggest("name a device that exists on this host, e.g. \"/dev/dri/renderD128 rw\"")
+        })?);
+    }
+    attach(dir, &program(&rules)).map(drop).map_err(|e| {
+        Diagnostic::new(
+            Code::SpawnFailed,
+            format!("cannot attach the device program to {}", dir.display()),
+        )
+        .context("service", &svc.name)
+        .cause(e)
+        .suggest("cgroup device programs need root and Linux 5.7; `protect: { devices: host }` turns the private /dev off")
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::op::*;
@@ -1196,36 +1228,4 @@ mod tests {
             agree(&rules, &[0, 1, 2, 3, 4], &[0, 1, 2, 3, 4]);
         }
     }
-}
-
-/// The device program of `svc`'s instance cgroup `dir`, when its `/dev` is
-/// private (`protect.devices`): the minimal /dev and `protect.device_allow`,
-/// nothing else. Attached before the service is cloned into the cgroup, so
-/// nothing runs there unconfined.
-pub fn confine(dir: &Path, svc: &crate::config::Service) -> Result<(), crate::error::Diagnostics> {
-    use crate::config::schema::PrivateDevices;
-    use crate::error::{Code, Diagnostic};
-    if svc.protect.devices != PrivateDevices::Private {
-        return Ok(());
-    }
-    let mut rules = default_allow();
-    for e in &svc.protect.device_allow {
-        rules.push(parse_allow(e).map_err(|why| {
-            Diagnostic::new(
-                Code::ConfigInvalidValue,
-                format!("services.{}.protect.device_allow: {why}", svc.name),
-            )
-            .suggest("name a device that exists on this host, e.g. \"/dev/dri/renderD128 rw\"")
-        })?);
-    }
-    attach(dir, &program(&rules)).map(drop).map_err(|e| {
-        Diagnostic::new(
-            Code::SpawnFailed,
-            format!("cannot attach the device program to {}", dir.display()),
-        )
-        .context("service", &svc.name)
-        .cause(e)
-        .suggest("cgroup device programs need root and Linux 5.7; `protect: { devices: host }` turns the private /dev off")
-        .into()
-    })
 }

@@ -19,7 +19,11 @@ pub fn prepare(root: &Path, svc: &Service, uid: u32, gid: u32) -> Result<(), Dia
         ensure(&path, uid, gid).map_err(|e| {
             Diagnostics::failure(
                 Code::SpawnFailed,
-                format!("cannot prepare the directory {} of {}", path.display(), svc.name),
+                format!(
+                    "cannot prepare the directory {} of {}",
+                    path.display(),
+                    svc.name
+                ),
                 e,
                 "check that its parent exists and is a directory root can write",
             )
@@ -98,7 +102,10 @@ mod tests {
         svc.directories.state = vec!["app/db".into()];
         svc.directories.runtime = vec!["app".into()];
         std::fs::create_dir_all(root.join("run")).unwrap();
-        let me = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        let me = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         prepare(root, &svc, me.0, me.1).unwrap();
         let m = std::fs::metadata(root.join("var/lib/app/db")).unwrap();
         assert!(m.is_dir());

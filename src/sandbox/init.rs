@@ -455,7 +455,10 @@ fn credentials(spec: &InitSpec) {
         // SAFETY: prctl with integer arguments on our own process.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(c), 0, 0, 0) };
         if r != 0 && errno_of(&std::io::Error::last_os_error()) != libc::EINVAL {
-            fail(Step::CapBounding, errno_of(&std::io::Error::last_os_error()));
+            fail(
+                Step::CapBounding,
+                errno_of(&std::io::Error::last_os_error()),
+            );
         }
     }
     let non_root = spec.uid.is_some_and(|u| u != 0);

@@ -117,7 +117,12 @@ pub fn init_spec(
         }
         None => {
             let uid = cpt.dynamic_uid.ok_or(PlanError::NoDynamicUser)?;
-            (Some(uid), Some(uid), PathBuf::from("/"), dynamic_user_name(uid))
+            (
+                Some(uid),
+                Some(uid),
+                PathBuf::from("/"),
+                dynamic_user_name(uid),
+            )
         }
     };
     if let Some(g) = &svc.group {
@@ -170,7 +175,8 @@ pub fn init_spec(
     }
     if !svc.resources.rlimits.contains_key("nofile") {
         let (soft, hard) = default_nofile(own_nofile_hard(), nix::unistd::geteuid().is_root());
-        let res = rlimit_resource("nofile").ok_or_else(|| PlanError::UnknownRlimit("nofile".into()))?;
+        let res =
+            rlimit_resource("nofile").ok_or_else(|| PlanError::UnknownRlimit("nofile".into()))?;
         rlimits.push((res, soft, hard));
     }
     let capabilities = svc
@@ -290,9 +296,13 @@ pub fn hidden_dirs(cfg: &crate::config::Config) -> Vec<PathBuf> {
             out.push(p);
         }
     };
-    for d in [Some(s.state_dir.clone()), s.control_socket.parent().map(PathBuf::from), Some(s.log_dir.clone())]
-        .into_iter()
-        .flatten()
+    for d in [
+        Some(s.state_dir.clone()),
+        s.control_socket.parent().map(PathBuf::from),
+        Some(s.log_dir.clone()),
+    ]
+    .into_iter()
+    .flatten()
     {
         if deep(&d) {
             add(d);

@@ -56,7 +56,12 @@ pub const MASKED: &[&str] = &[
 /// The host's password hashes: readable by uid 0 by file mode alone, so a
 /// service running as root would read them through a read-only view too.
 /// Masked whenever `protect.system` is on.
-pub const SECRETS: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-"];
+pub const SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+];
 
 /// What `protect.home` covers.
 pub const HOMES: &[&str] = &["/home", "/root", "/run/user"];
@@ -368,8 +373,9 @@ fn exists(p: &Path) -> bool {
 fn apply_one(op: &Op, (uid, gid): (u32, u32)) -> Result<(), i32> {
     let none: Option<&str> = None;
     match op {
-        Op::Private => mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-            .map_err(nix_errno),
+        Op::Private => {
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(nix_errno)
+        }
         Op::BindSelf { path, optional } => {
             if *optional && !exists(path) {
                 return Ok(());
@@ -574,18 +580,45 @@ mod tests {
         s.read_only = vec!["/srv".into()];
         let ops = plan(&s);
         assert_eq!(ops[0].1, Op::Private);
-        let bind_own = index(&ops, |o| matches!(o, Op::BindSelf { path, .. } if path == Path::new("/var/lib/app")));
-        let ro_root = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/")));
-        let ro_srv = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/srv")));
-        let rw_own = index(&ops, |o| matches!(o, Op::Writable { path } if path == Path::new("/var/lib/app")));
-        let rw_data = index(&ops, |o| matches!(o, Op::Writable { path } if path == Path::new("/srv/data")));
+        let bind_own = index(
+            &ops,
+            |o| matches!(o, Op::BindSelf { path, .. } if path == Path::new("/var/lib/app")),
+        );
+        let ro_root = index(
+            &ops,
+            |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/")),
+        );
+        let ro_srv = index(
+            &ops,
+            |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/srv")),
+        );
+        let rw_own = index(
+            &ops,
+            |o| matches!(o, Op::Writable { path } if path == Path::new("/var/lib/app")),
+        );
+        let rw_data = index(
+            &ops,
+            |o| matches!(o, Op::Writable { path } if path == Path::new("/srv/data")),
+        );
         let proc = index(&ops, |o| matches!(o, Op::Proc { hidepid: true }));
-        let knobs = index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/proc/sys")));
-        let tmp = index(&ops, |o| matches!(o, Op::Tmpfs { path, .. } if path == Path::new("/tmp")));
+        let knobs = index(
+            &ops,
+            |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/proc/sys")),
+        );
+        let tmp = index(
+            &ops,
+            |o| matches!(o, Op::Tmpfs { path, .. } if path == Path::new("/tmp")),
+        );
         let dev = index(&ops, |o| matches!(o, Op::Dev { .. }));
         let cg = index(&ops, |o| matches!(o, Op::Cgroup2));
-        let home = index(&ops, |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/root")));
-        let hidden = index(&ops, |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/run/bulkhead")));
+        let home = index(
+            &ops,
+            |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/root")),
+        );
+        let hidden = index(
+            &ops,
+            |o| matches!(o, Op::Hide { path, .. } if path == Path::new("/run/bulkhead")),
+        );
         // Bound before the tree goes read-only, made writable after it (and
         // after a read-only parent), new mounts on top, hiding last.
         assert!(bind_own < ro_root && ro_root < rw_own);
@@ -596,7 +629,10 @@ mod tests {
         assert!(cg < home && home < hidden);
         // Every masked path is masked.
         for m in MASKED {
-            index(&ops, |o| matches!(o, Op::Hide { path, optional: true } if path == Path::new(m)));
+            index(
+                &ops,
+                |o| matches!(o, Op::Hide { path, optional: true } if path == Path::new(m)),
+            );
         }
     }
 
@@ -609,10 +645,16 @@ mod tests {
             plan(&spec(w))
         };
         let ops = without(|w| w.system = SystemView::Off);
-        assert!(!ops.iter().any(|(_, o)| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/"))));
+        assert!(
+            !ops.iter()
+                .any(|(_, o)| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/")))
+        );
         let ops = without(|w| w.system = SystemView::Full);
         for p in FULL {
-            index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new(p)));
+            index(
+                &ops,
+                |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new(p)),
+            );
         }
         let ops = without(|w| w.private_tmp = false);
         assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectTmp));
@@ -625,7 +667,10 @@ mod tests {
         let ops = without(|w| w.home = HomeView::Off);
         assert!(!ops.iter().any(|(s, _)| *s == Step::ProtectHome));
         let ops = without(|w| w.home = HomeView::ReadOnly);
-        index(&ops, |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/home")));
+        index(
+            &ops,
+            |o| matches!(o, Op::ReadOnly { path, .. } if path == Path::new("/home")),
+        );
         let ops = without(|w| w.hidepid = false);
         index(&ops, |o| matches!(o, Op::Proc { hidepid: false }));
         assert!(full.len() > ops.len() - 1);
