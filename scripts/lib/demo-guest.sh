@@ -133,6 +133,8 @@ echo
 echo '$ bulkhead status leaker'
 "$bin" status leaker --socket "$sock"
 echo
+echo '$ bulkhead logs intruder -n 5'
+"$bin" logs intruder -n 5 --socket "$sock"
 echo '$ bulkhead logs crasher -n 4'
 "$bin" logs crasher -n 4 --socket "$sock"
 echo '$ bulkhead logs leaker -n 3'
