@@ -216,7 +216,7 @@ pub fn flags_to_config(a: &ExecArgs) -> Result<Value, Diagnostics> {
     if !env.is_empty() {
         svc.insert("env".into(), Value::Object(env));
     }
-    Ok(json!({"supervisor": {"metrics_listen": "off"}, "services": {"exec": svc}}))
+    Ok(json!({"supervisor": {"metrics_listen": "off"}, "services": {"command": svc}}))
 }
 
 /// Parses the flags into a validated service (JSON is YAML, so the config
@@ -243,7 +243,7 @@ pub fn service_from_flags(a: &ExecArgs) -> Result<(Config, Service), Diagnostics
         )
     })?;
     let svc = cfg
-        .service("exec")
+        .service("command")
         .cloned()
         .ok_or_else(|| Diagnostics::from(Diagnostic::new(Code::ConfigMissingKey, "no command")))?;
     Ok((cfg, svc))
@@ -635,7 +635,7 @@ mod tests {
             ..Default::default()
         };
         let v = flags_to_config(&a).unwrap();
-        let s = &v["services"]["exec"];
+        let s = &v["services"]["command"];
         assert_eq!(s["resources"]["memory"]["max"], "64M");
         assert_eq!(s["resources"]["cpu"]["max"], "0.5");
         assert_eq!(s["resources"]["pids"]["max"], 16);

@@ -13,7 +13,9 @@ use bulkhead::config::{Config, Probe, Service};
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/reference.yaml");
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.yaml");
 
-const DEMO_SERVICES: [&str; 6] = ["web", "leaker", "forkbomb", "spinner", "crasher", "sandbox"];
+const DEMO_SERVICES: [&str; 7] = [
+    "web", "leaker", "forkbomb", "spinner", "crasher", "intruder", "sandbox",
+];
 
 fn load(path: &str) -> Config {
     match bulkhead::config::load(Path::new(path)) {
@@ -120,7 +122,8 @@ fn reference_merge_order() {
             hard: Limit::Value(4096)
         })
     );
-    assert_eq!(janitor.user.as_deref(), Some("nobody"));
+    // No user anywhere: a dynamic user of its own.
+    assert_eq!(janitor.user.as_deref(), None);
     assert_eq!(janitor.resources.pids_max, Some(256));
 }
 
@@ -262,7 +265,13 @@ fn demo_config_loads() {
     );
     assert_eq!(cfg.supervisor.log_dir, Path::new("/run/bulkhead-demo/logs"));
     for s in &cfg.services {
-        assert_eq!(s.user.as_deref(), Some("nobody"), "{}", s.name);
+        assert_eq!(s.user, None, "{} runs as a dynamic user", s.name);
+        assert_eq!(
+            s.protect,
+            bulkhead::config::Protect::default(),
+            "{}",
+            s.name
+        );
         assert_eq!(s.stop.grace, Dur::secs(3), "{}", s.name);
     }
     let sandbox = service(&cfg, "sandbox");

@@ -14,7 +14,10 @@ use common::{exec, require_root, stderr, stdout};
 #[test]
 fn sees_only_its_own_processes_as_a_child_of_our_init() {
     require_root();
+    // As root: hidepid hides the init (root's) from any other user.
     let o = exec(&[
+        "--user",
+        "root",
         "--",
         "/bin/sh",
         "-c",
@@ -88,7 +91,7 @@ fn keeps_the_capabilities_asked_for() {
 fn read_only_paths_cannot_be_written_and_host_mounts_stay() {
     require_root();
     let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::visible_tempdir();
     let path = dir.path().to_str().unwrap();
     let o = exec(&[
         "--ro",
@@ -105,8 +108,13 @@ fn read_only_paths_cannot_be_written_and_host_mounts_stay() {
     assert!(!dir.path().join("x").exists());
     let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert_eq!(before, after, "the host's mounts changed");
-    // The same path is writable without --ro.
+    // The same path is writable with --rw (and as root: the directory is
+    // root's).
     let o = exec(&[
+        "--rw",
+        path,
+        "--user",
+        "root",
         "--",
         "/bin/sh",
         "-c",
@@ -118,7 +126,7 @@ fn read_only_paths_cannot_be_written_and_host_mounts_stay() {
 #[test]
 fn tmpfs_hides_the_host_directory() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::visible_tempdir();
     std::fs::write(dir.path().join("secret"), "s").unwrap();
     let path = dir.path().to_str().unwrap();
     let o = exec(&["--tmpfs", path, "--", "/bin/ls", "-A", path]);
@@ -133,11 +141,15 @@ fn tmpfs_hides_the_host_directory() {
 #[test]
 fn fsize_rlimit_kills_with_sigxfsz() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::visible_tempdir();
     let target = dir.path().join("big");
     let o = exec(&[
         "--rlimit",
         "fsize=1024",
+        "--rw",
+        dir.path().to_str().unwrap(),
+        "--user",
+        "root",
         "--",
         "/bin/sh",
         "-c",
@@ -154,7 +166,7 @@ fn fsize_rlimit_kills_with_sigxfsz() {
 #[test]
 fn a_dropped_user_cannot_read_a_root_only_file() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::visible_tempdir();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "root only\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -164,8 +176,12 @@ fn a_dropped_user_cannot_read_a_root_only_file() {
     let o = exec(&["--user", "nobody", "--", "/bin/cat", s]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
-    let o = exec(&["--", "/usr/bin/id", "-u"]);
+    let o = exec(&["--user", "root", "--", "/usr/bin/id", "-u"]);
     assert_eq!(stdout(&o).trim(), "0");
+    // With no --user: a transient dynamic user of its own.
+    let o = exec(&["--", "/usr/bin/id", "-u"]);
+    let uid: u32 = stdout(&o).trim().parse().unwrap();
+    assert!((61184..=65519).contains(&uid), "{uid}");
     let o = exec(&["--user", "nobody", "--", "/usr/bin/id", "-u"]);
     assert_eq!(stdout(&o).trim(), "65534");
 }
@@ -259,7 +275,7 @@ fn each_setup_failure_has_its_own_error() {
     }
     // A failure inside the compartment names the step and the errno. The
     // directory is root's and closed to others (tempdir follows the umask).
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::visible_tempdir();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();

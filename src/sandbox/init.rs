@@ -132,6 +132,12 @@ pub fn main() -> ! {
         // Fails only if already a group leader, which a fresh clone is not.
         let _ = nix::unistd::setsid();
     }
+    if spec.unshare_mount {
+        check(
+            Step::MountPrivate,
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS),
+        );
+    }
     setup_mounts(&spec);
     if let Some(h) = &spec.hostname {
         check(Step::Hostname, nix::unistd::sethostname(h));

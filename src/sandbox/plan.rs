@@ -174,7 +174,7 @@ pub fn init_spec(
         rlimits.push((res, limit_value(lim.soft), limit_value(lim.hard)));
     }
     if !svc.resources.rlimits.contains_key("nofile") {
-        let (soft, hard) = default_nofile(own_nofile_hard(), nix::unistd::geteuid().is_root());
+        let (soft, hard) = default_nofile(own_nofile_hard());
         let res =
             rlimit_resource("nofile").ok_or_else(|| PlanError::UnknownRlimit("nofile".into()))?;
         rlimits.push((res, soft, hard));
@@ -217,6 +217,7 @@ pub fn init_spec(
         no_new_privs: svc.security.no_new_privs,
         seccomp,
         mount_proc: ns.pid && ns.mount,
+        unshare_mount: false,
         read_only: svc.mounts.read_only.clone(),
         read_write: svc.mounts.read_write.clone(),
         tmpfs: svc.mounts.tmpfs.clone(),
@@ -316,14 +317,11 @@ pub fn hidden_dirs(cfg: &crate::config::Config) -> Vec<PathBuf> {
     out
 }
 
-/// (soft, hard) nofile for a service that sets none. Root can raise a hard
-/// limit; anyone else gets at most its own.
-pub fn default_nofile(own_hard: u64, root: bool) -> (u64, u64) {
-    let hard = if root {
-        DEFAULT_NOFILE.1
-    } else {
-        DEFAULT_NOFILE.1.min(own_hard)
-    };
+/// (soft, hard) nofile for a service that sets none: at most the daemon's
+/// own hard limit (raising one needs CAP_SYS_RESOURCE, which a daemon in a
+/// container may lack), so a lower limit is never raised.
+pub fn default_nofile(own_hard: u64) -> (u64, u64) {
+    let hard = DEFAULT_NOFILE.1.min(own_hard);
     (DEFAULT_NOFILE.0.min(hard), hard)
 }
 
@@ -376,10 +374,10 @@ mod tests {
 
     #[test]
     fn nofile_default_is_systemds() {
-        assert_eq!(default_nofile(1 << 20, true), (1024, 524288));
-        assert_eq!(default_nofile(1 << 20, false), (1024, 524288));
-        assert_eq!(default_nofile(4096, false), (1024, 4096));
-        assert_eq!(default_nofile(512, false), (512, 512));
+        assert_eq!(default_nofile(1 << 20), (1024, 524288));
+        assert_eq!(default_nofile(u64::MAX), (1024, 524288));
+        assert_eq!(default_nofile(4096), (1024, 4096));
+        assert_eq!(default_nofile(512), (512, 512));
     }
 
     #[test]

@@ -159,7 +159,11 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         std::ptr::null(),
     ];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-    let spec_json = serde_json::to_vec(req.spec).map_err(|e| SpawnError::Prepare {
+    // The init makes the mount namespace itself, once its own files are
+    // open (see `InitSpec::unshare_mount`).
+    let mut spec = req.spec.clone();
+    spec.unshare_mount = req.namespaces.mount;
+    let spec_json = serde_json::to_vec(&spec).map_err(|e| SpawnError::Prepare {
         what: "spec",
         source: e.into(),
     })?;
@@ -177,7 +181,12 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         err_w: err_w.as_raw_fd(),
         go: None,
     };
-    let ns = u64::from(libc::CLONE_PIDFD.unsigned_abs()) | req.namespaces.clone_flags();
+    let ns = u64::from(libc::CLONE_PIDFD.unsigned_abs())
+        | NamespaceFlags {
+            mount: false,
+            ..req.namespaces
+        }
+        .clone_flags();
     let mut cloned = None;
     if !req.attach_after_clone {
         // SAFETY: the child side runs `child`, which only makes

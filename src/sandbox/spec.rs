@@ -35,6 +35,12 @@ pub struct InitSpec {
     /// Mount the new PID namespace's /proc (when the PID and mount
     /// namespaces are new).
     pub mount_proc: bool,
+    /// The init makes the new mount namespace itself (`unshare`), after it
+    /// has opened its status and log files: files open for writing on a
+    /// mount of the new namespace would make it impossible to turn that
+    /// mount read-only (EBUSY). Set by the spawn, not by the plan.
+    #[serde(default)]
+    pub unshare_mount: bool,
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub tmpfs: Vec<PathBuf>,

@@ -113,6 +113,14 @@ pub fn show(what: std::fmt::Arguments<'_>, out: &std::process::Output) {
 }
 
 /// `bulkhead exec ARGS`.
+/// A scratch directory a compartment can see: not under /tmp, which every
+/// compartment gets a private one of (`protect.tmp`).
+pub fn visible_tempdir() -> tempfile::TempDir {
+    let base = std::path::Path::new("/run/bulkhead-tests");
+    std::fs::create_dir_all(base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
 pub fn exec(args: &[&str]) -> std::process::Output {
     let mut all = vec!["exec"];
     all.extend_from_slice(args);
