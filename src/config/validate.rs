@@ -569,6 +569,19 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
         namespaces.mount,
     );
     let directories = directories(c, name, &s.directories.clone().unwrap_or_default());
+    if !directories.is_empty() && (v(&s.instances).unwrap_or(1) > 1 || s.isolation.is_some()) {
+        // Each instance has a dynamic user of its own: one directory for
+        // several would change hands at every start.
+        c.report(
+            Code::ConfigConflict,
+            p_list(&s.directories.as_ref().and_then(|d| d.state.clone())),
+            format!(
+                "{}: a service with several instances (instances, isolation) cannot share one set of directories",
+                at("directories")
+            ),
+            "give the instances a `user:` and `mounts: { read_write: [...] }`, or keep directories to single-instance services",
+        );
+    }
     let hostname = v(&s.hostname);
     if let Some(h) = &hostname {
         if !namespaces.uts {

@@ -789,11 +789,14 @@ impl Daemon {
         let (ops, tx, dir) = (inst.ops.clone(), self.tx.clone(), inst.paths.cgroup.clone());
         let state_dir = self.cfg.supervisor.state_dir.clone();
         let (svc, id) = (s.cfg.name.clone(), inst.id.clone());
+        let svc_cfg = s.cfg.clone();
         self.jobs += 1;
         tokio::spawn(async move {
             let _turn = ops.lock_owned().await;
             let result = tokio::task::spawn_blocking(move || {
                 let r = job::remove(&dir);
+                // Runtime directories go with the instance, as systemd's.
+                crate::sandbox::dirs::remove_runtime(std::path::Path::new("/"), &svc_cfg);
                 super::remove_record(&state_dir, &svc, &id);
                 r
             })
