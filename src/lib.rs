@@ -21,3 +21,4 @@ pub mod health;
 pub mod monitor;
 pub mod sandbox;
 pub mod supervisor;
+pub mod security;
