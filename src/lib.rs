@@ -20,5 +20,5 @@ pub mod exec;
 pub mod health;
 pub mod monitor;
 pub mod sandbox;
-pub mod supervisor;
 pub mod security;
+pub mod supervisor;

@@ -536,7 +536,11 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         1000,
         1,
         met(kernel && !has("CAP_SYS_MODULE")),
-        format!("kernel: {}, CAP_SYS_MODULE: {}", p.kernel, on_off(has("CAP_SYS_MODULE"))),
+        format!(
+            "kernel: {}, CAP_SYS_MODULE: {}",
+            p.kernel,
+            on_off(has("CAP_SYS_MODULE"))
+        ),
         "loading kernel modules or changing how they load (/proc/sys/kernel/modprobe)",
         "no CAP_SYS_MODULE and /proc/sys read-only",
         "set protect.kernel: true and drop CAP_SYS_MODULE",
@@ -810,8 +814,11 @@ fn criteria(svc: &Service) -> Vec<Crit> {
     } else {
         None
     };
-    let allows = |names: &[&str]| fams.is_none_or(|l| l.iter().any(|n| names.contains(&n.as_str())));
-    let known = ["inet", "inet6", "unix", "local", "netlink", "route", "packet"];
+    let allows =
+        |names: &[&str]| fams.is_none_or(|l| l.iter().any(|n| names.contains(&n.as_str())));
+    let known = [
+        "inet", "inet6", "unix", "local", "netlink", "route", "packet",
+    ];
     let other = fams.is_none_or(|l| l.iter().any(|n| !known.contains(&n.as_str())));
     let fam_state = |ok: bool| if ok { "refused" } else { "allowed" }.to_string();
     for (id, weight, ok, exposes) in [
@@ -972,13 +979,23 @@ fn criteria(svc: &Service) -> Vec<Crit> {
 /// The report as a table, as `systemd-analyze security` prints it.
 pub fn render(a: &Assessment) -> String {
     let mut out = String::new();
-    let name_w = a.lines.iter().map(|l| l.id.chars().count()).max().unwrap_or(4);
+    let name_w = a
+        .lines
+        .iter()
+        .map(|l| l.id.chars().count())
+        .max()
+        .unwrap_or(4);
     out.push_str(&format!(
         "  {:<name_w$} {:<60} EXPOSURE\n",
         "NAME", "DESCRIPTION"
     ));
     let mut lines: Vec<&Line> = a.lines.iter().collect();
-    lines.sort_by_key(|l| std::cmp::Reverse(l.badness.map(|b| u64::from(b) * u64::from(l.weight) * 100 / u64::from(l.range))));
+    lines.sort_by_key(|l| {
+        std::cmp::Reverse(
+            l.badness
+                .map(|b| u64::from(b) * u64::from(l.weight) * 100 / u64::from(l.range)),
+        )
+    });
     for l in lines {
         let mark = match l.badness {
             None => " ",
@@ -999,27 +1016,131 @@ pub fn render(a: &Assessment) -> String {
     out
 }
 
-/// Warnings for `bulkhead validate`: the lines of `svc` more exposed than
-/// a service with every default, with what restores them.
+/// Warnings for `bulkhead validate`: one per config key relaxed from its
+/// default, with the criteria it costs and what they expose.
 pub fn relaxations(svc: &Service) -> Vec<String> {
-    let mut base = svc.clone();
-    base.user = None;
-    base.supplementary_groups = Vec::new();
-    base.protect = crate::config::model::Protect::default();
-    base.security.capabilities = Vec::new();
-    base.security.no_new_privs = true;
-    base.security.seccomp = Seccomp::Builtin("default".into());
-    base.namespaces.pid = true;
-    base.namespaces.mount = true;
-    base.namespaces.uts = true;
-    base.namespaces.ipc = true;
-    let reference = assess(&base);
-    assess(svc)
-        .lines
-        .into_iter()
-        .zip(reference.lines)
-        .filter(|(l, r)| l.badness.unwrap_or(0) > r.badness.unwrap_or(0))
-        .map(|(l, _)| format!("services.{}: {} is {} ({})", svc.name, l.id, l.state, l.explain))
+    use crate::config::model::Protect;
+    let d = Protect::default();
+    let p = &svc.protect;
+    type Fix = Box<dyn Fn(&mut Service)>;
+    let mut keys: Vec<(String, String, Fix)> = Vec::new();
+    let mut add = |key: &str, value: String, fix: Fix| keys.push((key.to_string(), value, fix));
+    if let Some(u) = &svc.user {
+        add("user", u.clone(), Box::new(|s| s.user = None));
+    }
+    if !svc.supplementary_groups.is_empty() {
+        add(
+            "supplementary_groups",
+            svc.supplementary_groups.join(", "),
+            Box::new(|s| s.supplementary_groups.clear()),
+        );
+    }
+    macro_rules! protect {
+        ($($field:ident),*) => {$(
+            if p.$field != d.$field {
+                add(
+                    concat!("protect.", stringify!($field)),
+                    serde_json::to_string(&p.$field)
+                        .unwrap_or_default()
+                        .replace('"', "")
+                        .replace("null", "[any]"),
+                    Box::new(|s| s.protect.$field = Protect::default().$field),
+                );
+            }
+        )*};
+    }
+    protect!(
+        system,
+        home,
+        tmp,
+        devices,
+        device_allow,
+        kernel,
+        cgroups,
+        proc,
+        address_families,
+        realtime,
+        clock,
+        personality
+    );
+    if !matches!(&svc.security.seccomp, Seccomp::Builtin(_)) {
+        add(
+            "security.seccomp",
+            match &svc.security.seccomp {
+                Seccomp::File(f) => f.display().to_string(),
+                _ => "unconfined".to_string(),
+            },
+            Box::new(|s| s.security.seccomp = Seccomp::Builtin("default".into())),
+        );
+    }
+    if !svc.security.no_new_privs {
+        add(
+            "security.no_new_privs",
+            "false".into(),
+            Box::new(|s| s.security.no_new_privs = true),
+        );
+    }
+    if !svc.security.capabilities.is_empty() {
+        add(
+            "security.capabilities",
+            svc.security.capabilities.join(", "),
+            Box::new(|s| s.security.capabilities.clear()),
+        );
+    }
+    let n = svc.namespaces;
+    for (key, off, fix) in [
+        (
+            "namespaces.mount",
+            !n.mount,
+            Box::new(|s: &mut Service| s.namespaces.mount = true) as Fix,
+        ),
+        (
+            "namespaces.pid",
+            !n.pid,
+            Box::new(|s: &mut Service| s.namespaces.pid = true),
+        ),
+        (
+            "namespaces.uts",
+            !n.uts,
+            Box::new(|s: &mut Service| s.namespaces.uts = true),
+        ),
+        (
+            "namespaces.ipc",
+            !n.ipc,
+            Box::new(|s: &mut Service| s.namespaces.ipc = true),
+        ),
+    ] {
+        if off {
+            add(key, "false".into(), fix);
+        }
+    }
+    let now = assess(svc);
+    keys.into_iter()
+        .filter_map(|(key, value, fix)| {
+            let mut restored = svc.clone();
+            fix(&mut restored);
+            let better = assess(&restored);
+            let worse: Vec<&Line> = now
+                .lines
+                .iter()
+                .zip(&better.lines)
+                .filter(|(l, r)| l.badness.unwrap_or(0) > r.badness.unwrap_or(0))
+                .map(|(l, _)| l)
+                .collect();
+            let first = worse.first()?;
+            let mut ids: Vec<&str> = worse.iter().take(3).map(|l| l.id.as_str()).collect();
+            let more = worse.len().saturating_sub(3);
+            let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let what = first.explain.split("; ").next().unwrap_or_default();
+            ids.dedup();
+            Some(format!(
+                "services.{}: {key} is {value} ({}{extra}: {what}; exposure {:.1} -> {:.1} with the default)",
+                svc.name,
+                ids.join(", "),
+                now.exposure,
+                better.exposure
+            ))
+        })
         .collect()
 }
 
@@ -1117,7 +1238,10 @@ mod tests {
         assert_eq!(line(&a, "RemoveIPC=").badness, None);
         // Walls made of seccomp rules fall with the filter.
         assert_eq!(line(&a, "ProtectClock=").badness, Some(1));
-        assert_eq!(line(&a, "RestrictAddressFamilies=~AF_PACKET").badness, Some(1));
+        assert_eq!(
+            line(&a, "RestrictAddressFamilies=~AF_PACKET").badness,
+            Some(1)
+        );
         for l in a.lines.iter().filter(|l| l.badness.unwrap_or(0) > 0) {
             assert!(!l.explain.is_empty(), "{}", l.id);
             assert!(l.exposure > 0.0, "{}", l.id);
@@ -1181,7 +1305,10 @@ mod tests {
                 "    security: { capabilities: [CAP_SYS_PTRACE] }\n",
                 "SystemCallFilter=~@debug",
             ),
-            ("    supplementary_groups: [daemon]\n", "SupplementaryGroups="),
+            (
+                "    supplementary_groups: [daemon]\n",
+                "SupplementaryGroups=",
+            ),
         ];
         let base = assess(&service(""));
         for (yaml, id) in cases {
@@ -1190,12 +1317,15 @@ mod tests {
             let after = line(&a, id).badness.unwrap_or(0);
             assert!(after > before, "{yaml} {id}: {before} -> {after}");
             assert!(a.exposure >= base.exposure, "{yaml}");
-            assert!(
-                relaxations(&service(yaml)).iter().any(|w| w.contains(id)),
-                "{yaml}"
-            );
+            assert!(!relaxations(&service(yaml)).is_empty(), "{yaml}");
         }
         assert!(relaxations(&service("")).is_empty());
+        let w = relaxations(&service("    protect: { system: off }\n"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("services.web: protect.system is off (ProtectSystem="),
+            "{w:?}"
+        );
     }
 
     #[test]
@@ -1209,7 +1339,10 @@ mod tests {
     #[test]
     fn render_has_the_overall_line() {
         let text = render(&assess(&service("")));
-        assert!(text.contains("→ Overall exposure level for web: 1.5 OK"), "{text}");
+        assert!(
+            text.contains("→ Overall exposure level for web: 1.5 OK"),
+            "{text}"
+        );
         assert!(text.contains("✓ ProtectSystem="));
         assert!(text.contains("✗ MemoryDenyWriteExecute="));
     }
