@@ -42,9 +42,18 @@ fn text_report_has_a_table_and_an_overall_line_per_service() {
     assert!(text.contains("NAME"), "{text}");
     assert!(text.contains("EXPOSURE"), "{text}");
     assert!(text.contains("✓ ProtectSystem="), "{text}");
-    assert!(text.contains("→ Overall exposure level for web: 1.5 OK"), "{text}");
-    assert!(text.contains("→ Overall exposure level for quiet: 0.9 SAFE"), "{text}");
-    assert!(text.contains("→ Overall exposure level for loose: 5.4 MEDIUM"), "{text}");
+    assert!(
+        text.contains("→ Overall exposure level for web: 1.5 OK"),
+        "{text}"
+    );
+    assert!(
+        text.contains("→ Overall exposure level for quiet: 0.9 SAFE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("→ Overall exposure level for loose: 5.4 MEDIUM"),
+        "{text}"
+    );
 }
 
 #[test]
