@@ -20,4 +20,5 @@ pub mod exec;
 pub mod health;
 pub mod monitor;
 pub mod sandbox;
+pub mod security;
 pub mod supervisor;

@@ -243,6 +243,20 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// An exposure report of each service's effective settings, as
+    /// `systemd-analyze security`: every criterion, what a relaxed one
+    /// exposes and the config key that restores it, and an overall
+    /// exposure from 0.0 (every wall up) to 10.0.
+    Security {
+        /// Only this service.
+        service: Option<String>,
+        /// The assessments as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The config file.
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 /// `--interval`: a humantime duration of at least 100 ms (a snapshot reads
@@ -480,7 +494,51 @@ fn main() -> ExitCode {
             socket,
         } => top(&sort, interval, iterations, socket.path()),
         Command::Metrics { json, socket } => metrics(json, &socket.path()),
+        Command::Security {
+            service,
+            json,
+            config,
+        } => security(&config, service.as_deref(), json),
     }
+}
+
+/// `bulkhead security`: the exposure report of the config's services.
+fn security(path: &std::path::Path, only: Option<&str>, json: bool) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(diags) => {
+            report(&diags, path, json);
+            return ExitCode::FAILURE;
+        }
+    };
+    let services: Vec<&config::Service> = match only {
+        None => cfg.services.iter().collect(),
+        Some(name) => match cfg.service(name) {
+            Some(s) => vec![s],
+            None => {
+                let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+                let d = bulkhead::error::Diagnostic::new(
+                    bulkhead::error::Code::ConfigUnknownReference,
+                    format!("no service named {name}"),
+                )
+                .context("config", path.display())
+                .suggest(format!("name one of: {}", names.join(", ")));
+                report(&Diagnostics::from(d), path, json);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let reports: Vec<bulkhead::security::Assessment> = services
+        .into_iter()
+        .map(bulkhead::security::assess)
+        .collect();
+    if json {
+        emit(&serde_json::to_string_pretty(&reports).unwrap_or_default());
+    } else {
+        let text: Vec<String> = reports.iter().map(bulkhead::security::render).collect();
+        emit(text.join("\n").trim_end());
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints a failed control request: the daemon's own rendering of its
@@ -918,6 +976,11 @@ fn run_exec(f: ExecFlags) -> ExitCode {
 fn validate(path: &std::path::Path, print: bool, json: bool) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            for svc in &cfg.services {
+                for w in bulkhead::security::relaxations(svc) {
+                    eprintln!("warning: {w}");
+                }
+            }
             if print {
                 let text = if json {
                     serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())
