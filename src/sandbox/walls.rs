@@ -424,14 +424,23 @@ fn apply_one(op: &Op, (uid, gid): (u32, u32)) -> Result<(), i32> {
             .map_err(nix_errno)
         }
         Op::Dev { nodes } => private_dev(nodes),
-        Op::Cgroup2 => mount(
-            Some("cgroup2"),
-            "/sys/fs/cgroup",
-            Some("cgroup2"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            none,
-        )
-        .map_err(nix_errno),
+        Op::Cgroup2 => {
+            // The host's cgroup2 (or v1 tree) goes first: the same cgroup2
+            // superblock cannot be mounted again on its own mount point
+            // (EBUSY), and nothing of the host's tree should stay below.
+            match nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::Error::EINVAL | nix::Error::ENOENT) => {}
+                Err(e) => return Err(nix_errno(e)),
+            }
+            mount(
+                Some("cgroup2"),
+                "/sys/fs/cgroup",
+                Some("cgroup2"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                none,
+            )
+            .map_err(nix_errno)
+        }
         Op::Hide { path, optional } => {
             let Ok(meta) = std::fs::symlink_metadata(path) else {
                 return if *optional { Ok(()) } else { Err(libc::ENOENT) };
