@@ -154,8 +154,9 @@ fn escape_every_attack_fails_with_the_default_walls() {
             "all",
         ),
     ] {
+        // It stays after its attacks, so its cgroup can be read from outside.
         yaml += &format!(
-            "  {name}:\n    command: [{e}, {cmd}]\n{extra}{limits}{}",
+            "  {name}:\n    command: [/bin/sh, -c, '{e} {cmd}; exec /bin/sleep 100000']\n{extra}{limits}{}",
             env_block(&bh, &bh.cgroot.join(format!("{name}/0")), &victim)
         );
     }
