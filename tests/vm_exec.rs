@@ -36,7 +36,20 @@ fn no_exec_cgroups_left() {
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn the_command_is_born_inside_its_cgroup() {
     // The very first thing the command does is print its cgroup.
+    // With its own cgroup namespace (the default) the command sees its
+    // cgroup as the root, `0::/`; without it, the host's path.
     let o = exec(&["--pids", "64", "--", "/bin/cat", "/proc/self/cgroup"]);
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout).trim(), "0::/", "the cgroup namespace");
+    let o = exec(&[
+        "--pids",
+        "64",
+        "--protect",
+        "cgroups=false",
+        "--",
+        "/bin/cat",
+        "/proc/self/cgroup",
+    ]);
     assert!(o.status.success());
     let first = text(&o.stdout)
         .lines()
