@@ -116,8 +116,9 @@ impl Bh {
 
     /// Services run with every default wall; the one relaxation is that the
     /// scratch directory (where the tests' scripts write their markers)
-    /// stays writable under `protect.system: strict`. A test that wants
-    /// its own `defaults:` writes a whole config with `write_raw_config`.
+    /// stays writable under `protect.system: strict`. The `defaults:` key
+    /// comes last: a test's text may go on with `supervisor:` keys. A test
+    /// that writes its own `defaults:` gets none.
     pub fn write_config(&self, services: &str) {
         let defaults = if services.contains("\ndefaults:") || services.starts_with("defaults:") {
             String::new()
@@ -129,7 +130,7 @@ impl Bh {
         };
         let yaml = format!(
             "supervisor:\n  cgroup_root: {}\n  state_dir: {}\n  control_socket: {}\n  \
-             log_dir: {}\n  metrics_listen: \"{}\"\n{defaults}{services}",
+             log_dir: {}\n  metrics_listen: \"{}\"\n{services}\n{defaults}",
             self.cgroot.display(),
             self.state.display(),
             self.sock.display(),
