@@ -199,11 +199,7 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
     let order = tmp.path().join("order");
     // Each service runs as a dynamic user of its own: all three append here.
     std::fs::write(&order, "").unwrap();
-    std::fs::set_permissions(
-        &order,
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
+    std::fs::set_permissions(&order, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let mut svc = String::from("services:\n");
     for (name, dep) in [("c", Some("b")), ("a", None), ("b", Some("a"))] {
         let f = order.display();
