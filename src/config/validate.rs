@@ -574,7 +574,17 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
         // several would change hands at every start.
         c.report(
             Code::ConfigConflict,
-            p_list(&s.directories.as_ref().and_then(|d| d.state.clone())),
+            s.directories
+                .as_ref()
+                .and_then(|d| {
+                    [&d.state, &d.runtime, &d.cache, &d.logs]
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|l| l.first())
+                        .map(spanned_pos)
+                        .next()
+                })
+                .unwrap_or(pos),
             format!(
                 "{}: a service with several instances (instances, isolation) cannot share one set of directories",
                 at("directories")
