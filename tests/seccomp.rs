@@ -89,19 +89,37 @@ fn the_default_profile_refuses_namespaces_keyrings_ptrace_and_mount() {
     // mount needs CAP_SYS_ADMIN: without it the filter refuses it before the
     // kernel would; with it the default profile opens mount (as Docker's
     // does), strict does not, and unconfined shows the kernel allows it.
+    // As root: mount(8) refuses any other user before it tries.
     let mount = ["/usr/bin/mount", "-t", "tmpfs", "x", "/mnt"];
-    let o = exec(&[], &mount);
+    let o = exec(&["--user", "root"], &mount);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
-    let o = exec(&["--cap", "CAP_SYS_ADMIN", "--seccomp", "strict"], &mount);
+    let o = exec(
+        &[
+            "--user",
+            "root",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            "--seccomp",
+            "strict",
+        ],
+        &mount,
+    );
     assert!(!o.status.success(), "strict allowed mount");
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
     let o = exec(
-        &["--cap", "CAP_SYS_ADMIN", "--seccomp", "unconfined"],
+        &[
+            "--user",
+            "root",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            "--seccomp",
+            "unconfined",
+        ],
         &mount,
     );
     assert!(o.status.success(), "the control mount failed");
-    let o = exec(&["--cap", "CAP_SYS_ADMIN"], &mount);
+    let o = exec(&["--user", "root", "--cap", "CAP_SYS_ADMIN"], &mount);
     assert!(
         o.status.success(),
         "CAP_SYS_ADMIN should open mount in default"
@@ -111,7 +129,14 @@ fn the_default_profile_refuses_namespaces_keyrings_ptrace_and_mount() {
 #[test]
 fn ordinary_programs_run_under_the_default_profile() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
+    // Where the command (a dynamic user) can read it: not in /tmp, which
+    // it gets a private one of.
+    let dir = common::visible_tempdir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let file = dir.path().join("words");
     std::fs::write(&file, "pear\napple\n").unwrap();
     let f = file.to_str().unwrap();
