@@ -311,14 +311,18 @@ fn init_privileges() -> Outcome {
     let nnp = status
         .lines()
         .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1'));
+    // "Seccomp: 2": the init runs under a filter of its own.
+    let filtered = status
+        .lines()
+        .any(|l| l.starts_with("Seccomp:") && l.ends_with('2'));
     const CAP_KILL: u64 = 1 << 5;
-    if eff & !CAP_KILL != 0 || bnd & !CAP_KILL != 0 || !nnp {
+    if eff & !CAP_KILL != 0 || bnd & !CAP_KILL != 0 || !nnp || !filtered {
         Ok(format!(
-            "init holds CapEff={eff:x} CapBnd={bnd:x} no_new_privs={nnp}"
+            "init holds CapEff={eff:x} CapBnd={bnd:x} no_new_privs={nnp} seccomp_filter={filtered}"
         ))
     } else {
         Err(format!(
-            "init holds CapEff={eff:x} CapBnd={bnd:x}, no_new_privs"
+            "init holds CapEff={eff:x} CapBnd={bnd:x}, no_new_privs, a seccomp filter"
         ))
     }
 }

@@ -56,6 +56,11 @@ fn spec(script: &str, dir: &Path) -> InitSpec {
             max_size: 1 << 20,
             keep: 1,
         }),
+        // The init's own filter, as every real spawn has it: rotation,
+        // reaping and the status record all run under it here.
+        init_seccomp: bulkhead::sandbox::seccomp::own::init_program()
+            .expect("the init's filter")
+            .to_vec(),
         ..InitSpec::default()
     }
 }

@@ -72,6 +72,20 @@ fn drop_privileges() {
     check(Step::DropInit, nix::sys::prctl::set_dumpable(false));
 }
 
+/// The init's own filter (`seccomp::own`), last: nothing the init does
+/// after it needs more than the wait loop, the log and the exit record.
+fn confine_init(spec: &InitSpec) {
+    if spec.init_seccomp.is_empty() {
+        return;
+    }
+    let filter: Vec<libc::sock_filter> = spec
+        .init_seccomp
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    install_seccomp(&filter);
+}
+
 const CAP_KILL: u8 = 5;
 
 /// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`),
@@ -180,6 +194,7 @@ pub fn main() -> ! {
         pipes: r.map(Some),
     });
     drop_privileges();
+    confine_init(&spec);
     // Our copy of the error pipe goes; the service's closes at its exec,
     // and the parent's read then sees EOF: every step succeeded.
     // SAFETY: closing fd 4, which this process owns.

@@ -40,6 +40,8 @@ pub enum PlanError {
     UnknownRlimit(String),
     #[error("the service names no user and no dynamic user was allocated for it")]
     NoDynamicUser,
+    #[error("cannot build the init's own seccomp filter: {0}")]
+    InitFilter(String),
 }
 
 /// RLIMIT_* by the config's name.
@@ -216,6 +218,9 @@ pub fn init_spec(
         capabilities,
         no_new_privs: svc.security.no_new_privs,
         seccomp,
+        init_seccomp: crate::sandbox::seccomp::own::init_program()
+            .map_err(PlanError::InitFilter)?
+            .to_vec(),
         mount_proc: ns.pid && ns.mount,
         unshare_mount: false,
         read_only: svc.mounts.read_only.clone(),

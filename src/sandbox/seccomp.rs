@@ -61,6 +61,7 @@ mod compile;
 pub mod enosys;
 pub mod extra;
 pub mod locate;
+pub mod own;
 mod profile;
 pub mod report;
 

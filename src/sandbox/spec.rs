@@ -32,6 +32,10 @@ pub struct InitSpec {
     pub no_new_privs: bool,
     /// A compiled BPF program: (code, jt, jf, k) per instruction; empty = none.
     pub seccomp: Vec<(u16, u8, u8, u32)>,
+    /// The init's own filter, installed once it has forked the service and
+    /// dropped its privileges (`seccomp::own`); empty = none.
+    #[serde(default)]
+    pub init_seccomp: Vec<(u16, u8, u8, u32)>,
     /// Mount the new PID namespace's /proc (when the PID and mount
     /// namespaces are new).
     pub mount_proc: bool,

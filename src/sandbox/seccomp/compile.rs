@@ -154,7 +154,7 @@ fn too_long(n: usize) -> Diagnostic {
 }
 
 /// The program, read back from a memfd and split into instructions.
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>, Diagnostic> {
+pub(super) fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>, Diagnostic> {
     let io = |e: std::io::Error| {
         Diagnostic::new(
             Code::ConfigSeccompProfile,
