@@ -418,6 +418,19 @@ fn launch_idle_instances_are_reaped_and_max_instances_holds() {
             .collect::<Vec<_>>(),
         ["ns:a"]
     );
+    // The reaped instance's dynamic uid went back to the range; the live
+    // one keeps its record.
+    let keys: BTreeSet<String> = std::fs::read_dir(bh.state.join("dynamic-users"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|r| {
+            r.lines()
+                .find_map(|l| l.strip_prefix("key=").map(str::to_string))
+        })
+        .collect();
+    assert!(keys.contains("t@ns:a"), "{keys:?}");
+    assert!(!keys.contains("t@ns:b"), "{keys:?}");
     // There is room now.
     assert!(launch(&bh, &req("t", Some("c"), None)).created);
     let ev = bh.cli(&["events", "t"]);

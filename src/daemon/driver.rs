@@ -790,6 +790,7 @@ impl Daemon {
         let state_dir = self.cfg.supervisor.state_dir.clone();
         let (svc, id) = (s.cfg.name.clone(), inst.id.clone());
         let svc_cfg = s.cfg.clone();
+        let cfg = self.cfg.clone();
         self.jobs += 1;
         tokio::spawn(async move {
             let _turn = ops.lock_owned().await;
@@ -798,6 +799,13 @@ impl Daemon {
                 // Runtime directories go with the instance, as systemd's.
                 crate::sandbox::dirs::remove_runtime(std::path::Path::new("/"), &svc_cfg);
                 super::remove_record(&state_dir, &svc, &id);
+                // A template instance's uid goes back once nothing of the
+                // instance can run any more.
+                if r.is_ok()
+                    && let Err(d) = crate::supervisor::users::release_instance(&cfg, &svc_cfg, &id)
+                {
+                    tracing::warn!(service = %svc, instance = %id, "{}", d.to_string().trim_end());
+                }
                 r
             })
             .await

@@ -59,3 +59,21 @@ pub fn transient(cfg: &Config, svc: &Service) -> Result<Option<TransientUser>, D
         .map(Some)
         .map_err(|e| Diagnostics::from(e.diagnostic()))
 }
+
+/// Gives back the dynamic uid of a template's instance once the instance is
+/// gone (its cgroup removed): per-session and per-tenant instances come and
+/// go, and a record kept for each would exhaust the range. A static
+/// service's uid is kept, so its files stay its own across stop and start.
+pub fn release_instance(cfg: &Config, svc: &Service, instance: &str) -> Result<(), Diagnostics> {
+    if svc.user.is_some() || svc.isolation.is_none() {
+        return Ok(());
+    }
+    registry(cfg)?.release(&key(&svc.name, instance)).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::new(Code::DynamicUser, "cannot release a dynamic user")
+                .context("instance", key(&svc.name, instance))
+                .cause(e)
+                .suggest("check supervisor.state_dir/dynamic-users; the record can be removed by hand once the instance is gone"),
+        )
+    })
+}
