@@ -109,7 +109,7 @@ impl Compartment {
             ];
             let dynamic_uid = match inst.dynamic_uid {
                 Some(uid) => Some(uid),
-                None => crate::supervisor::users::dynamic_uid(cfg, svc, &inst.id)
+                None => crate::supervisor::users::existing_uid(cfg, svc, &inst.id)
                     .map_err(|d| format!("cannot find the service's dynamic user: {d}"))?,
             };
             let cpt = plan::Compartment {

@@ -48,6 +48,28 @@ pub fn dynamic_uid(
         .map_err(|e| Diagnostics::from(e.diagnostic()))
 }
 
+/// The dynamic uid `svc`'s instance already has, without allocating one (a
+/// probe joins a running instance, which has its uid since its spawn);
+/// `None` when the service names a user.
+pub fn existing_uid(
+    cfg: &Config,
+    svc: &Service,
+    instance: &str,
+) -> Result<Option<u32>, Diagnostics> {
+    if svc.user.is_some() {
+        return Ok(None);
+    }
+    let k = key(&svc.name, instance);
+    match registry(cfg)?.lookup(&k) {
+        Some(uid) => Ok(Some(uid)),
+        None => Err(Diagnostics::from(
+            Diagnostic::new(Code::DynamicUser, "the instance has no dynamic user")
+                .context("instance", k)
+                .suggest("restart the instance: its uid is allocated when it starts"),
+        )),
+    }
+}
+
 /// A uid for one `bulkhead exec`, freed when the guard drops; `None` when
 /// `--user` was given.
 pub fn transient(cfg: &Config, svc: &Service) -> Result<Option<TransientUser>, Diagnostics> {
