@@ -11,7 +11,7 @@ use super::schema::{
     Action, CgroupRoot, IoClass, Isolation, Listen, Network, PrivateDevices, PrivateTmp, ProbePort,
     ProtectHome, ProtectProc, ProtectSystem, RestartPolicy, Stall,
 };
-use super::units::{Cpu, CpuList, Dur, Percent, PortRange, Rlimit, Sig, Size};
+use super::units::{Cpu, CpuList, Dur, Percent, IdRange, PortRange, Rlimit, Sig, Size};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -45,7 +45,7 @@ pub struct Supervisor {
     pub launch: Launch,
     pub ports: PortRange,
     /// uids (== gids) handed to services without `user`, one per instance.
-    pub dynamic_users: PortRange,
+    pub dynamic_users: IdRange,
 }
 
 #[derive(Debug, Clone, Serialize)]

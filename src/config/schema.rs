@@ -3,7 +3,7 @@
 //! default; keep the two in step.
 
 use super::shape::{AbsPath, Leaf, leaf_deserialize, section, word_enum};
-use super::units::{Cpu, CpuList, Dur, Percent, PortRange, Rlimit, Sig, Size};
+use super::units::{Cpu, CpuList, Dur, Percent, IdRange, PortRange, Rlimit, Sig, Size};
 
 section! {
     /// The whole file.
@@ -39,7 +39,7 @@ section! {
         /// Ports handed to instances as BULKHEAD_PORT. Default 20000-29999.
         ports: leaf PortRange,
         /// uids/gids for services without `user` (one per instance). Default 61184-65519.
-        dynamic_users: leaf PortRange,
+        dynamic_users: leaf IdRange,
     }
 }
 

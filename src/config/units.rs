@@ -644,10 +644,68 @@ impl Serialize for PortRange {
     }
 }
 
+// ---------------------------------------------------------------- ids
+
+pub const IDS_HINT: &str =
+    "write a uid range as \"FIRST-LAST\", e.g. \"61184-65519\" (systemd's dynamic users)";
+
+/// An inclusive range of user and group ids (`supervisor.dynamic_users`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl IdRange {
+    pub fn parse(s: &str) -> Result<IdRange, Bad> {
+        let bad = || Bad::new(format!("{s:?} is not a uid range"), IDS_HINT);
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let first: u32 = a.trim().parse().map_err(|_| bad())?;
+        let last: u32 = b.trim().parse().map_err(|_| bad())?;
+        // (uid_t)-1 means "no change" to setresuid(2): never an id.
+        if first == 0 || first > last || last == u32::MAX {
+            return Err(bad());
+        }
+        Ok(IdRange { first, last })
+    }
+
+    pub fn from_value(v: &Value) -> Result<IdRange, Bad> {
+        IdRange::parse(&expect_scalar(v, IDS_HINT)?)
+    }
+}
+
+impl fmt::Display for IdRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl Serialize for IdRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn id_ranges() {
+        assert_eq!(
+            IdRange::parse("61184-65519"),
+            Ok(IdRange {
+                first: 61184,
+                last: 65519
+            })
+        );
+        assert_eq!(IdRange::parse(" 524288 - 589823 ").map(|r| r.last), Ok(589_823));
+        for bad in ["", "5", "0-10", "10-5", "1-4294967295", "a-b", "-1-5", "70000"] {
+            let e = IdRange::parse(bad).unwrap_err();
+            assert!(e.message.contains("uid range"), "{bad}: {e:?}");
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -13,7 +13,7 @@ use super::model::*;
 use super::node::spanned_pos;
 use super::schema::*;
 use super::shape::{Merge, closest};
-use super::units::{Cpu, Dur, Limit, Percent, PortRange, Sig, Size};
+use super::units::{Cpu, Dur, Limit, Percent, IdRange, PortRange, Sig, Size};
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
 /// Collects diagnostics for one file.
@@ -275,8 +275,8 @@ fn supervisor(c: &mut Checker, s: RawSupervisor) -> Supervisor {
 /// `supervisor.dynamic_users`: systemd's range by default. 65534 (nobody)
 /// and 65535 (the 16-bit -1) are never handed out; a range below 1000 would
 /// meet the host's system users.
-fn dynamic_users(c: &mut Checker, f: &Option<Spanned<PortRange>>) -> PortRange {
-    let range = v(f).unwrap_or(PortRange {
+fn dynamic_users(c: &mut Checker, f: &Option<Spanned<IdRange>>) -> IdRange {
+    let range = v(f).unwrap_or(IdRange {
         first: 61184,
         last: 65519,
     });

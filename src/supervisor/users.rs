@@ -17,8 +17,8 @@ pub fn key(svc: &str, instance: &str) -> String {
 pub fn registry(cfg: &Config) -> Result<DynamicUsers, Diagnostics> {
     let r = cfg.supervisor.dynamic_users;
     let range = UidRange {
-        first: u32::from(r.first),
-        last: u32::from(r.last),
+        first: r.first,
+        last: r.last,
     };
     DynamicUsers::open(&cfg.supervisor.state_dir, range, Path::new("/etc"))
         .map(|u| u.with_foreign_claims("/run/systemd/dynamic-uid"))

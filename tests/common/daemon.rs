@@ -183,15 +183,26 @@ impl Bh {
     }
 
     pub fn status(&self) -> Option<StatusReply> {
+        self.try_status().ok()
+    }
+
+    /// `status --json`, or why it gave nothing.
+    pub fn try_status(&self) -> Result<StatusReply, String> {
+        let t0 = Instant::now();
         let out = Command::new(BIN)
             .args(["status", "--json", "--socket"])
             .arg(&self.sock)
             .output()
-            .ok()?;
+            .map_err(|e| format!("cannot run {BIN}: {e}"))?;
         if !out.status.success() {
-            return None;
+            return Err(format!(
+                "status failed ({}) after {:.1}s: {}",
+                out.status,
+                t0.elapsed().as_secs_f64(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
-        serde_json::from_slice(&out.stdout).ok()
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("status --json: {e}"))
     }
 
     /// Polls `status --json` until `ok` holds; panics (with the last status
@@ -205,12 +216,16 @@ impl Bh {
         let end = Instant::now() + Duration::from_secs(secs);
         let mut last = None;
         loop {
-            if let Some(s) = self.status() {
-                if ok(&s) {
-                    return s;
+            let last_err = match self.try_status() {
+                Ok(s) => {
+                    if ok(&s) {
+                        return s;
+                    }
+                    last = Some(s);
+                    None
                 }
-                last = Some(s);
-            }
+                Err(e) => Some(e),
+            };
             if let Some(c) = self.daemon.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
@@ -222,8 +237,11 @@ impl Bh {
             }
             if Instant::now() > end {
                 panic!(
-                    "[{}] timed out after {secs}s waiting for: {what}\nlast status: {}",
+                    "[{}] timed out after {secs}s waiting for: {what}\n{}last status: {}",
                     self.name,
+                    last_err
+                        .map(|e| format!("the status calls since failed: {e}\n"))
+                        .unwrap_or_default(),
                     last.map(|s| serde_json::to_string_pretty(&s).unwrap())
                         .unwrap_or_else(|| "none".into())
                 );
