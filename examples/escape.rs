@@ -15,6 +15,11 @@
 //! escape tiocsti        push a keystroke into the controlling terminal
 //! escape victim         be the neighbour: leave secrets in /tmp and /dev/shm, then sleep
 //! ```
+//! `chmod-suid` and `creat-suid` make a setuid/setgid file where the
+//! service may write ($TMPDIR, else /tmp): a file someone else may later
+//! run with the service's uid or gid (or root's, when the service runs as
+//! root), so it escapes when the file ends up with S_ISUID or S_ISGID.
+//!
 //! Targets come from the environment: `OWN_CG` and `VICTIM_CG` (host paths
 //! of the attacker's and a neighbour's cgroup), `BH_SOCK` (the control
 //! socket), `BH_STATE`, `BH_LOGS` (bulkhead's state and log dirs), `BH_BIN`
@@ -57,6 +62,8 @@ const ATTACKS: &[(&str, Attack)] = &[
     ("neighbour-shm", || read_some("/dev/shm/victim-secret")),
     ("mount", mount),
     ("user-namespace", user_namespace),
+    ("chmod-suid", chmod_suid),
+    ("creat-suid", creat_suid),
 ];
 
 fn main() -> ExitCode {
@@ -416,6 +423,76 @@ fn user_namespace() -> Outcome {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
         .map(|()| "in a new user namespace".to_string())
         .map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))
+}
+
+fn tmp_dir() -> String {
+    std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into())
+}
+
+/// The setuid/setgid bits `path` has, 0 when it has none or is not there.
+fn sxid_bits(path: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o6000)
+}
+
+/// An executable file of its own, then chmod u+s (and g+s).
+fn chmod_suid() -> Outcome {
+    use std::os::unix::fs::PermissionsExt;
+    let p = format!("{}/bh-suid-{}", tmp_dir(), std::process::id());
+    std::fs::write(&p, "#!/bin/sh\nid\n").map_err(|e| format!("{p}: {e} (nothing to chmod)"))?;
+    let mut why = Vec::new();
+    for mode in [0o4755, 0o2755] {
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)) {
+            Ok(()) if sxid_bits(&p) != 0 => {
+                let got = sxid_bits(&p);
+                let _ = std::fs::remove_file(&p);
+                return Ok(format!("chmod {mode:o} made {p} mode {got:o}"));
+            }
+            Ok(()) => why.push(format!("chmod {mode:o}: no setuid/setgid bit stayed")),
+            Err(e) => why.push(format!("chmod {mode:o}: {e}")),
+        }
+    }
+    let _ = std::fs::remove_file(&p);
+    Err(format!("{p}: {}", why.join("; ")))
+}
+
+/// A new file created with mode 04755: through open(O_CREAT) as the C
+/// library does it, and through creat(2).
+fn creat_suid() -> Outcome {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = format!("{}/bh-creat-{}", tmp_dir(), std::process::id());
+    let mut why = Vec::new();
+    let opened = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o4755)
+        .open(&p);
+    match opened {
+        Ok(_) if sxid_bits(&p) != 0 => {
+            let got = sxid_bits(&p);
+            let _ = std::fs::remove_file(&p);
+            return Ok(format!("open(O_CREAT, 04755) made {p} with {got:o}"));
+        }
+        Ok(_) => why.push("open(O_CREAT, 04755): made without the bit".to_string()),
+        Err(e) => why.push(format!("open(O_CREAT, 04755): {e}")),
+    }
+    let _ = std::fs::remove_file(&p);
+    let c = std::ffi::CString::new(p.clone()).map_err(|e| e.to_string())?;
+    // SAFETY: creat reads the NUL-terminated path, a live CString.
+    let fd = unsafe { libc::creat(c.as_ptr(), 0o4755) };
+    if fd >= 0 {
+        // SAFETY: closes the descriptor creat just returned.
+        unsafe { libc::close(fd) };
+        let got = sxid_bits(&p);
+        let _ = std::fs::remove_file(&p);
+        if got != 0 {
+            return Ok(format!("creat(04755) made {p} with {got:o}"));
+        }
+        why.push("creat(04755): made without the bit".to_string());
+    } else {
+        why.push(format!("creat(04755): {}", std::io::Error::last_os_error()));
+    }
+    Err(format!("{p}: {}", why.join("; ")))
 }
 
 /// TIOCSTI: one byte pushed into the terminal's input queue, which the

@@ -346,7 +346,7 @@ pub fn seccomp_program(
 }
 
 /// The walls of `protect` that are seccomp rules: address families,
-/// realtime scheduling, the clock, the personality.
+/// realtime scheduling, the clock, the personality, setuid/setgid files.
 pub fn seccomp_walls(p: &config::model::Protect) -> crate::sandbox::seccomp::extra::Extra {
     crate::sandbox::seccomp::extra::Extra {
         address_families: p.address_families.as_ref().map(|names| {
@@ -358,6 +358,7 @@ pub fn seccomp_walls(p: &config::model::Protect) -> crate::sandbox::seccomp::ext
         restrict_realtime: p.realtime,
         protect_clock: p.clock,
         lock_personality: p.personality,
+        restrict_suid_sgid: p.suid,
     }
 }
 

@@ -362,7 +362,8 @@ struct ExecFlags {
     /// Relax (or set) a wall, as the `protect:` config key:
     /// system=off, home=read-only, tmp=off, devices=host, kernel=false,
     /// cgroups=false, proc=off, network=private, address_families=any,
-    /// realtime=false, clock=false, personality=false (repeatable).
+    /// realtime=false, clock=false, personality=false, suid=false
+    /// (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     protect: Vec<String>,
     /// An environment variable K=V (repeatable).

@@ -11,15 +11,13 @@
 //! Each criterion is mapped onto what bulkhead really builds (`protect:`,
 //! `namespaces:`, `security:`, `user:`), never onto a wall it does not
 //! build. Walls made of seccomp rules (address families, realtime, clock,
-//! personality) only exist when the service has a filter: with
+//! personality, setuid files) only exist when the service has a filter: with
 //! `seccomp: unconfined` they count as down whatever `protect` says.
 //!
 //! Counted as exposed because bulkhead does not implement them (as systemd
 //! counts a unit that does not set them):
 //! - `RootDirectory=/RootImage=`: services run in the host's root.
 //! - `MemoryDenyWriteExecute=`: no W^X filter on mmap/mprotect.
-//! - `RestrictSUIDSGID=`: a service can chmod u+s in what it may write
-//!   (no_new_privs only stops it gaining privileges from such a file).
 //! - `UMask=`: bulkhead sets no umask; the daemon's (022 as systemd starts
 //!   it) is inherited, so new files are world-readable.
 //! - `ProcSubset=`: /proc is mounted without `subset=pid`.
@@ -194,6 +192,15 @@ fn met(ok: bool) -> Option<u32> {
 
 fn on_off(ok: bool) -> String {
     if ok { "yes" } else { "no" }.to_string()
+}
+
+/// The state of a wall made of seccomp rules: with no filter it is down
+/// whatever its `protect` key says, and the state says so.
+fn seccomp_wall(key_on: bool, confined: bool) -> String {
+    match (key_on, confined) {
+        (_, false) => "no (security.seccomp: unconfined)".to_string(),
+        (on, true) => on_off(on),
+    }
 }
 
 /// The capability groups of systemd's table: (criterion, capabilities,
@@ -455,11 +462,15 @@ fn criteria(svc: &Service) -> Vec<Crit> {
             met(svc.supplementary_groups.is_empty())
         },
         if root {
-            "root: does not matter".to_string()
+            "root".to_string()
         } else {
             format!("{:?}", svc.supplementary_groups)
         },
-        "the groups' files are reachable",
+        if root {
+            "not applicable: root reaches every group's files anyway (systemd skips it too)"
+        } else {
+            "the groups' files are reachable"
+        },
         "no supplementary groups",
         "empty `supplementary_groups`",
     );
@@ -563,13 +574,14 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         1,
         met(!has("CAP_SYSLOG") && private_dev && builtin),
         format!(
-            "CAP_SYSLOG: {}, /dev/kmsg: {}",
+            "CAP_SYSLOG: {}, /dev/kmsg: {}, syslog(2): {}",
             on_off(has("CAP_SYSLOG")),
-            if private_dev { "absent" } else { "host's" }
+            if private_dev { "absent" } else { "host's" },
+            if builtin { "filtered" } else { "not filtered" }
         ),
         "reading or writing the kernel log (addresses, other services' messages)",
         "no CAP_SYSLOG, no /dev/kmsg, syslog(2) refused by the filter",
-        "set protect.devices: private, a built-in seccomp profile, drop CAP_SYSLOG",
+        "set protect.devices: private and security.seccomp: default, drop CAP_SYSLOG from security.capabilities",
     );
     push(
         "ProtectClock=",
@@ -577,10 +589,10 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         1000,
         1,
         met(p.clock && confined),
-        on_off(p.clock && confined),
+        seccomp_wall(p.clock, confined),
         "setting the system clock (with CAP_SYS_TIME)",
         "clock_settime, settimeofday, adjtimex refused by the filter",
-        "set protect.clock: true with a seccomp profile",
+        "set protect.clock: true and security.seccomp: default",
     );
     let (b, st) = match (mnt, p.home) {
         (true, ProtectHome::Inaccessible) => (0, "inaccessible"),
@@ -642,10 +654,10 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         100,
         1,
         met(p.personality && confined),
-        on_off(p.personality && confined),
+        seccomp_wall(p.personality, confined),
         "changing the execution domain (READ_IMPLIES_EXEC, ...)",
         "personality() locked by the filter",
-        "set protect.personality: true with a seccomp profile",
+        "set protect.personality: true and security.seccomp: default",
     );
     push(
         "MemoryDenyWriteExecute=",
@@ -711,7 +723,7 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         },
         "the kernel keyrings bulkhead's session shares",
         "keyctl, add_key and request_key refused by the filter",
-        "use a built-in seccomp profile (default or strict)",
+        "set security.seccomp: default (or strict)",
     );
     let hidepid = mnt && ns.pid && p.proc == ProtectProc::Invisible;
     push(
@@ -754,7 +766,11 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         1,
         if root { None } else { met(ns.ipc) },
         on_off(ns.ipc),
-        "SysV IPC objects outliving the service (and reachable by others)",
+        if root {
+            "not applicable: root's IPC objects are not removed by systemd either"
+        } else {
+            "SysV IPC objects outliving the service (and reachable by others)"
+        },
         "an IPC namespace of its own: its objects go with it",
         "set namespaces.ipc: true",
     );
@@ -775,21 +791,21 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         500,
         1,
         met(p.realtime && confined),
-        on_off(p.realtime && confined),
+        seccomp_wall(p.realtime, confined),
         "realtime scheduling, which can starve the host",
         "realtime policies refused by the filter",
-        "set protect.realtime: true with a seccomp profile",
+        "set protect.realtime: true and security.seccomp: default",
     );
     push(
         "RestrictSUIDSGID=",
         "RestrictSUIDSGID=",
         1000,
         1,
-        Some(1),
-        "not implemented".to_string(),
-        "creating setuid/setgid files where the service may write",
-        "",
-        "not implemented by bulkhead",
+        met(p.suid && confined),
+        seccomp_wall(p.suid, confined),
+        "making setuid/setgid files where the service may write, for whoever runs them later",
+        "chmod, creat, mknod and open with S_ISUID/S_ISGID refused by the filter",
+        "set protect.suid: true and security.seccomp: default",
     );
     let ns_ok = match f {
         Filter::Strict => true,
@@ -806,7 +822,7 @@ fn criteria(svc: &Service) -> Vec<Crit> {
             if ns_ok { "refused" } else { "allowed" }.to_string(),
             "new namespaces, more kernel attack surface",
             "unshare, setns and namespace flags of clone refused by the filter",
-            "use a built-in seccomp profile and drop CAP_SYS_ADMIN",
+            "set security.seccomp: default and drop CAP_SYS_ADMIN from security.capabilities",
         );
     }
     let fams: Option<&Vec<String>> = if confined {
@@ -820,7 +836,11 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         "inet", "inet6", "unix", "local", "netlink", "route", "packet",
     ];
     let other = fams.is_none_or(|l| l.iter().any(|n| !known.contains(&n.as_str())));
-    let fam_state = |ok: bool| if ok { "refused" } else { "allowed" }.to_string();
+    let fam_state = |ok: bool| match (ok, confined) {
+        (_, false) => "allowed (security.seccomp: unconfined)".to_string(),
+        (true, true) => "refused".to_string(),
+        (false, true) => "allowed".to_string(),
+    };
     for (id, weight, ok, exposes) in [
         (
             "RestrictAddressFamilies=~AF_(INET|INET6)",
@@ -862,7 +882,7 @@ fn criteria(svc: &Service) -> Vec<Crit> {
             fam_state(ok),
             exposes,
             "refused by the filter (EAFNOSUPPORT)",
-            "narrow protect.address_families (with a seccomp profile)",
+            "narrow protect.address_families, with security.seccomp: default",
         );
     }
     let (b, st) = match f {
@@ -879,7 +899,7 @@ fn criteria(svc: &Service) -> Vec<Crit> {
         st.to_string(),
         "system calls through other ABIs (32-bit, x32), a classic filter bypass",
         "a call through another ABI kills the process",
-        "use a built-in seccomp profile",
+        "set security.seccomp: default (or strict)",
     );
     for (group, weight, gate, strict_allows) in SYSCALL_GROUPS {
         let (b, st) = match f {
@@ -1061,7 +1081,8 @@ pub fn relaxations(svc: &Service) -> Vec<String> {
         address_families,
         realtime,
         clock,
-        personality
+        personality,
+        suid
     );
     if !matches!(&svc.security.seccomp, Seccomp::Builtin(_)) {
         add(
@@ -1184,9 +1205,8 @@ mod tests {
     #[test]
     fn default_service_figure() {
         let a = assess(&service(""));
-        // Not implemented by bulkhead (MemoryDenyWriteExecute,
-        // RestrictSUIDSGID, ...) keeps it above systemd's 1.3.
-        assert_eq!(a.exposure, 1.5, "{}", render(&a));
+        // Issue 14's target: at most 1.3 with every default.
+        assert_eq!(a.exposure, 1.3, "{}", render(&a));
         assert_eq!(a.verdict, "OK");
         for id in [
             "User=/DynamicUser=",
@@ -1205,6 +1225,7 @@ mod tests {
             "SystemCallFilter=~@mount",
             "DeviceAllow=",
             "KeyringMode=",
+            "RestrictSUIDSGID=",
         ] {
             assert_eq!(line(&a, id).badness, Some(0), "{id}");
         }
@@ -1216,7 +1237,8 @@ mod tests {
     #[test]
     fn private_network_figure() {
         let a = assess(&service("    protect: { network: private }\n"));
-        assert_eq!(a.exposure, 0.9, "{}", render(&a));
+        // Issue 14's target: at most 0.8.
+        assert_eq!(a.exposure, 0.7, "{}", render(&a));
         assert_eq!(a.verdict, "SAFE");
         assert_eq!(line(&a, "PrivateNetwork=").badness, Some(0));
         assert_eq!(line(&a, "IPAddressDeny=").badness, Some(2));
@@ -1238,6 +1260,14 @@ mod tests {
         assert_eq!(line(&a, "RemoveIPC=").badness, None);
         // Walls made of seccomp rules fall with the filter.
         assert_eq!(line(&a, "ProtectClock=").badness, Some(1));
+        assert_eq!(line(&a, "RestrictSUIDSGID=").badness, Some(1));
+        assert!(
+            line(&a, "RestrictSUIDSGID=")
+                .explain
+                .contains("protect.suid: true and security.seccomp"),
+            "{}",
+            render(&a)
+        );
         assert_eq!(
             line(&a, "RestrictAddressFamilies=~AF_PACKET").badness,
             Some(1)
@@ -1266,6 +1296,7 @@ mod tests {
             ("    protect: { realtime: false }\n", "RestrictRealtime="),
             ("    protect: { clock: false }\n", "ProtectClock="),
             ("    protect: { personality: false }\n", "LockPersonality="),
+            ("    protect: { suid: false }\n", "RestrictSUIDSGID="),
             (
                 "    protect: { address_families: [any] }\n",
                 "RestrictAddressFamilies=~AF_PACKET",
@@ -1340,7 +1371,7 @@ mod tests {
     fn render_has_the_overall_line() {
         let text = render(&assess(&service("")));
         assert!(
-            text.contains("→ Overall exposure level for web: 1.5 OK"),
+            text.contains("→ Overall exposure level for web: 1.3 OK"),
             "{text}"
         );
         assert!(text.contains("✓ ProtectSystem="));

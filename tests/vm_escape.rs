@@ -2,7 +2,8 @@
 //! daemon with every default wall, run (a) as a service with no settings
 //! (a dynamic user), (b) as `user: root` with the defaults otherwise, (b')
 //! as root granted CAP_SYS_PTRACE, and (c) from one template instance
-//! against another tenant's. Every attack must fail; the attacks themselves
+//! against another tenant's. Every attack must fail (and the setuid ones
+//! must succeed with `protect.suid: false`, the control); the attacks themselves
 //! are `examples/escape.rs`. Besides what each attack reports, the kernel's
 //! state is checked from outside: the limits, the neighbour's cgroup, the
 //! host's files and knobs. Run by `scripts/vm-test escape_`.
@@ -45,7 +46,14 @@ const ATTACKS: &[&str] = &[
     "neighbour-shm",
     "mount",
     "user-namespace",
+    "chmod-suid",
+    "creat-suid",
 ];
+
+/// The attacks a wall can be switched off for, run again with it off
+/// (`protect.suid: false`): they must escape there, so the attack is real
+/// and the wall is what stops it.
+const SUID_ATTACKS: &[&str] = &["chmod-suid", "creat-suid"];
 
 fn escape_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("BULKHEAD_TEST_ESCAPE") {
@@ -153,6 +161,11 @@ fn escape_every_attack_fails_with_the_default_walls() {
             "    user: root\n    security:\n      capabilities: [CAP_SYS_PTRACE]\n",
             "all",
         ),
+        (
+            "control_suid_off",
+            "    protect:\n      suid: false\n",
+            &SUID_ATTACKS.join(" "),
+        ),
     ] {
         // It stays after its attacks, so its cgroup can be read from outside.
         yaml += &format!(
@@ -180,6 +193,16 @@ fn escape_every_attack_fails_with_the_default_walls() {
     });
     let out = bh.cli(&["launch", "tenant", "--namespace", "attacker"]);
     println!("launch attacker: {}", text(&out.stdout));
+
+    let control = wait_results(&bh.path("logs/control_suid_off@0.log"), SUID_ATTACKS);
+    show("control_suid_off", &control);
+    for a in SUID_ATTACKS {
+        assert!(
+            control[*a].0,
+            "{a} held even with protect.suid: false, so it proves nothing: {}",
+            control[*a].1
+        );
+    }
 
     let mut all_escaped = Vec::new();
     for (who, log) in [

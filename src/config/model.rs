@@ -149,6 +149,8 @@ pub struct Protect {
     pub realtime: bool,
     pub clock: bool,
     pub personality: bool,
+    /// Setting S_ISUID/S_ISGID refused (RestrictSUIDSGID).
+    pub suid: bool,
 }
 
 /// The address families a service gets unless it says otherwise.
@@ -170,6 +172,7 @@ impl Default for Protect {
             realtime: true,
             clock: true,
             personality: true,
+            suid: true,
         }
     }
 }
@@ -192,6 +195,7 @@ impl Protect {
             realtime: false,
             clock: false,
             personality: false,
+            suid: false,
         }
     }
 }

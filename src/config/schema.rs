@@ -197,6 +197,8 @@ section! {
         clock: leaf bool,
         /// The execution domain locked (LockPersonality). Default true.
         personality: leaf bool,
+        /// Setuid/setgid files refused: chmod, creat, mknod and open with S_ISUID or S_ISGID (RestrictSUIDSGID). Default true.
+        suid: leaf bool,
     }
 }
 

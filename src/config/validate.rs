@@ -359,6 +359,7 @@ fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Prote
         realtime: v(&s.realtime).unwrap_or(d.realtime),
         clock: v(&s.clock).unwrap_or(d.clock),
         personality: v(&s.personality).unwrap_or(d.personality),
+        suid: v(&s.suid).unwrap_or(d.suid),
     };
     if !mount_ns {
         let off = Protect::off();

@@ -14,7 +14,8 @@
 //!    them.
 //! 3. [`compile`]: libseccomp turns the rules into a BPF program, in the
 //!    parent, once; [`build_with`] first merges the walls of an [`Extra`]
-//!    (address families, real-time, clock, personality; see [`extra`]).
+//!    (address families, real-time, clock, personality, setuid files; see
+//!    [`extra`]).
 //!    When the default action is an errno, calls numbered above the highest
 //!    call the profile names get ENOSYS, so the C library falls back to an
 //!    older call as on an older kernel ([`enosys`] has a worked example).

@@ -1,8 +1,9 @@
 //! Walls that cost a service nothing, added on top of whatever profile it
 //! uses (never to `unconfined`): socket address families, real-time
-//! scheduling, setting the clock, changing the personality. The meanings
-//! follow systemd's RestrictAddressFamilies=, RestrictRealtime=,
-//! ProtectClock= and LockPersonality=.
+//! scheduling, setting the clock, changing the personality, setuid/setgid
+//! files. The meanings follow systemd's RestrictAddressFamilies=,
+//! RestrictRealtime=, ProtectClock=, LockPersonality= and
+//! RestrictSUIDSGID=.
 //!
 //! [`apply`] merges them into a resolved profile before [`super::compile`],
 //! and the restriction always wins. For each call a wall covers, and only
@@ -21,6 +22,16 @@
 //!   and an unconditional allow of the call is gone, so the rule "an
 //!   unconditional rule and another with a different action" cannot fire.
 //!
+//! - [`Wall::AnyBits`]: the values to refuse are "argument i has one of
+//!   these bits set" (and, with a guard, "argument g has one of its bits
+//!   set" too). Both that set and its complement are cut into disjoint
+//!   cells, each one `SCMP_CMP_MASKED_EQ` per argument ("some bit set" over
+//!   bits b1 < b2 is `b1 set`, `b1 clear and b2 set`); every rule R of the
+//!   profile becomes "R and the cell" for each allowed cell, and each
+//!   refused cell gets the wall's errno. A comparison R already makes on
+//!   the same argument is turned into aligned blocks (as above) and merged
+//!   with the cell's mask, so one rule never compares one argument twice.
+//!
 //! Worked example: `address_families: [unix, inet]` on `default`, which
 //! allows `socket` unconditionally, leaves
 //! `socket: ALLOW if arg0 == 1`, `ALLOW if arg0 == 2`, and
@@ -33,6 +44,26 @@
 //!
 //! Rules the merge adds that no profile rule gave rise to carry
 //! [`EXTRA_INDEX`] as their index.
+//!
+//! Worked example of the setuid wall: `chmod`, allowed unconditionally,
+//! becomes `ALLOW if arg1 & 0o6000 == 0`, `ERRNO(EPERM) if arg1 & 0o2000 ==
+//! 0o2000`, `ERRNO(EPERM) if arg1 & 0o6000 == 0o4000` (on `default`, whose
+//! default action is EPERM, the allow alone is left). `openat` guards the
+//! mode (arg3) with its flags (arg2): the mode only counts when O_CREAT or
+//! O_TMPFILE is there, as the kernel reads it only then.
+//!
+//! The setuid wall, as systemd's RestrictSUIDSGID= (which refuses S_ISUID
+//! and S_ISGID each on its own, with or without S_IXGRP), with two
+//! differences: `open`/`openat` with O_TMPFILE are covered too (an unnamed
+//! file created 04755 can be linked in afterwards), and `mkdir`/`mkdirat`
+//! are left alone, because the kernel masks a new directory's mode to
+//! 0o1777 (a directory inherits S_ISGID from its parent, never from the
+//! call). `openat2` passes its mode in memory a filter cannot read: it gets
+//! ENOSYS, so the C library falls back to `openat`. `fchmodat2` (Linux 6.6)
+//! is covered where libseccomp knows it; where it does not, a profile
+//! whose default is an errno answers ENOSYS above its highest named call
+//! (see [`super::enosys`]), and a profile whose default allows lets it
+//! through: that hole is libseccomp's age, not the wall's.
 
 use super::{Action, ArgCmp, Op, ResolvedProfile, ResolvedRule, exists_on};
 
@@ -56,6 +87,10 @@ pub struct Extra {
     /// personality(x) only for x == PER_LINUX (0) or the query 0xffffffff;
     /// anything else -> EPERM.
     pub lock_personality: bool,
+    /// A mode with S_ISUID or S_ISGID -> EPERM for chmod, fchmod,
+    /// fchmodat(2), creat, mknod(at), and open/openat creating a file
+    /// (O_CREAT or O_TMPFILE); openat2 -> ENOSYS.
+    pub restrict_suid_sgid: bool,
 }
 
 /// What a wall does to one system call.
@@ -68,6 +103,15 @@ pub enum Wall {
     ArgIn {
         index: u32,
         allowed: Vec<u64>,
+        errno: u16,
+    },
+    /// Refuse it with `errno` when argument `index` has any of `bits` set
+    /// and, with a `guard` (argument, bits), that argument has any of its
+    /// bits set too; every other value keeps the profile's rules.
+    AnyBits {
+        guard: Option<(u32, u64)>,
+        index: u32,
+        bits: u64,
         errno: u16,
     },
 }
@@ -124,7 +168,31 @@ const FAMILIES: &[(&str, i32)] = &[
 ];
 
 const EPERM: u16 = 1;
+const ENOSYS: u16 = 38;
 const EAFNOSUPPORT: u16 = 97;
+
+/// S_ISUID | S_ISGID.
+const SUID_SGID: u64 = 0o6000;
+
+/// The flags with which open/openat read their mode: O_CREAT and
+/// O_TMPFILE's own bit (O_TMPFILE is that bit with O_DIRECTORY).
+fn creating_flags() -> u64 {
+    u64::from((libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)).unsigned_abs())
+}
+
+/// The calls that set a mode: (name, the mode's argument, the flags'
+/// argument when the mode only counts with O_CREAT or O_TMPFILE).
+const MODE_CALLS: &[(&str, u32, Option<u32>)] = &[
+    ("chmod", 1, None),
+    ("fchmod", 1, None),
+    ("fchmodat", 2, None),
+    ("fchmodat2", 2, None),
+    ("creat", 1, None),
+    ("mknod", 1, None),
+    ("mknodat", 2, None),
+    ("open", 2, Some(1)),
+    ("openat", 3, Some(2)),
+];
 
 /// SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, and each with SCHED_RESET_ON_FORK.
 const NON_REALTIME: [u64; 6] = [0, 3, 5, 0x4000_0000, 0x4000_0003, 0x4000_0005];
@@ -206,6 +274,20 @@ impl Extra {
                 },
             ));
         }
+        if self.restrict_suid_sgid {
+            for (call, mode, flags) in MODE_CALLS {
+                out.push((
+                    call,
+                    Wall::AnyBits {
+                        guard: flags.map(|f| (f, creating_flags())),
+                        index: *mode,
+                        bits: SUID_SGID,
+                        errno: EPERM,
+                    },
+                ));
+            }
+            out.push(("openat2", Wall::Deny { errno: ENOSYS }));
+        }
         out
     }
 }
@@ -279,6 +361,123 @@ fn complement(index: u32, allowed: &[u64]) -> Vec<Option<ArgCmp>> {
         out.push(Some(cmp(index, Op::Gt, last, 0)));
     }
     out
+}
+
+/// "Some bit of `bits` is set in argument `index`" as disjoint
+/// `(arg & mask) == value` cells, lowest bit first: 0o6000 -> `& 0o2000 ==
+/// 0o2000`, `& 0o6000 == 0o4000`.
+fn any_set(index: u32, bits: u64) -> Vec<ArgCmp> {
+    let mut out = Vec::new();
+    let mut below = 0u64;
+    for k in 0..64 {
+        let bit = 1u64 << k;
+        if bits & bit != 0 {
+            out.push(cmp(index, Op::MaskedEq, below | bit, bit));
+            below |= bit;
+        }
+    }
+    out
+}
+
+/// "No bit of `bits` is set in argument `index`".
+fn none_set(index: u32, bits: u64) -> ArgCmp {
+    cmp(index, Op::MaskedEq, bits, 0)
+}
+
+/// The cells (each a conjunction, one comparison per argument) of an
+/// [`Wall::AnyBits`]: (allowed, refused). Together they cover every value
+/// once.
+fn any_bits_cells(
+    guard: Option<(u32, u64)>,
+    index: u32,
+    bits: u64,
+) -> (Vec<Vec<ArgCmp>>, Vec<Vec<ArgCmp>>) {
+    let Some((g, gbits)) = guard else {
+        let refused = any_set(index, bits).into_iter().map(|c| vec![c]).collect();
+        return (vec![vec![none_set(index, bits)]], refused);
+    };
+    let mut allowed = vec![vec![none_set(g, gbits)]];
+    let mut refused = Vec::new();
+    for s in any_set(g, gbits) {
+        allowed.push(vec![s, none_set(index, bits)]);
+        for t in any_set(index, bits) {
+            refused.push(vec![s, t]);
+        }
+    }
+    (allowed, refused)
+}
+
+/// The values `c` holds for, as aligned `(mask, value)` blocks (`(arg &
+/// mask) == value`), so it can be merged with a mask of the same argument.
+fn as_masks(c: &ArgCmp) -> Vec<(u64, u64)> {
+    let v = c.value;
+    let below = |v: u64| if v == 0 { Vec::new() } else { blocks(0, v - 1) };
+    let above = |v: u64| {
+        if v == u64::MAX {
+            Vec::new()
+        } else {
+            blocks(v + 1, u64::MAX)
+        }
+    };
+    match c.op {
+        Op::Eq => vec![(u64::MAX, v)],
+        Op::MaskedEq if c.value_two & !v != 0 => Vec::new(),
+        Op::MaskedEq => vec![(v, c.value_two)],
+        Op::Lt => below(v),
+        Op::Le => blocks(0, v),
+        Op::Gt => above(v),
+        Op::Ge => blocks(v, u64::MAX),
+        Op::Ne => below(v).into_iter().chain(above(v)).collect(),
+    }
+}
+
+/// `(x & m1) == v1 and (x & m2) == v2` as one mask, or `None` when no `x`
+/// satisfies both.
+fn merge((m1, v1): (u64, u64), (m2, v2): (u64, u64)) -> Option<(u64, u64)> {
+    if v1 & !m1 != 0 || v2 & !m2 != 0 || v1 & m2 != v2 & m1 {
+        return None;
+    }
+    Some((m1 | m2, v1 | v2))
+}
+
+/// `args` (one rule's conjunction) and `cell`, as conjunctions with one
+/// comparison per argument; empty when they exclude each other.
+fn intersect(args: &[ArgCmp], cell: &[ArgCmp]) -> Vec<Vec<ArgCmp>> {
+    let mut alts: Vec<Vec<ArgCmp>> = vec![
+        args.iter()
+            .filter(|a| !cell.iter().any(|c| c.index == a.index))
+            .copied()
+            .collect(),
+    ];
+    for c in cell {
+        let mine = (c.value, c.value_two);
+        let theirs: Vec<&ArgCmp> = args.iter().filter(|a| a.index == c.index).collect();
+        let mut masks = vec![mine];
+        for t in theirs {
+            masks = as_masks(t)
+                .into_iter()
+                .flat_map(|m| masks.iter().filter_map(move |k| merge(*k, m)))
+                .collect();
+        }
+        alts = alts
+            .iter()
+            .flat_map(|alt| {
+                masks.iter().map(move |&(mask, value)| {
+                    let mut a = alt.clone();
+                    a.push(if mask == u64::MAX {
+                        cmp(c.index, Op::Eq, value, 0)
+                    } else {
+                        cmp(c.index, Op::MaskedEq, mask, value)
+                    });
+                    a
+                })
+            })
+            .collect();
+    }
+    for a in &mut alts {
+        a.sort_by_key(|c| c.index);
+    }
+    alts
 }
 
 /// `r` restricted to argument `index` being one of `allowed`: one rule per
@@ -361,6 +560,36 @@ pub fn apply(p: &ResolvedProfile, extra: &Extra) -> ResolvedProfile {
                 if Action::Errno(errno) != out.default_action {
                     for c in complement(index, &allowed) {
                         added.push(refuse(errno, c.into_iter().collect()));
+                    }
+                }
+                out.rules.extend(added);
+            }
+            Wall::AnyBits {
+                guard,
+                index,
+                bits,
+                errno,
+            } => {
+                let (allowed, refused) = any_bits_cells(guard, index, bits);
+                let mut added: Vec<ResolvedRule> = Vec::new();
+                for r in mine.iter().filter(|r| r.action != out.default_action) {
+                    for cell in &allowed {
+                        for args in intersect(&r.args, cell) {
+                            let x = ResolvedRule {
+                                index: r.index,
+                                names: vec![name.to_string()],
+                                action: r.action,
+                                args,
+                            };
+                            if !added.contains(&x) {
+                                added.push(x);
+                            }
+                        }
+                    }
+                }
+                if Action::Errno(errno) != out.default_action {
+                    for cell in refused {
+                        added.push(refuse(errno, cell));
                     }
                 }
                 out.rules.extend(added);
@@ -619,5 +848,249 @@ mod tests {
             Action::Errno(EAFNOSUPPORT)
         );
         assert!(super::super::conflicts(&m).is_empty());
+    }
+
+    fn suid() -> Extra {
+        Extra {
+            restrict_suid_sgid: true,
+            ..Extra::default()
+        }
+    }
+
+    const CREAT: u64 = 0o100;
+    const TMPFILE: u64 = 0o20_200_000;
+
+    /// Does the wall refuse mode `mode` (with `flags` for open/openat)?
+    fn bad(flags: Option<u64>, mode: u64) -> bool {
+        let creating = flags.is_none_or(|f| f & (CREAT | 0o20_000_000) != 0);
+        creating && mode & 0o6000 != 0
+    }
+
+    const MODES: [u64; 12] = [
+        0,
+        0o644,
+        0o755,
+        0o1777,
+        0o2745,
+        0o2755,
+        0o4000,
+        0o4755,
+        0o6755,
+        0o7777,
+        0x1_0000_0755,
+        0x1_0000_4755,
+    ];
+    const FLAGS: [u64; 7] = [
+        0,
+        1,
+        CREAT,
+        CREAT | 1,
+        CREAT | 0o200,
+        TMPFILE | 2,
+        0x1_0000_0000 | CREAT,
+    ];
+
+    /// Every (flags, mode) of `call` in `m` decides as `p` did, except the
+    /// ones the wall refuses, which get EPERM.
+    fn agrees_but_for_the_wall(p: &ResolvedProfile, m: &ResolvedProfile) {
+        assert!(super::super::conflicts(m).is_empty(), "{:?}", m.rules);
+        for (call, flag_arg, mode_arg) in [
+            ("chmod", None, 1),
+            ("fchmodat", None, 2),
+            ("creat", None, 1),
+            ("mknodat", None, 2),
+            ("open", Some(1), 2),
+            ("openat", Some(2), 3),
+        ] {
+            let flags: &[u64] = if flag_arg.is_some() { &FLAGS } else { &[0] };
+            for &f in flags {
+                for &mode in &MODES {
+                    let mut args = [7u64; 6];
+                    args[mode_arg] = mode;
+                    if let Some(i) = flag_arg {
+                        args[i] = f;
+                    }
+                    let want = if bad(flag_arg.map(|_| f), mode) {
+                        Action::Errno(EPERM)
+                    } else {
+                        decide(p, call, args)
+                    };
+                    assert_eq!(
+                        decide(m, call, args),
+                        want,
+                        "{call} flags {f:#o} mode {mode:#o}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn some_bit_set_is_cut_into_disjoint_cells() {
+        assert_eq!(
+            any_set(1, 0o6000),
+            vec![
+                cmp(1, Op::MaskedEq, 0o2000, 0o2000),
+                cmp(1, Op::MaskedEq, 0o6000, 0o4000)
+            ]
+        );
+        assert_eq!(creating_flags(), CREAT | 0o20_000_000);
+        for (guard, index, bits) in [
+            (None, 1, 0o6000),
+            (Some((2, CREAT | 0o20_000_000)), 3, 0o6000),
+        ] {
+            let (allowed, refused) = any_bits_cells(guard, index, bits);
+            for f in FLAGS {
+                for mode in MODES {
+                    let mut args = [0u64; 6];
+                    args[index as usize] = mode;
+                    if let Some((g, _)) = guard {
+                        args[g as usize] = f;
+                    }
+                    let hits = |cells: &[Vec<ArgCmp>]| {
+                        cells
+                            .iter()
+                            .filter(|c| c.iter().all(|x| holds(x, args[x.index as usize])))
+                            .count()
+                    };
+                    let b = bad(guard.map(|_| f), mode);
+                    assert_eq!(hits(&refused), usize::from(b), "{f:#o} {mode:#o}");
+                    assert_eq!(hits(&allowed), usize::from(!b), "{f:#o} {mode:#o}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn comparisons_become_masks_that_merge() {
+        let t = |op, v| cmp(1, op, v, 0);
+        for c in [
+            t(Op::Eq, 0o755),
+            t(Op::Lt, 0o5000),
+            t(Op::Le, 0o4755),
+            t(Op::Gt, 0o2000),
+            t(Op::Ge, 0o4000),
+            t(Op::Ne, 0o4755),
+            cmp(1, Op::MaskedEq, 0o7000, 0o4000),
+        ] {
+            let masks = as_masks(&c);
+            for v in (0..0o10000).chain([u64::MAX, 1 << 40]) {
+                let n = masks.iter().filter(|(m, x)| v & m == *x).count();
+                assert_eq!(n, usize::from(holds(&c, v)), "{c} at {v:#o}");
+            }
+        }
+        assert!(as_masks(&cmp(1, Op::MaskedEq, 0o7, 0o10)).is_empty());
+        assert_eq!(merge((0o6000, 0), (0o7777, 0o755)), Some((0o7777, 0o755)));
+        assert_eq!(merge((0o6000, 0), (0o7777, 0o4755)), None);
+        assert_eq!(
+            merge((0o2000, 0o2000), (0o100, 0o100)),
+            Some((0o2100, 0o2100))
+        );
+    }
+
+    #[test]
+    fn setuid_modes_are_refused_on_an_allow_list() {
+        // default-like: the calls allowed unconditionally in one rule.
+        let p = profile(
+            Action::Errno(1),
+            vec![rule(
+                0,
+                &[
+                    "read", "chmod", "fchmodat", "creat", "mknodat", "open", "openat", "openat2",
+                ],
+                Action::Allow,
+                vec![],
+            )],
+        );
+        let m = apply(&p, &suid());
+        assert_eq!(m.rules[0].names, ["read"]);
+        agrees_but_for_the_wall(&p, &m);
+        assert_eq!(decide(&m, "openat2", [0; 6]), Action::Errno(ENOSYS));
+        // The worked example of the module doc: EPERM is this default, so
+        // only the allow is left.
+        let chmod = |m: &ResolvedProfile| -> Vec<String> {
+            m.rules
+                .iter()
+                .filter(|r| r.names == ["chmod"])
+                .map(|r| format!("{} {}", r.action, r.args[0]))
+                .collect()
+        };
+        assert_eq!(chmod(&m), ["ALLOW arg1 & 0xc00 == 0x0"]);
+        let p13 = ResolvedProfile {
+            default_action: Action::Errno(13),
+            ..p.clone()
+        };
+        assert_eq!(
+            chmod(&apply(&p13, &suid())),
+            [
+                "ALLOW arg1 & 0xc00 == 0x0",
+                "ERRNO(EPERM) arg1 & 0x400 == 0x400",
+                "ERRNO(EPERM) arg1 & 0xc00 == 0x800",
+            ]
+        );
+        // A call the profile refuses stays refused, with no rule added.
+        let p = profile(
+            Action::Errno(1),
+            vec![rule(0, &["read"], Action::Allow, vec![])],
+        );
+        assert_eq!(apply(&p, &suid()), p);
+    }
+
+    #[test]
+    fn conditional_rules_keep_their_conditions_under_the_wall() {
+        // Every operator on the mode and on the flags, allow list and
+        // block list: each value decides as before unless the wall
+        // refuses it.
+        let on_mode = |op, v| {
+            vec![
+                rule(
+                    0,
+                    &["chmod", "fchmodat", "creat", "mknodat"],
+                    Action::Allow,
+                    vec![],
+                ),
+                rule(1, &["open"], Action::Allow, vec![cmp(2, op, v, 0)]),
+                rule(
+                    2,
+                    &["openat"],
+                    Action::Allow,
+                    vec![cmp(3, op, v, 0), cmp(0, Op::Eq, 7, 0)],
+                ),
+            ]
+        };
+        let on_flags = |op, v| {
+            vec![
+                rule(1, &["open"], Action::Allow, vec![cmp(1, op, v, 0)]),
+                rule(2, &["openat"], Action::Allow, vec![cmp(2, op, v, 0)]),
+            ]
+        };
+        for (op, v) in [
+            (Op::Eq, 0o755),
+            (Op::Eq, 0o4755),
+            (Op::Lt, 0o5000),
+            (Op::Le, 0o2755),
+            (Op::Gt, 0o755),
+            (Op::Ge, 0o4000),
+            (Op::Ne, 0o644),
+            (Op::MaskedEq, 0o7000),
+        ] {
+            for rules in [on_mode(op, v), on_flags(op, v)] {
+                for default in [Action::Errno(1), Action::Allow] {
+                    let rules = if default == Action::Allow {
+                        rules
+                            .iter()
+                            .map(|r| ResolvedRule {
+                                action: Action::KillProcess,
+                                ..r.clone()
+                            })
+                            .collect()
+                    } else {
+                        rules.clone()
+                    };
+                    let p = profile(default, rules);
+                    agrees_but_for_the_wall(&p, &apply(&p, &suid()));
+                }
+            }
+        }
     }
 }

@@ -1213,6 +1213,7 @@ fn all_walls() -> Extra {
         restrict_realtime: true,
         protect_clock: true,
         lock_personality: true,
+        restrict_suid_sgid: true,
     }
 }
 
@@ -1310,4 +1311,149 @@ fn walls_hold_in_a_child() {
         in_child(&timed_walled, || raw(libc::SYS_adjtimex, &[0])),
         libc::EPERM
     );
+}
+
+// ------------------------------------------------------------ setuid wall
+
+fn suid_only() -> Extra {
+    Extra {
+        restrict_suid_sgid: true,
+        ..Extra::default()
+    }
+}
+
+#[test]
+fn the_setuid_wall_in_the_compiled_programs() {
+    let creat = u64::try_from(libc::O_CREAT | libc::O_WRONLY).unwrap();
+    let tmpfile = u64::try_from(libc::O_TMPFILE | libc::O_WRONLY).unwrap();
+    let rdonly = u64::try_from(libc::O_RDONLY).unwrap();
+    let at = 0xffff_ff9c; // AT_FDCWD as the kernel's int
+    let blocklist = build_with(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+            "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        Path::new("p.json"),
+        &[],
+        &suid_only(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .1;
+    let eperm = errno_ret(libc::EPERM);
+    for (name, prog) in [
+        ("default", builtin_prog("default", &[], &suid_only())),
+        ("strict", builtin_prog("strict", &[], &suid_only())),
+        ("blocklist", blocklist),
+    ] {
+        let r = |nr: i64, args: &[u64]| run(&prog, &call(nr, args));
+        assert_eq!(r(libc::SYS_chmod, &[0, 0o4755]), eperm, "{name}");
+        assert_eq!(r(libc::SYS_fchmod, &[3, 0o2711]), eperm, "{name}");
+        assert_eq!(r(libc::SYS_fchmodat, &[at, 0, 0o6755]), eperm, "{name}");
+        assert_eq!(r(libc::SYS_creat, &[0, 0o4755]), eperm, "{name}");
+        assert_eq!(
+            r(libc::SYS_mknodat, &[at, 0, 0o104_755, 0]),
+            eperm,
+            "{name}"
+        );
+        assert_eq!(
+            r(libc::SYS_openat, &[at, 0, creat, 0o4755]),
+            eperm,
+            "{name}"
+        );
+        assert_eq!(
+            r(libc::SYS_openat, &[at, 0, tmpfile, 0o2755]),
+            eperm,
+            "{name}"
+        );
+        assert_eq!(r(libc::SYS_open, &[0, creat, 0o4755]), eperm, "{name}");
+        // The high word of a mode is not read by the kernel, nor here.
+        assert_eq!(r(libc::SYS_chmod, &[0, 0x1_0000_4755]), eperm, "{name}");
+        assert_eq!(
+            r(libc::SYS_openat2, &[at, 0, 0, 24]),
+            errno_ret(libc::ENOSYS),
+            "{name}"
+        );
+        // What the wall leaves: a mode without the bits, or no file made.
+        assert_eq!(
+            r(libc::SYS_openat, &[at, 0, rdonly, 0o4755]),
+            ALLOW,
+            "{name}"
+        );
+        assert_eq!(r(libc::SYS_openat, &[at, 0, creat, 0o644]), ALLOW, "{name}");
+        assert_eq!(r(libc::SYS_open, &[0, rdonly, 0o6777]), ALLOW, "{name}");
+        if name != "strict" {
+            // strict allows no chmod at all.
+            assert_eq!(r(libc::SYS_chmod, &[0, 0o1777]), ALLOW, "{name}");
+            assert_eq!(r(libc::SYS_fchmod, &[3, 0o755]), ALLOW, "{name}");
+            assert_eq!(r(libc::SYS_creat, &[0, 0o600]), ALLOW, "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_setuid_wall_holds_in_a_child() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| {
+        let mut b = dir.path().join(n).as_os_str().as_bytes().to_vec();
+        b.push(0);
+        b
+    };
+    let mode_of = |n: &str| {
+        std::fs::metadata(dir.path().join(n))
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0)
+    };
+    let file = path("f");
+    std::fs::write(dir.path().join("f"), b"#!/bin/sh\n").unwrap();
+    let fp = file.as_ptr() as libc::c_long;
+    let chmod = |mode: libc::c_long| move || raw(libc::SYS_chmod, &[fp, mode]);
+    let none = builtin_prog("default", &[], &Extra::default());
+    let walled = builtin_prog("default", &[], &suid_only());
+    // Without the wall the default profile lets a service make a setuid
+    // file of its own (the attack); with it, EPERM and the mode stays.
+    assert_eq!(in_child(&none, chmod(0o4755)), 0);
+    assert_eq!(mode_of("f"), 0o4755);
+    assert_eq!(in_child(&walled, chmod(0o644)), 0);
+    assert_eq!(in_child(&walled, chmod(0o4755)), libc::EPERM);
+    assert_eq!(in_child(&walled, chmod(0o2755)), libc::EPERM);
+    assert_eq!(mode_of("f"), 0o644);
+    assert_eq!(in_child(&walled, chmod(0o755)), 0);
+    assert_eq!(mode_of("f"), 0o755);
+    // creat and openat with a setuid mode make no file.
+    let made = path("made");
+    let mp = made.as_ptr() as libc::c_long;
+    assert_eq!(
+        in_child(&walled, move || raw(libc::SYS_creat, &[mp, 0o4755])),
+        libc::EPERM
+    );
+    let flags = libc::c_long::from(libc::O_CREAT | libc::O_WRONLY);
+    let at = libc::c_long::from(libc::AT_FDCWD);
+    assert_eq!(
+        in_child(&walled, move || raw(
+            libc::SYS_openat,
+            &[at, mp, flags, 0o6755]
+        )),
+        libc::EPERM
+    );
+    assert!(!dir.path().join("made").exists());
+    assert_eq!(
+        in_child(&walled, move || raw(
+            libc::SYS_openat,
+            &[at, mp, flags, 0o600]
+        )),
+        0
+    );
+    assert_eq!(mode_of("made"), 0o600);
+    // openat2 says ENOSYS (the C library falls back to openat); fchmodat2
+    // is refused by the wall, or by ENOSYS where libseccomp is older.
+    let how = [0u64; 3];
+    let hp = how.as_ptr() as libc::c_long;
+    assert_eq!(
+        in_child(&walled, move || raw(libc::SYS_openat2, &[at, fp, hp, 24])),
+        libc::ENOSYS
+    );
+    let fchmodat2 = move || raw(452, &[at, fp, 0o4755, 0]);
+    let e = in_child(&walled, fchmodat2);
+    assert!(e == libc::EPERM || e == libc::ENOSYS, "fchmodat2: {e}");
+    assert_eq!(mode_of("f"), 0o755);
 }
