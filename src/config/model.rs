@@ -11,7 +11,7 @@ use super::schema::{
     Action, CgroupRoot, IoClass, Isolation, Listen, Network, PrivateDevices, PrivateTmp, ProbePort,
     ProtectHome, ProtectProc, ProtectSystem, RestartPolicy, Stall,
 };
-use super::units::{Cpu, CpuList, Dur, Percent, IdRange, PortRange, Rlimit, Sig, Size};
+use super::units::{Cpu, CpuList, Dur, IdRange, Percent, PortRange, Rlimit, Sig, Size};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {

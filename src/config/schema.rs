@@ -3,7 +3,7 @@
 //! default; keep the two in step.
 
 use super::shape::{AbsPath, Leaf, leaf_deserialize, section, word_enum};
-use super::units::{Cpu, CpuList, Dur, Percent, IdRange, PortRange, Rlimit, Sig, Size};
+use super::units::{Cpu, CpuList, Dur, IdRange, Percent, PortRange, Rlimit, Sig, Size};
 
 section! {
     /// The whole file.

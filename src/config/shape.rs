@@ -14,10 +14,12 @@ use serde_json::{Value as Json, json};
 use serde_saphyr::Spanned;
 
 use super::node::{Node, Scalar, Value, spanned_pos};
-use super::units::{Bad, Cpu, CpuList, Dur, Percent, IdRange, PortRange, Rlimit, Sig, Size, scalar_text};
 use super::units::{
-    CPU_HINT, CPUSET_HINT, DURATION_HINT, IDS_HINT, PERCENT_HINT, PORTS_HINT, RLIMIT_HINT, SIGNAL_HINT,
-    SIZE_HINT,
+    Bad, Cpu, CpuList, Dur, IdRange, Percent, PortRange, Rlimit, Sig, Size, scalar_text,
+};
+use super::units::{
+    CPU_HINT, CPUSET_HINT, DURATION_HINT, IDS_HINT, PERCENT_HINT, PORTS_HINT, RLIMIT_HINT,
+    SIGNAL_HINT, SIZE_HINT,
 };
 use crate::error::{Code, Pos};
 
@@ -326,10 +328,7 @@ unit_leaf!(
     PortRange,
     json!({"type": "string", "description": PORTS_HINT})
 );
-unit_leaf!(
-    IdRange,
-    json!({"type": "string", "description": IDS_HINT})
-);
+unit_leaf!(IdRange, json!({"type": "string", "description": IDS_HINT}));
 
 impl Leaf for bool {
     fn from_value(v: &Value) -> Result<Self, Bad> {

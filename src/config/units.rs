@@ -700,8 +700,20 @@ mod tests {
                 last: 65519
             })
         );
-        assert_eq!(IdRange::parse(" 524288 - 589823 ").map(|r| r.last), Ok(589_823));
-        for bad in ["", "5", "0-10", "10-5", "1-4294967295", "a-b", "-1-5", "70000"] {
+        assert_eq!(
+            IdRange::parse(" 524288 - 589823 ").map(|r| r.last),
+            Ok(589_823)
+        );
+        for bad in [
+            "",
+            "5",
+            "0-10",
+            "10-5",
+            "1-4294967295",
+            "a-b",
+            "-1-5",
+            "70000",
+        ] {
             let e = IdRange::parse(bad).unwrap_err();
             assert!(e.message.contains("uid range"), "{bad}: {e:?}");
         }

@@ -13,7 +13,7 @@ use super::model::*;
 use super::node::spanned_pos;
 use super::schema::*;
 use super::shape::{Merge, closest};
-use super::units::{Cpu, Dur, Limit, Percent, IdRange, PortRange, Sig, Size};
+use super::units::{Cpu, Dur, IdRange, Limit, Percent, PortRange, Sig, Size};
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
 /// Collects diagnostics for one file.
