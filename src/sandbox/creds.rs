@@ -317,4 +317,96 @@ mod tests {
         };
         assert_eq!(prepare(&w, 40).groups, Some(vec![3]));
     }
+
+    /// The plan applied for real, in a child cloned from this
+    /// multi-threaded test runner (the case `apply` is written for): the
+    /// child reports through a pipe what it became. Needs root.
+    #[test]
+    fn apply_in_a_cloned_child() {
+        use crate::sandbox::clone::{Forked, clone3};
+        use std::os::fd::AsRawFd;
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let w = Wanted {
+            uid: Some(65534),
+            gid: Some(65534),
+            groups: &[65534],
+            capabilities: Some(&[10]),
+            no_new_privs: true,
+        };
+        let plan = prepare(&w, cap_last_cap());
+        let (r, wr) = rustix::pipe::pipe().unwrap();
+        // SAFETY: the child makes only raw syscalls on `plan` and `out`
+        // (built before the clone or on its own stack), then `_exit`s.
+        match unsafe { clone3(0, None) }.unwrap() {
+            Forked::Child => {
+                let mut out = [0u32; 7];
+                // SAFETY: raw syscalls on our own process and on buffers on
+                // this stack; `_exit` runs no destructor.
+                unsafe {
+                    match apply(&plan) {
+                        Err((step, errno)) => {
+                            out[0] = u32::MAX;
+                            out[1] = step as u32;
+                            out[2] = errno.cast_unsigned();
+                        }
+                        Ok(()) => {
+                            let header = CapHeader {
+                                version: LINUX_CAPABILITY_VERSION_3,
+                                pid: 0,
+                            };
+                            let mut data = [CapData::default(); 2];
+                            libc::syscall(libc::SYS_capget, &raw const header, data.as_mut_ptr());
+                            out[0] = libc::getuid();
+                            out[1] = libc::getgid();
+                            out[2] = data[0].effective;
+                            out[3] = data[0].permitted;
+                            out[4] = data[0].inheritable;
+                            let amb = libc::prctl(
+                                libc::PR_CAP_AMBIENT,
+                                ONE, // PR_CAP_AMBIENT_IS_SET
+                                10 as libc::c_ulong,
+                                ZERO,
+                                ZERO,
+                            );
+                            out[5] = amb.cast_unsigned();
+                            out[6] = libc::prctl(libc::PR_GET_NO_NEW_PRIVS, ZERO, ZERO, ZERO, ZERO)
+                                .cast_unsigned();
+                        }
+                    }
+                    libc::write(
+                        wr.as_raw_fd(),
+                        out.as_ptr().cast(),
+                        std::mem::size_of_val(&out),
+                    );
+                    libc::_exit(0)
+                }
+            }
+            Forked::Parent { pid, pidfd } => {
+                drop(wr);
+                let mut buf = [0u8; 28];
+                let mut got = 0;
+                while got < buf.len() {
+                    match rustix::io::read(&r, &mut buf[got..]).unwrap() {
+                        0 => break,
+                        n => got += n,
+                    }
+                }
+                let mut status = 0;
+                // SAFETY: our own child; `status` is a valid out-pointer.
+                unsafe { libc::waitpid(pid, &raw mut status, 0) };
+                drop(pidfd);
+                assert_eq!(got, 28);
+                let word = |i: usize| u32::from_ne_bytes(buf[i * 4..i * 4 + 4].try_into().unwrap());
+                assert_ne!(word(0), u32::MAX, "step {} errno {}", word(1), word(2));
+                assert_eq!((word(0), word(1)), (65534, 65534));
+                // CAP_NET_BIND_SERVICE only, in E, P, I and ambient.
+                assert_eq!((word(2), word(3), word(4)), (1 << 10, 1 << 10, 1 << 10));
+                assert_eq!(word(5), 1, "ambient");
+                assert_eq!(word(6), 1, "no_new_privs");
+            }
+        }
+    }
 }

@@ -155,7 +155,10 @@ mod tests {
     fn nothing_wanted_nothing_done() {
         let p = prepare(&Wanted::default(), Path::new("/proc")).unwrap();
         assert!(p.rlimits.is_empty());
-        assert_eq!((p.nice, &p.oom_score_adj, p.io_priority), (None, &None, None));
+        assert_eq!(
+            (p.nice, &p.oom_score_adj, p.io_priority),
+            (None, &None, None)
+        );
         apply(&p).unwrap();
     }
 
