@@ -10,8 +10,8 @@
 //! open /proc/<pid>/ns/*, then   setns(pid ns): changes only     born in the cgroup and the PID
 //! check the pidfd: still alive  this thread's children's ns     namespace; setns net, ipc, uts,
 //! pipes at fd >= 10             build argv, env, cap masks      mnt; setsid; stdio; rlimits;
-//!                               clone3(INTO_CGROUP|PIDFD) ───>  bounding set, uid/gid, caps;
-//! <- pid, pidfd, output pipe    the thread ends                 chdir; no_new_privs; seccomp; exec
+//!                               clone3(INTO_CGROUP|PIDFD) ───>  bounding set, uid/gid, caps,
+//! <- pid, pidfd, output pipe    the thread ends                 no_new_privs; chdir; seccomp; exec
 //! ```
 //!
 //! Why the pieces sit where they do:
@@ -561,7 +561,7 @@ unsafe fn child(plan: &Plan) -> ! {
         let mut errno = libc::ENOENT;
         for p in &plan.programs {
             libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            match *libc::__errno_location() {
+            match last_errno() {
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => errno = libc::EACCES,
                 e => {
@@ -570,8 +570,7 @@ unsafe fn child(plan: &Plan) -> ! {
                 }
             }
         }
-        *libc::__errno_location() = errno;
-        fail(Step::Exec)
+        fail_with((Step::Exec, errno))
     }
 }
 
