@@ -10,8 +10,8 @@
 //! open /proc/<pid>/ns/*, then   setns(pid ns): changes only     born in the cgroup and the PID
 //! check the pidfd: still alive  this thread's children's ns     namespace; setns net, ipc, uts,
 //! pipes at fd >= 10             build argv, env, cap masks      mnt; setsid; stdio; rlimits;
-//!                               clone3(INTO_CGROUP|PIDFD) ───>  bounding set, uid/gid, caps;
-//! <- pid, pidfd, output pipe    the thread ends                 chdir; no_new_privs; seccomp; exec
+//!                               clone3(INTO_CGROUP|PIDFD) ───>  bounding set, uid/gid, caps,
+//! <- pid, pidfd, output pipe    the thread ends                 no_new_privs; chdir; seccomp; exec
 //! ```
 //!
 //! Why the pieces sit where they do:
@@ -36,11 +36,14 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::probe::{CLONE_ARGS_SIZE_VER0, CLONE_INTO_CGROUP, CloneArgs};
+use super::clone::{Forked, clone3, last_errno};
+use super::creds::{self, CredPlan};
+use super::limits::{self, LimitPlan};
+use super::seccomp::install::{self, Filter};
 use super::spawn::NamespaceFlags;
 use super::spec::{InitSpec, Step, decode_failure, encode_failure};
 use crate::config::host::DEFAULT_PATH;
@@ -165,6 +168,28 @@ impl Identity {
     }
 }
 
+impl<'a> From<&'a Identity> for creds::Wanted<'a> {
+    /// An entered command always gets no_new_privs.
+    fn from(id: &'a Identity) -> creds::Wanted<'a> {
+        creds::Wanted {
+            uid: id.uid,
+            gid: id.gid,
+            groups: &id.groups,
+            capabilities: id.capabilities.as_deref(),
+            no_new_privs: true,
+        }
+    }
+}
+
+impl<'a> From<&'a Identity> for limits::Wanted<'a> {
+    fn from(id: &'a Identity) -> limits::Wanted<'a> {
+        limits::Wanted {
+            rlimits: &id.rlimits,
+            ..limits::Wanted::default()
+        }
+    }
+}
+
 /// What to run, and where.
 #[derive(Debug, Clone, Copy)]
 pub struct EnterRequest<'a> {
@@ -252,38 +277,6 @@ pub fn candidates(argv0: &str, env: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The highest capability number the kernel knows.
-fn cap_last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-}
-
-/// `struct __user_cap_header_struct`.
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-// prctl's arguments are unsigned longs: passed as such through its varargs.
-const ZERO: libc::c_ulong = 0;
-const ONE: libc::c_ulong = 1;
-/// PR_CAP_AMBIENT_RAISE.
-const AMBIENT_RAISE: libc::c_ulong = 2;
-
 /// Everything the child touches, built before the clone. The raw pointers
 /// point into `_strings`, which lives as long as the plan.
 struct Plan {
@@ -294,19 +287,13 @@ struct Plan {
     null: RawFd,
     out_w: RawFd,
     err_w: RawFd,
-    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
-    /// Capabilities: bounding set entries to drop, kept set, whether to
-    /// keep them across setuid and raise them as ambient (non-root).
-    caps: Option<(Vec<libc::c_ulong>, [CapData; 2], bool)>,
-    ambient: Vec<libc::c_ulong>,
-    groups: Option<Vec<libc::gid_t>>,
-    gid: Option<libc::gid_t>,
-    uid: Option<libc::uid_t>,
+    limits: LimitPlan,
+    creds: CredPlan,
     working_dir: CString,
     programs: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
-    seccomp: Vec<libc::sock_filter>,
+    seccomp: Filter,
     _strings: Vec<CString>,
 }
 
@@ -341,39 +328,14 @@ fn plan(
     }
     envp.push(std::ptr::null());
     let id = req.identity;
-    let caps = id.capabilities.as_ref().map(|keep| {
-        let last = cap_last_cap();
-        let drop: Vec<libc::c_ulong> = (0..=last)
-            .filter(|c| !keep.contains(c))
-            .map(libc::c_ulong::from)
-            .collect();
-        let mut data = [CapData::default(); 2];
-        for &c in keep.iter().filter(|c| **c <= last) {
-            let (i, bit) = (usize::from(c / 32), 1u32 << (c % 32));
-            data[i].effective |= bit;
-            data[i].permitted |= bit;
-            data[i].inheritable |= bit;
+    let step_err = |what: &'static str| {
+        move |(_, errno): (Step, i32)| EnterError::Io {
+            what: what.into(),
+            source: io::Error::from_raw_os_error(errno),
         }
-        let non_root = id.uid.is_some_and(|u| u != 0);
-        (drop, data, non_root && !keep.is_empty())
-    });
-    let ambient = match (&id.capabilities, id.uid) {
-        (Some(keep), Some(uid)) if uid != 0 => {
-            keep.iter().map(|c| libc::c_ulong::from(*c)).collect()
-        }
-        _ => Vec::new(),
     };
-    let seccomp: Vec<libc::sock_filter> = id
-        .seccomp
-        .iter()
-        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-        .collect();
-    if u16::try_from(seccomp.len()).is_err() {
-        return Err(EnterError::Io {
-            what: "the seccomp program".into(),
-            source: io::Error::from_raw_os_error(libc::E2BIG),
-        });
-    }
+    let limits = limits::prepare(&id.into(), Path::new("/proc")).map_err(step_err("the limits"))?;
+    let seccomp = install::prepare(&id.seccomp).map_err(step_err("the seccomp program"))?;
     Ok(Plan {
         join_procs: None,
         ns: ns
@@ -383,30 +345,8 @@ fn plan(
         null: null.as_raw_fd(),
         out_w: out_w.as_raw_fd(),
         err_w: err_w.as_raw_fd(),
-        rlimits: id
-            .rlimits
-            .iter()
-            .map(|&(res, soft, hard)| {
-                (
-                    res.cast_unsigned(),
-                    libc::rlimit {
-                        rlim_cur: soft,
-                        rlim_max: hard,
-                    },
-                )
-            })
-            .collect(),
-        caps,
-        ambient,
-        groups: (id.uid.is_some() || id.gid.is_some()).then(|| {
-            if id.groups.is_empty() {
-                id.gid.into_iter().collect()
-            } else {
-                id.groups.clone()
-            }
-        }),
-        gid: id.gid,
-        uid: id.uid,
+        limits,
+        creds: creds::prepare(&id.into(), creds::cap_last_cap()),
         working_dir: cstring(req.working_dir.as_os_str().as_bytes())?,
         programs,
         argv,
@@ -482,28 +422,23 @@ pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
                         source: e.into(),
                     })?;
                 }
-                let cloned = |plan: &Plan, flags: u64, cgroup: u64| {
+                let cloned = |plan: &Plan, cgroup: Option<BorrowedFd<'_>>| {
                     // SAFETY: the plan was built above, before the clone, and
-                    // stays alive and unchanged until `clone_child` returns;
+                    // stays alive and unchanged until `fork_entered` returns;
                     // the child runs only `child`, whose calls are
                     // async-signal-safe raw syscalls on that memory.
-                    unsafe { clone_child(plan, flags, cgroup) }
+                    unsafe { fork_entered(plan, cgroup) }
                 };
                 let r = match &cgroup {
-                    Some((dir, _)) if !req.attach_after_clone => {
-                        let fd = u64::try_from(dir.as_raw_fd())
-                            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
-                            .map_err(io_err("the cgroup fd"))?;
-                        cloned(&plan, CLONE_INTO_CGROUP, fd)
-                    }
+                    Some((dir, _)) if !req.attach_after_clone => cloned(&plan, Some(dir.as_fd())),
                     // E2BIG below: the kernel predates CLONE_INTO_CGROUP.
                     Some(_) => Err(io::Error::from_raw_os_error(libc::E2BIG)),
-                    None => cloned(&plan, 0, 0),
+                    None => cloned(&plan, None),
                 };
                 match (r, &cgroup) {
                     (Err(e), Some((_, procs))) if e.raw_os_error() == Some(libc::E2BIG) => {
                         plan.join_procs = Some(procs.as_raw_fd());
-                        cloned(&plan, 0, 0)
+                        cloned(&plan, None)
                     }
                     (r, _) => r,
                 }
@@ -529,42 +464,21 @@ pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
     })
 }
 
-/// clone3 with CLONE_PIDFD and `flags` (with `cgroup` when they have
-/// CLONE_INTO_CGROUP); the child runs [`child`]. Returns its pid and pidfd.
+/// clone3 (see [`clone3`]) into `cgroup` when given, in the namespaces of
+/// the calling thread (its PID namespace for children may have been moved);
+/// the child runs [`child`]. Returns its pid and pidfd.
 ///
 /// # Safety
 /// `plan` must have been fully built before this call; the child reads it
 /// from its copy of this address space.
-unsafe fn clone_child(plan: &Plan, flags: u64, cgroup: u64) -> io::Result<(i32, OwnedFd)> {
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: flags | u64::from(libc::CLONE_PIDFD.unsigned_abs()),
-        pidfd: &raw mut pidfd as u64,
-        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
-        cgroup,
-        ..CloneArgs::default()
-    };
-    let size = if flags & CLONE_INTO_CGROUP == 0 {
-        CLONE_ARGS_SIZE_VER0
-    } else {
-        std::mem::size_of::<CloneArgs>()
-    };
-    // SAFETY: `args` is a valid clone_args at least `size` bytes long that
-    // outlives the call, as does `pidfd`. Without CLONE_VM or a stack clone3
-    // acts like fork: the child has a copy of this address space and runs
-    // only `child`, which never returns.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size) };
-    if ret == 0 {
-        // SAFETY: we are the freshly cloned child.
-        unsafe { child(plan) }
+unsafe fn fork_entered(plan: &Plan, cgroup: Option<BorrowedFd<'_>>) -> io::Result<(i32, OwnedFd)> {
+    // SAFETY: the child runs only `child`, which never returns and makes
+    // async-signal-safe raw syscalls on `plan`, built before the clone.
+    match unsafe { clone3(0, cgroup) }? {
+        // SAFETY: we are the freshly cloned child, `plan` in our copy.
+        Forked::Child => unsafe { child(plan) },
+        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
     }
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let pid = libc::pid_t::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::ERANGE))?;
-    // SAFETY: clone3 succeeded, so the kernel stored a new descriptor in
-    // `pidfd` that nothing else owns.
-    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 /// The child: setup steps in order, then exec. Only raw, async-signal-safe
@@ -574,9 +488,7 @@ unsafe fn clone_child(plan: &Plan, flags: u64, cgroup: u64) -> io::Result<(i32, 
 /// # Safety
 /// Only in the child right after clone3, with `plan` built before it.
 unsafe fn child(plan: &Plan) -> ! {
-    let fail = |step: Step| -> ! {
-        // SAFETY: __errno_location returns this thread's errno slot.
-        let errno = unsafe { *libc::__errno_location() };
+    let fail_with = |(step, errno): (Step, i32)| -> ! {
         let rec = encode_failure(step, errno);
         // SAFETY: write and _exit are async-signal-safe; `rec` is a valid
         // buffer of the length given.
@@ -585,6 +497,7 @@ unsafe fn child(plan: &Plan) -> ! {
             libc::_exit(127)
         }
     };
+    let fail = |step: Step| -> ! { fail_with((step, last_errno())) };
     // SAFETY: for the whole block: every call is a plain syscall (through
     // libc's thin wrappers or `syscall`), async-signal-safe, on integers or
     // on pointers into the plan, which this copy of the address space holds
@@ -618,57 +531,16 @@ unsafe fn child(plan: &Plan) -> ! {
         {
             fail(Step::Stdio);
         }
-        for (res, lim) in &plan.rlimits {
-            if libc::setrlimit(*res, lim) != 0 {
-                fail(Step::Rlimit);
-            }
+        if let Err(e) = limits::apply(&plan.limits) {
+            fail_with(e);
         }
-        if let Some((drop, _, keepcaps)) = &plan.caps {
-            for &c in drop {
-                if libc::prctl(libc::PR_CAPBSET_DROP, c, ZERO, ZERO, ZERO) != 0
-                    && *libc::__errno_location() != libc::EINVAL
-                {
-                    fail(Step::CapBounding);
-                }
-            }
-            if *keepcaps && libc::prctl(libc::PR_SET_KEEPCAPS, ONE, ZERO, ZERO, ZERO) != 0 {
-                fail(Step::KeepCaps);
-            }
-        }
-        if let Some(groups) = &plan.groups
-            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
-        {
-            fail(Step::Setgroups);
-        }
-        if let Some(g) = plan.gid
-            && libc::syscall(libc::SYS_setresgid, g, g, g) != 0
-        {
-            fail(Step::Setgid);
-        }
-        if let Some(u) = plan.uid
-            && libc::syscall(libc::SYS_setresuid, u, u, u) != 0
-        {
-            fail(Step::Setuid);
-        }
-        if let Some((_, data, _)) = &plan.caps {
-            let header = CapHeader {
-                version: LINUX_CAPABILITY_VERSION_3,
-                pid: 0,
-            };
-            if libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) != 0 {
-                fail(Step::Capabilities);
-            }
-        }
-        for &c in &plan.ambient {
-            if libc::prctl(libc::PR_CAP_AMBIENT, AMBIENT_RAISE, c, ZERO, ZERO) != 0 {
-                fail(Step::AmbientCaps);
-            }
+        // Groups, gid, uid, capabilities, no_new_privs (`creds` has the
+        // order).
+        if let Err(e) = creds::apply(&plan.creds) {
+            fail_with(e);
         }
         if libc::chdir(plan.working_dir.as_ptr()) != 0 {
             fail(Step::Chdir);
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, ONE, ZERO, ZERO, ZERO) != 0 {
-            fail(Step::NoNewPrivs);
         }
         // Every fd above stdio closes at exec; the error pipe stays usable
         // until then.
@@ -681,27 +553,15 @@ unsafe fn child(plan: &Plan) -> ! {
         {
             fail(Step::CloseFds);
         }
-        if !plan.seccomp.is_empty() {
-            let fprog = libc::sock_fprog {
-                // Checked to fit when the plan was built.
-                len: u16::try_from(plan.seccomp.len()).unwrap_or(0),
-                filter: plan.seccomp.as_ptr().cast_mut(),
-            };
-            if libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &raw const fprog,
-            ) != 0
-            {
-                fail(Step::Seccomp);
-            }
+        if let Err(e) = install::apply(&plan.seccomp) {
+            fail_with(e);
         }
         // execvp's search, without its allocations: EACCES is remembered
         // and the search goes on; ENOENT/ENOTDIR go on; anything else stops.
         let mut errno = libc::ENOENT;
         for p in &plan.programs {
             libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            match *libc::__errno_location() {
+            match last_errno() {
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => errno = libc::EACCES,
                 e => {
@@ -710,8 +570,7 @@ unsafe fn child(plan: &Plan) -> ! {
                 }
             }
         }
-        *libc::__errno_location() = errno;
-        fail(Step::Exec)
+        fail_with((Step::Exec, errno))
     }
 }
 

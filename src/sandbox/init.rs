@@ -8,8 +8,8 @@
 //!    inaccessible paths), sets the hostname, and brings the loopback of a
 //!    new network namespace up;
 //! 3. forks the service, which sets rlimits, nice, oom_score_adj, io priority,
-//!    groups/gid/uid, capabilities, working dir (as the service's user),
-//!    no_new_privs, closes every fd
+//!    groups/gid/uid, capabilities, no_new_privs, working dir (as the
+//!    service's user), closes every fd
 //!    but stdio, installs the seccomp filter last, and execs;
 //! 4. forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
 //!    service, reaps every child (orphans included), and when the service
@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -30,6 +31,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use super::logsink::{LogSink, Stream};
+use super::seccomp::install;
 use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
 
 const SPEC_FD: RawFd = 3;
@@ -88,14 +90,8 @@ fn confine_init(spec: &InitSpec) {
 
 const CAP_KILL: u8 = 5;
 
-/// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`),
-/// or the highest the caps crate knows when it cannot be read.
-pub fn cap_last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(40))
-}
+/// The highest capability this kernel knows: one definition, in `creds`.
+pub use super::creds::cap_last_cap;
 
 /// Reports a failed step on the error pipe and exits.
 fn fail(step: Step, errno: i32) -> ! {
@@ -397,145 +393,33 @@ fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
         check(Step::Stdio, nix::unistd::dup2_stdout(out));
         check(Step::Stdio, nix::unistd::dup2_stderr(err));
     }
-    for &(res, soft, hard) in &spec.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: `lim` is a valid rlimit; `res` is an RLIMIT_* number.
-        if unsafe { libc::setrlimit(res.cast_unsigned(), &raw const lim) } != 0 {
-            fail(Step::Rlimit, errno_of(&std::io::Error::last_os_error()));
-        }
-    }
-    if let Some(n) = spec.nice {
-        // SAFETY: setpriority on our own process.
-        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
-            fail(Step::Nice, errno_of(&std::io::Error::last_os_error()));
-        }
-    }
-    if let Some(adj) = spec.oom_score_adj
-        && let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-    {
-        fail(Step::OomScoreAdj, errno_of(&e));
-    }
-    if let Some((class, level)) = spec.io_priority {
-        // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)
-        let prio = i64::from((class << 13) | level);
-        // SAFETY: a plain syscall on our own process with integer arguments.
-        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) } != 0 {
-            fail(Step::IoPriority, errno_of(&std::io::Error::last_os_error()));
-        }
-    }
-    credentials(spec);
+    // Every step below is prepared first, while allocating is still
+    // free; the steps themselves allocate nothing.
+    let done = |r: Result<(), (Step, i32)>| r.unwrap_or_else(|(step, errno)| fail(step, errno));
+    let limits = super::limits::prepare(&spec.into(), Path::new("/proc"))
+        .unwrap_or_else(|(step, errno)| fail(step, errno));
+    let creds = super::creds::prepare(&spec.into(), cap_last_cap());
+    let filter = install::prepare(&spec.seccomp).unwrap_or_else(|(step, errno)| fail(step, errno));
+    let cstr = |s: &[u8]| CString::new(s).unwrap_or_else(|_| fail(Step::Exec, libc::EINVAL));
+    let program = cstr(spec.program.as_os_str().as_bytes());
+    let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a.as_bytes())).collect();
+    let env: Vec<CString> = spec.env.iter().map(|e| cstr(e.as_bytes())).collect();
+
+    done(super::limits::apply(&limits));
+    // Groups, gid, uid, capabilities, no_new_privs (`creds` has the order).
+    done(super::creds::apply(&creds));
     // After the credential change, as systemd does: the directory must be
     // reachable by the service's own user, not just by root.
     check(Step::Chdir, nix::unistd::chdir(spec.working_dir.as_path()));
-    if spec.no_new_privs {
-        check(Step::NoNewPrivs, nix::sys::prctl::set_no_new_privs());
-    }
     // Every fd above stdio closes at exec; the error pipe (fd 4) stays
     // usable until then.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) } != 0 {
         fail(Step::CloseFds, errno_of(&std::io::Error::last_os_error()));
     }
-    // Everything exec needs is built before the filter goes up: the filter
-    // is the last step, so a profile without brk or mmap still lets the
-    // child report a failed exec instead of dying silently.
-    let cstr = |s: &[u8]| CString::new(s).unwrap_or_else(|_| fail(Step::Exec, libc::EINVAL));
-    let program = cstr(spec.program.as_os_str().as_bytes());
-    let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a.as_bytes())).collect();
-    let env: Vec<CString> = spec.env.iter().map(|e| cstr(e.as_bytes())).collect();
-    let filter: Vec<libc::sock_filter> = spec
-        .seccomp
-        .iter()
-        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-        .collect();
-    if !filter.is_empty() {
-        install_seccomp(&filter);
-    }
+    // The filter is the last step, so a profile without brk or mmap still
+    // lets the child report a failed exec instead of dying silently.
+    done(install::apply(&filter));
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     fail(Step::Exec, e as i32)
-}
-
-/// Groups, gid, uid and capabilities, in the only order that works: drop the
-/// bounding set while still privileged, keep capabilities across setuid,
-/// then set the kept set and (for non-root) raise it as ambient.
-fn credentials(spec: &InitSpec) {
-    use caps::CapSet;
-    let keep: caps::CapsHashSet = caps::all()
-        .into_iter()
-        .filter(|c| spec.capabilities.contains(&c.index()))
-        .collect();
-    // Up to the kernel's last capability, not the caps crate's: a kernel
-    // newer than the crate has capabilities it cannot name.
-    for c in 0..=cap_last_cap() {
-        if spec.capabilities.contains(&c) {
-            continue;
-        }
-        // SAFETY: prctl with integer arguments on our own process.
-        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(c), 0, 0, 0) };
-        if r != 0 && errno_of(&std::io::Error::last_os_error()) != libc::EINVAL {
-            fail(
-                Step::CapBounding,
-                errno_of(&std::io::Error::last_os_error()),
-            );
-        }
-    }
-    let non_root = spec.uid.is_some_and(|u| u != 0);
-    if non_root && !keep.is_empty() {
-        check(Step::KeepCaps, nix::sys::prctl::set_keepcaps(true));
-    }
-    if spec.uid.is_some() || spec.gid.is_some() || !spec.groups.is_empty() {
-        let groups: Vec<nix::unistd::Gid> = spec
-            .groups
-            .iter()
-            .map(|g| nix::unistd::Gid::from_raw(*g))
-            .collect();
-        check(Step::Setgroups, nix::unistd::setgroups(&groups));
-    }
-    if let Some(g) = spec.gid {
-        check(
-            Step::Setgid,
-            nix::unistd::setgid(nix::unistd::Gid::from_raw(g)),
-        );
-    }
-    if let Some(u) = spec.uid {
-        check(
-            Step::Setuid,
-            nix::unistd::setuid(nix::unistd::Uid::from_raw(u)),
-        );
-    }
-    // Effective first (it must stay within permitted), then permitted,
-    // then inheritable (needed for ambient).
-    for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
-        caps::set(None, set, &keep).unwrap_or_else(|_| fail(Step::Capabilities, libc::EPERM));
-    }
-    if non_root {
-        for c in &keep {
-            caps::raise(None, CapSet::Ambient, *c)
-                .unwrap_or_else(|_| fail(Step::AmbientCaps, libc::EPERM));
-        }
-    }
-}
-
-/// Installs the compiled filter. Needs no_new_privs (or CAP_SYS_ADMIN).
-/// Allocates nothing.
-fn install_seccomp(filter: &[libc::sock_filter]) {
-    let fprog = libc::sock_fprog {
-        len: u16::try_from(filter.len()).unwrap_or_else(|_| fail(Step::Seccomp, libc::E2BIG)),
-        filter: filter.as_ptr().cast_mut(),
-    };
-    // SAFETY: `fprog` points at `filter`, alive for the call; the kernel
-    // copies the program.
-    if unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &raw const fprog,
-        )
-    } != 0
-    {
-        fail(Step::Seccomp, errno_of(&std::io::Error::last_os_error()));
-    }
 }

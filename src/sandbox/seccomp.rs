@@ -19,8 +19,8 @@
 //!    When the default action is an errno, calls numbered above the highest
 //!    call the profile names get ENOSYS, so the C library falls back to an
 //!    older call as on an older kernel ([`enosys`] has a worked example).
-//! 4. The init installs it in the service just before exec
-//!    (`init::install_seccomp`); it sets no_new_privs itself.
+//! 4. The service (and an exec probe's command) installs it as the last
+//!    step before exec ([`install`]).
 //!
 //! Built-in profiles live in `seccomp-profiles/*.json`, embedded here.
 //!
@@ -61,6 +61,7 @@ pub mod cache;
 mod compile;
 pub mod enosys;
 pub mod extra;
+pub mod install;
 pub mod locate;
 pub mod own;
 mod profile;

@@ -19,12 +19,12 @@
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::probe::{CLONE_ARGS_SIZE_VER0, CLONE_INTO_CGROUP, CloneArgs};
+use super::clone::{Forked, clone3, last_errno};
 use super::spec::{InitSpec, Step, decode_failure, encode_failure};
 
 /// Namespaces beyond the cgroup.
@@ -173,25 +173,22 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         cgroup: req.cgroup.to_path_buf(),
         source: e,
     })?;
-    let cgroup_fd = u64::try_from(cgroup_dir.as_raw_fd())
-        .map_err(|_| prep("cgroup fd")(io::Error::from_raw_os_error(libc::EBADF)))?;
     let fds = ChildFds {
         die_with_parent: req.die_with_parent,
         spec_r: spec_r.as_raw_fd(),
         err_w: err_w.as_raw_fd(),
         go: None,
     };
-    let ns = u64::from(libc::CLONE_PIDFD.unsigned_abs())
-        | NamespaceFlags {
-            mount: false,
-            ..req.namespaces
-        }
-        .clone_flags();
+    let ns = NamespaceFlags {
+        mount: false,
+        ..req.namespaces
+    }
+    .clone_flags();
     let mut cloned = None;
     if !req.attach_after_clone {
         // SAFETY: the child side runs `child`, which only makes
         // async-signal-safe calls on memory prepared above.
-        match unsafe { clone3(ns | CLONE_INTO_CGROUP, cgroup_fd, &fds, &exe, &argv, &envp) } {
+        match unsafe { fork_init(ns, Some(cgroup_dir.as_fd()), &fds, &exe, &argv, &envp) } {
             Ok(c) => cloned = Some(c),
             // E2BIG: the kernel predates clone_args.cgroup (5.7); fall back.
             Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {}
@@ -203,38 +200,37 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             }
         }
     }
-    let (pid, pidfd) = match cloned {
-        Some(c) => c,
-        None => {
-            // The child waits on `go` until the parent has written its pid
-            // to cgroup.procs: it runs nothing of its own outside the cgroup.
-            let (go_r, go_w) = high_pipe().map_err(prep("go pipe"))?;
-            let fds = ChildFds {
-                go: Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
-                ..fds
-            };
-            // SAFETY: as above.
-            let (pid, pidfd) =
-                unsafe { clone3(ns, 0, &fds, &exe, &argv, &envp) }.map_err(|source| {
-                    SpawnError::Clone {
+    let (pid, pidfd) =
+        match cloned {
+            Some(c) => c,
+            None => {
+                // The child waits on `go` until the parent has written its pid
+                // to cgroup.procs: it runs nothing of its own outside the cgroup.
+                let (go_r, go_w) = high_pipe().map_err(prep("go pipe"))?;
+                let fds = ChildFds {
+                    go: Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
+                    ..fds
+                };
+                // SAFETY: as above.
+                let (pid, pidfd) = unsafe { fork_init(ns, None, &fds, &exe, &argv, &envp) }
+                    .map_err(|source| SpawnError::Clone {
                         cgroup: req.cgroup.to_path_buf(),
                         source,
-                    }
-                })?;
-            drop(go_r);
-            if let Err(e) = std::fs::write(req.cgroup.join("cgroup.procs"), pid.to_string()) {
-                // Closing `go` unwritten ends the child before its exec.
-                drop(go_w);
-                reap(pid);
-                return Err(SpawnError::Step {
-                    step: Step::JoinCgroup,
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                });
+                    })?;
+                drop(go_r);
+                if let Err(e) = std::fs::write(req.cgroup.join("cgroup.procs"), pid.to_string()) {
+                    // Closing `go` unwritten ends the child before its exec.
+                    drop(go_w);
+                    reap(pid);
+                    return Err(SpawnError::Step {
+                        step: Step::JoinCgroup,
+                        errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    });
+                }
+                let _ = std::fs::File::from(go_w).write_all(b"1");
+                (pid, pidfd)
             }
-            let _ = std::fs::File::from(go_w).write_all(b"1");
-            (pid, pidfd)
-        }
-    };
+        };
     drop((spec_r, err_w, cgroup_dir));
 
     // Hand over the spec. A write error means the child died before reading:
@@ -296,50 +292,28 @@ struct ChildFds {
     go: Option<(RawFd, RawFd)>,
 }
 
-/// clone3 with `flags` (and `cgroup` when CLONE_INTO_CGROUP is in them);
-/// returns the child's pid and pidfd. The child runs [`child`].
+/// clone3 (see [`clone3`]) with the namespaces in `flags`, into `cgroup`
+/// when given; returns the child's pid and pidfd. The child runs [`child`].
 ///
 /// # Safety
 /// The pointers must refer to NUL-terminated arrays prepared before the call.
-unsafe fn clone3(
+unsafe fn fork_init(
     flags: u64,
-    cgroup: u64,
+    cgroup: Option<BorrowedFd<'_>>,
     fds: &ChildFds,
     exe: &CString,
     argv: &[*const libc::c_char; 3],
     envp: &[*const libc::c_char; 1],
 ) -> io::Result<(i32, OwnedFd)> {
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags,
-        pidfd: &raw mut pidfd as u64,
-        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
-        cgroup,
-        ..CloneArgs::default()
-    };
-    // Without CLONE_INTO_CGROUP, the first version of the struct, so that
-    // kernels 5.3 to 5.6 accept it.
-    let size = if flags & CLONE_INTO_CGROUP == 0 {
-        CLONE_ARGS_SIZE_VER0
-    } else {
-        std::mem::size_of::<CloneArgs>()
-    };
-    // SAFETY: `args` is a valid clone_args at least `size` bytes long and
-    // outlives the call, as does `pidfd`. Without CLONE_VM or a stack, clone3
-    // behaves like fork: the child has a copy of this address space and, in
-    // `child`, only makes async-signal-safe calls on data prepared before.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size) };
-    if ret == 0 {
-        // SAFETY: we are the freshly cloned child; `child` never returns.
-        unsafe { child(*fds, exe, argv, envp) }
+    // SAFETY: the child runs only `child`, which never returns and makes
+    // async-signal-safe calls on data prepared before the clone (`fds`,
+    // `exe`, `argv`, `envp`, all in its copy of this address space).
+    match unsafe { clone3(flags, cgroup) }? {
+        // SAFETY: we are the freshly cloned child, with the caller's
+        // prepared arrays.
+        Forked::Child => unsafe { child(*fds, exe, argv, envp) },
+        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
     }
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let pid = libc::pid_t::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::ERANGE))?;
-    // SAFETY: clone3 succeeded, so the kernel stored a new descriptor in
-    // `pidfd` that nothing else owns.
-    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 /// The cloned child: async-signal-safe calls only, then exec of the init.
@@ -354,9 +328,7 @@ unsafe fn child(
     envp: &[*const libc::c_char; 1],
 ) -> ! {
     let fail = |step: Step| -> ! {
-        // SAFETY: __errno_location returns this thread's errno slot.
-        let errno = unsafe { *libc::__errno_location() };
-        let rec = encode_failure(step, errno);
+        let rec = encode_failure(step, last_errno());
         // SAFETY: write(2) and _exit(2) are async-signal-safe; `rec` is a
         // valid buffer of the length given.
         unsafe {
@@ -381,7 +353,7 @@ unsafe fn child(
                 if n == 1 {
                     break;
                 }
-                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                if n < 0 && last_errno() == libc::EINTR {
                     continue;
                 }
                 // The parent could not place us: it reports why.
