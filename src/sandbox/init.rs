@@ -77,15 +77,10 @@ fn drop_privileges() {
 /// The init's own filter (`seccomp::own`), last: nothing the init does
 /// after it needs more than the wait loop, the log and the exit record.
 fn confine_init(spec: &InitSpec) {
-    if spec.init_seccomp.is_empty() {
-        return;
+    use super::seccomp::install;
+    if let Err((_, errno)) = install::prepare(&spec.init_seccomp).and_then(|f| install::apply(&f)) {
+        fail(Step::DropInit, errno);
     }
-    let filter: Vec<libc::sock_filter> = spec
-        .init_seccomp
-        .iter()
-        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-        .collect();
-    install_seccomp(&filter);
 }
 
 const CAP_KILL: u8 = 5;
