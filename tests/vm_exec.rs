@@ -74,8 +74,10 @@ fn the_command_is_born_inside_its_cgroup() {
 fn a_fork_bomb_is_contained_by_pids_max() {
     // A classic shell fork bomb. Once it runs, no fork succeeds, so the
     // shell starts its timer first and then uses only builtins: it waits
-    // two seconds for the timer, counts the namespace's tasks with a glob
-    // and exits, which ends the PID namespace and every bomb process.
+    // two seconds for the timer, reads the kernel's count of its cgroup's
+    // tasks (its own read-only cgroup2, the cgroups wall) and exits, which
+    // ends the PID namespace and every bomb process. (A glob over /proc
+    // would count tasks that ended and were replaced during the listing.)
     let o = exec(&[
         "--pids",
         "16",
@@ -83,7 +85,7 @@ fn a_fork_bomb_is_contained_by_pids_max() {
         "/bin/sh",
         "-c",
         "sleep 2 & timer=$!; bomb() { bomb | bomb & }; bomb 2>/dev/null; \
-         wait $timer; set -- /proc/[0-9]*; echo procs=$#",
+         wait $timer; read n < /sys/fs/cgroup/pids.current; echo procs=$n",
     ]);
     let out = text(&o.stdout);
     let err = text(&o.stderr);

@@ -61,6 +61,19 @@ fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 }
 
 /// The instance directories of a template.
+/// The instance keys the dynamic user registry holds a uid for.
+fn dynamic_user_keys(bh: &Bh) -> BTreeSet<String> {
+    std::fs::read_dir(bh.state.join("dynamic-users"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|r| {
+            r.lines()
+                .find_map(|l| l.strip_prefix("key=").map(str::to_string))
+        })
+        .collect()
+}
+
 fn instance_dirs(bh: &Bh, svc: &str) -> BTreeSet<String> {
     std::fs::read_dir(bh.cgroot.join(svc))
         .map(|rd| {
@@ -420,15 +433,7 @@ fn launch_idle_instances_are_reaped_and_max_instances_holds() {
     );
     // The reaped instance's dynamic uid went back to the range; the live
     // one keeps its record.
-    let keys: BTreeSet<String> = std::fs::read_dir(bh.state.join("dynamic-users"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|r| {
-            r.lines()
-                .find_map(|l| l.strip_prefix("key=").map(str::to_string))
-        })
-        .collect();
+    let keys = dynamic_user_keys(&bh);
     assert!(keys.contains("t@ns:a"), "{keys:?}");
     assert!(!keys.contains("t@ns:b"), "{keys:?}");
     // There is room now.
@@ -545,6 +550,12 @@ fn launch_instances_are_adopted_after_a_crash_and_follow_a_reload() {
     let st = bh.status().unwrap();
     let t = st.services.iter().find(|s| s.name == "t").unwrap();
     assert!(t.instances.iter().all(|i| i.adopted), "{t:?}");
+    // Adopted instances keep their uids (only the unadopted are given back).
+    let keys = dynamic_user_keys(&bh);
+    assert!(
+        keys.contains("t@session:s1") && keys.contains("t@session:s2"),
+        "{keys:?}"
+    );
 
     // Reload: memory.max 32M -> 48M live on both, and a new template.
     bh.write_config(&svc(

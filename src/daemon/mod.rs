@@ -413,6 +413,7 @@ fn adopt(daemon: &mut Daemon) {
             tracing::error!("cannot remove orphan {}: {e}", dir.display());
         }
     }
+    let mut adopted = std::collections::BTreeSet::new();
     for a in plan.adopt {
         let rec = &a.record;
         // pidfd_open, then check the process is still the recorded one: a
@@ -435,7 +436,16 @@ fn adopt(daemon: &mut Daemon) {
             let _ = kill::remove_killing(&rec.cgroup, Duration::from_secs(10));
             continue;
         }
+        adopted.insert(crate::supervisor::users::key(&rec.service, &rec.instance));
         daemon.adopt_instance(rec, pidfd, a.config_changed);
+    }
+    // A template instance that ended while no daemon ran gives its uid back.
+    match crate::supervisor::users::release_unclaimed(&cfg, &adopted) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!("gave back the dynamic users of {n} template instances that are gone")
+        }
+        Err(d) => tracing::warn!("{}", d.to_string().trim_end()),
     }
 }
 

@@ -99,3 +99,79 @@ pub fn release_instance(cfg: &Config, svc: &Service, instance: &str) -> Result<(
         )
     })
 }
+
+/// The recorded keys to give back at daemon start: those of a template's
+/// instances that were not adopted (they ended while no daemon ran, so
+/// nothing removed them). `templates` names the config's templates; a key
+/// of a static service, or of a service no longer configured, is kept.
+pub fn unclaimed_instance_keys<'a>(
+    recorded: impl IntoIterator<Item = &'a str>,
+    templates: &std::collections::BTreeSet<&str>,
+    adopted: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    recorded
+        .into_iter()
+        .filter(|k| {
+            k.split_once('@')
+                .is_some_and(|(svc, _)| templates.contains(svc))
+                && !adopted.contains(*k)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Gives back, at daemon start, the uids of template instances that were
+/// not adopted (see [`unclaimed_instance_keys`]).
+pub fn release_unclaimed(
+    cfg: &Config,
+    adopted: &std::collections::BTreeSet<String>,
+) -> Result<usize, Diagnostics> {
+    let templates: std::collections::BTreeSet<&str> = cfg
+        .services
+        .iter()
+        .filter(|s| s.isolation.is_some() && s.user.is_none())
+        .map(|s| s.name.as_str())
+        .collect();
+    if templates.is_empty() {
+        return Ok(0);
+    }
+    let mut reg = registry(cfg)?;
+    let keys = unclaimed_instance_keys(reg.records().map(|(_, k)| k), &templates, adopted);
+    for k in &keys {
+        reg.release(k).map_err(|e| {
+            Diagnostics::from(
+                Diagnostic::new(Code::DynamicUser, "cannot release a dynamic user")
+                    .context("instance", k)
+                    .cause(e)
+                    .suggest("check supervisor.state_dir/dynamic-users"),
+            )
+        })?;
+    }
+    Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn only_unadopted_template_instances_are_given_back() {
+        let templates: BTreeSet<&str> = ["sandbox", "t"].into_iter().collect();
+        let adopted: BTreeSet<String> = ["sandbox@ns:a".to_string()].into_iter().collect();
+        let recorded = [
+            "sandbox@ns:a", // adopted: kept
+            "sandbox@ns:b", // gone: released
+            "t@session:x",  // gone: released
+            "web@0",        // a static service: kept
+            "old@ns:z",     // no longer configured: kept
+            "sandboxed@0",  // a prefix of a template's name is not it
+            "no-at-sign",
+        ];
+        assert_eq!(
+            unclaimed_instance_keys(recorded, &templates, &adopted),
+            ["sandbox@ns:b", "t@session:x"]
+        );
+        assert!(unclaimed_instance_keys(recorded, &BTreeSet::new(), &adopted).is_empty());
+    }
+}
