@@ -16,6 +16,14 @@
 //! 6. last, what must be invisible: /home, bulkhead's own directories, the
 //!    user's `inaccessible` paths.
 //!
+//! Each spawn pays for every operation (the spawn benchmark's walls row), so
+//! [`apply`] does no work whose effect is already there and makes no
+//! superblock it can share: a path that is already a mount root is not
+//! bound onto itself again (that would only copy its subtree), every hidden
+//! directory after the first is a bind mount of the first one's empty
+//! read-only tmpfs (a bind keeps the source mount's flags), and the minimal
+//! /dev makes each node's mount point with one `mknod`.
+//!
 //! A worked example: `protect: { system: strict }` with `directories: {
 //! state: [app] }` gives `bind /var/lib/app`, `ro -R /`, `rw -R
 //! /var/lib/app`: the service can write /var/lib/app and nothing else of
@@ -85,7 +93,8 @@ pub const MINIMAL_DEV: &[&str] = &[
 pub enum Op {
     /// `mount --make-rprivate /`.
     Private,
-    /// `mount --rbind P P`: P becomes a mount of its own.
+    /// `mount --rbind P P`: P becomes a mount of its own (nothing to do
+    /// when it already is one).
     BindSelf { path: PathBuf, optional: bool },
     /// Read-only, recursively, other flags kept.
     ReadOnly { path: PathBuf, optional: bool },
@@ -104,7 +113,8 @@ pub enum Op {
     Dev { nodes: Vec<PathBuf> },
     /// A read-only cgroup2 on /sys/fs/cgroup (of the cgroup namespace).
     Cgroup2,
-    /// A directory under an empty mode-000 tmpfs, a file under /dev/null.
+    /// A directory under an empty mode-000 read-only tmpfs (one for all the
+    /// directories of a plan), a file under /dev/null, read-only.
     Hide { path: PathBuf, optional: bool },
 }
 
@@ -357,11 +367,20 @@ fn nix_errno(e: nix::Error) -> i32 {
     e as i32
 }
 
+/// What [`apply`] keeps from one operation to the next.
+#[derive(Default)]
+struct Applied {
+    /// The first hidden directory's empty read-only tmpfs, which the later
+    /// ones bind instead of making a superblock each.
+    empty_dir: Option<OwnedFd>,
+}
+
 /// Applies `ops` in order; the first failure is returned with its step.
 /// `owner` is the service's (uid, gid), for the tmpfs it owns.
 pub fn apply(ops: &[(Step, Op)], owner: (u32, u32)) -> Result<(), (Step, i32)> {
+    let mut applied = Applied::default();
     for (step, op) in ops {
-        apply_one(op, owner).map_err(|e| (*step, e))?;
+        apply_one(op, owner, &mut applied).map_err(|e| (*step, e))?;
     }
     Ok(())
 }
@@ -370,15 +389,36 @@ fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
 
-fn apply_one(op: &Op, (uid, gid): (u32, u32)) -> Result<(), i32> {
+/// Whether `p` is the root of a mount (`statx`'s `STATX_ATTR_MOUNT_ROOT`,
+/// Linux 5.8); `None` when it cannot be told (no such path, an older kernel).
+fn mount_root(p: &Path) -> Option<bool> {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        p,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    )
+    .ok()?;
+    st.stx_attributes_mask
+        .contains(StatxAttributes::MOUNT_ROOT)
+        .then(|| st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+}
+
+fn apply_one(op: &Op, (uid, gid): (u32, u32), applied: &mut Applied) -> Result<(), i32> {
     let none: Option<&str> = None;
     match op {
         Op::Private => {
             mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(nix_errno)
         }
         Op::BindSelf { path, optional } => {
-            if *optional && !exists(path) {
-                return Ok(());
+            // A mount root already is a mount of its own: binding it onto
+            // itself would only copy it and every mount below it (/sys and
+            // its cgroup trees), for the namespace to tear down at exit.
+            match mount_root(path) {
+                Some(true) => return Ok(()),
+                None if *optional && !exists(path) => return Ok(()),
+                _ => {}
             }
             mount(
                 Some(path.as_path()),
@@ -445,19 +485,42 @@ fn apply_one(op: &Op, (uid, gid): (u32, u32)) -> Result<(), i32> {
             let Ok(meta) = std::fs::symlink_metadata(path) else {
                 return if *optional { Ok(()) } else { Err(libc::ENOENT) };
             };
-            hide(path, meta.is_dir())
+            hide(path, meta.is_dir(), applied)
         }
     }
 }
 
 /// A directory is covered by an empty, read-only tmpfs with mode 000; a file
-/// by /dev/null, read-only.
-fn hide(p: &Path, dir: bool) -> Result<(), i32> {
+/// by /dev/null, read-only. The first directory gets the tmpfs, the later
+/// ones a bind mount of it (the same empty superblock, read-only both in the
+/// superblock and in each mount: a bind copies the source mount's flags),
+/// taken through the fd kept on it (`/proc/self/fd/N` names exactly that
+/// mount, whatever was mounted on its path since); where that cannot be
+/// done (no procfs on /proc any more), a tmpfs of its own again.
+fn hide(p: &Path, dir: bool, applied: &mut Applied) -> Result<(), i32> {
     let none: Option<&str> = None;
     if dir {
+        if let Some(empty) = &applied.empty_dir {
+            let src = format!("/proc/self/fd/{}", empty.as_raw_fd());
+            if mount(Some(src.as_str()), p, none, MsFlags::MS_BIND, none).is_ok() {
+                return Ok(());
+            }
+        }
         let flags =
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-        mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("mode=000")).map_err(nix_errno)
+        mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("mode=000")).map_err(nix_errno)?;
+        // Kept by fd: a later mount on `p` must not change what is bound.
+        if applied.empty_dir.is_none() {
+            applied.empty_dir = rustix::fs::open(
+                p,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok();
+        }
+        Ok(())
     } else {
         mount(Some("/dev/null"), p, none, MsFlags::MS_BIND, none).map_err(nix_errno)?;
         mount(
@@ -497,10 +560,25 @@ fn private_dev(nodes: &[PathBuf]) -> Result<(), i32> {
     )
     .map_err(nix_errno)?;
     for (path, fd) in &held {
-        if let Some(parent) = path.parent() {
+        // /dev itself is the fresh tmpfs; only a node below a directory of
+        // its own (/dev/net/tun) needs that directory made.
+        if let Some(parent) = path.parent()
+            && parent != Path::new("/dev")
+        {
             std::fs::create_dir_all(parent).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         }
-        std::fs::File::create(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        // The mount point: an empty regular file, in one call (already
+        // there when a node is listed twice).
+        match rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path.as_path(),
+            rustix::fs::FileType::RegularFile,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            0,
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.raw_os_error()),
+        }
         let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
         mount(
             Some(src.as_str()),
@@ -642,6 +720,84 @@ mod tests {
                 &ops,
                 |o| matches!(o, Op::Hide { path, optional: true } if path == Path::new(m)),
             );
+        }
+    }
+
+    /// As root (skipped otherwise), in a thread's own mount namespace: a
+    /// mount root is not bound onto itself again, a plain directory is, and
+    /// every hidden directory is empty, read-only, nosuid, nodev and noexec,
+    /// the later ones sharing the first one's superblock.
+    #[test]
+    fn apply_hides_with_one_superblock_and_binds_only_what_is_no_mount() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let base = std::env::temp_dir().join(format!("bulkhead-walls-{}", std::process::id()));
+        let (plain, a, b) = (base.join("plain"), base.join("a"), base.join("b"));
+        for d in [&plain, &a, &b] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(b.join("secret"), "x").unwrap();
+        let (a2, b2, plain2) = (a.clone(), b.clone(), plain.clone());
+        let lines = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+            let mountinfo = || std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+            let bind = |p: &str| {
+                (
+                    Step::ProtectSystem,
+                    Op::BindSelf {
+                        path: p.into(),
+                        optional: false,
+                    },
+                )
+            };
+            apply(&[(Step::MountPrivate, Op::Private)], (0, 0)).unwrap();
+            let before = mountinfo().lines().count();
+            apply(&[bind("/proc")], (0, 0)).unwrap();
+            assert_eq!(mountinfo().lines().count(), before, "/proc bound again");
+            apply(&[bind(plain2.to_str().unwrap())], (0, 0)).unwrap();
+            assert_eq!(mountinfo().lines().count(), before + 1);
+            let hide = |p: &PathBuf| {
+                (
+                    Step::MountInaccessible,
+                    Op::Hide {
+                        path: p.clone(),
+                        optional: false,
+                    },
+                )
+            };
+            apply(&[hide(&a2), hide(&b2)], (0, 0)).unwrap();
+            assert!(
+                std::fs::read_dir(&b2).unwrap().next().is_none(),
+                "b not empty"
+            );
+            let e = std::fs::write(b2.join("new"), "x").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+            mountinfo()
+        })
+        .join()
+        .unwrap();
+        let _ = std::fs::remove_file(b.join("secret"));
+        for d in [&plain, &a, &b, &base] {
+            let _ = std::fs::remove_dir(d);
+        }
+        // mountinfo: id parent major:minor root mount-point options ...
+        let of = |p: &Path| -> (String, String) {
+            let l = lines
+                .lines()
+                .rfind(|l| l.split(' ').nth(4) == p.to_str())
+                .unwrap_or_else(|| panic!("{} not mounted:\n{lines}", p.display()));
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[2].to_string(), f[5].to_string())
+        };
+        let (dev_a, opts_a) = of(&a);
+        let (dev_b, opts_b) = of(&b);
+        assert_eq!(dev_a, dev_b, "one superblock for both");
+        for o in [opts_a, opts_b] {
+            for flag in ["ro", "nosuid", "nodev", "noexec"] {
+                assert!(o.split(',').any(|x| x == flag), "{flag} missing in {o}");
+            }
         }
     }
 
