@@ -14,10 +14,13 @@ use common::{exec, require_root, stderr, stdout};
 #[test]
 fn sees_only_its_own_processes_as_a_child_of_our_init() {
     require_root();
-    // As root: hidepid hides the init (root's) from any other user.
+    // As root, with /proc's hidepid off, to see who PID 1 is (with it on,
+    // the init is invisible even to root: see below).
     let o = exec(&[
         "--user",
         "root",
+        "--protect",
+        "proc=off",
         "--",
         "/bin/sh",
         "-c",
@@ -31,6 +34,19 @@ fn sees_only_its_own_processes_as_a_child_of_our_init() {
     let count: u32 = out.lines().nth(1).unwrap().trim().parse().unwrap();
     assert!(count <= 6, "saw {count} processes in /proc");
     assert!(out.contains("bulkhead-init __init"), "{out}");
+
+    // With every default, a root service does not see its init: /proc's
+    // gid= gives group 0 no exemption and the init is not dumpable.
+    let o = exec(&[
+        "--user",
+        "root",
+        "--",
+        "/bin/sh",
+        "-c",
+        "if [ -e /proc/1 ]; then echo init visible; else echo init hidden; fi",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), "init hidden", "{}", stderr(&o));
 }
 
 #[test]

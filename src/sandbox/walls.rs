@@ -367,6 +367,14 @@ fn nix_errno(e: nix::Error) -> i32 {
     e as i32
 }
 
+/// /proc's options for `protect.proc: invisible`. Without `gid=`, procfs
+/// lets group 0 see every process whatever hidepid says (its `pid_gid`
+/// defaults to root's group), so a `user: root` service would still see its
+/// init. The group named instead is (gid_t)-2, which no process of a
+/// compartment has; with it, the init (another process's, not dumpable)
+/// is invisible to root too, unless the service holds CAP_SYS_PTRACE.
+pub const PROC_HIDEPID: &str = "hidepid=invisible,gid=4294967294";
+
 /// What [`apply`] keeps from one operation to the next.
 #[derive(Default)]
 struct Applied {
@@ -438,7 +446,7 @@ fn apply_one(op: &Op, (uid, gid): (u32, u32), applied: &mut Applied) -> Result<(
         Op::Writable { path } => set_read_only(path, false, true),
         Op::Proc { hidepid } => {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            let data = hidepid.then_some("hidepid=invisible");
+            let data = hidepid.then_some(PROC_HIDEPID);
             mount(Some("proc"), "/proc", Some("proc"), flags, data).map_err(nix_errno)
         }
         Op::Tmpfs {
