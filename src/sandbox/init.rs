@@ -52,25 +52,21 @@ pub const FORWARDED: [Signal; 6] = [
 /// `cap_last_cap`), no_new_privs is set and the init is no longer dumpable,
 /// so a service that may ptrace finds nothing worth taking in its PID 1.
 fn drop_privileges() {
-    let last = cap_last_cap();
-    for c in 0..=last {
-        if c != CAP_KILL {
-            // SAFETY: prctl with integer arguments on our own process.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(c), 0, 0, 0) };
-            if r != 0 && errno_of(&std::io::Error::last_os_error()) != libc::EINVAL {
-                fail(Step::DropInit, errno_of(&std::io::Error::last_os_error()));
-            }
-        }
+    // The same credentials code as the service's, with a plan that keeps
+    // CAP_KILL alone and changes no id.
+    let plan = super::creds::prepare(
+        &super::creds::Wanted {
+            uid: None,
+            gid: None,
+            groups: &[],
+            capabilities: Some(&[CAP_KILL]),
+            no_new_privs: true,
+        },
+        cap_last_cap(),
+    );
+    if let Err((_, errno)) = super::creds::apply(&plan) {
+        fail(Step::DropInit, errno);
     }
-    let keep: caps::CapsHashSet = [caps::Capability::CAP_KILL].into_iter().collect();
-    for set in [
-        caps::CapSet::Effective,
-        caps::CapSet::Permitted,
-        caps::CapSet::Inheritable,
-    ] {
-        caps::set(None, set, &keep).unwrap_or_else(|_| fail(Step::DropInit, libc::EPERM));
-    }
-    check(Step::DropInit, nix::sys::prctl::set_no_new_privs());
     check(Step::DropInit, nix::sys::prctl::set_dumpable(false));
 }
 

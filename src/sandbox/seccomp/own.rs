@@ -32,7 +32,7 @@ pub const INIT_SYSCALLS: &[&str] = &[
     // the log file and the status record
     "write",
     "writev",
-    "openat",
+    "openat", // write-only appends (narrowed below): the log's reopen
     "renameat",
     "renameat2",
     "ftruncate",
@@ -67,6 +67,11 @@ pub const INIT_SYSCALLS: &[&str] = &[
 
 /// The one ioctl the init makes after the filter: FIONBIO.
 const FIONBIO: u64 = 0x5421;
+
+/// The only opens the init makes after the filter are the log's reopen at
+/// rotation (write-only, append): a hijacked init can read no file.
+const OPEN_MODE_MASK: u64 = (libc::O_ACCMODE | libc::O_APPEND).unsigned_abs() as u64;
+const OPEN_APPEND_ONLY: u64 = (libc::O_WRONLY | libc::O_APPEND).unsigned_abs() as u64;
 
 /// The init's filter for this host, compiled once per process.
 pub fn init_program() -> Result<&'static [Insn], String> {
@@ -107,6 +112,12 @@ fn build(arch: ScmpArch) -> Result<Vec<Insn>, String> {
                 ScmpAction::Allow,
                 nr,
                 &[libseccomp::scmp_cmp!($arg1 == FIONBIO)],
+            )
+        } else if *name == "openat" {
+            ctx.add_rule_conditional(
+                ScmpAction::Allow,
+                nr,
+                &[libseccomp::scmp_cmp!($arg2 & OPEN_MODE_MASK == OPEN_APPEND_ONLY)],
             )
         } else {
             ctx.add_rule(ScmpAction::Allow, nr)

@@ -1457,3 +1457,57 @@ fn the_setuid_wall_holds_in_a_child() {
     assert!(e == libc::EPERM || e == libc::ENOSYS, "fchmodat2: {e}");
     assert_eq!(mode_of("f"), 0o755);
 }
+
+// ------------------------------------------------------------ the init's own
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_inits_filter_allows_its_loop_and_log_and_nothing_else() {
+    let prog = super::own::init_program().unwrap();
+    let eperm = errno_ret(libc::EPERM);
+    let append =
+        (libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC | libc::O_TRUNC)
+            .unsigned_abs();
+    for (what, nr, args, want) in [
+        ("wait4", libc::SYS_wait4, vec![], ALLOW),
+        ("kill", libc::SYS_kill, vec![2, 15], ALLOW),
+        ("ppoll", libc::SYS_ppoll, vec![], ALLOW),
+        (
+            "the log's reopen",
+            libc::SYS_openat,
+            vec![3, 0, u64::from(append), 0o640],
+            ALLOW,
+        ),
+        (
+            "a read-only open",
+            libc::SYS_openat,
+            vec![3, 0, 0, 0],
+            eperm,
+        ),
+        (
+            "a read-write open",
+            libc::SYS_openat,
+            vec![3, 0, 2 | 0x400, 0],
+            eperm,
+        ),
+        (
+            "a write open without append",
+            libc::SYS_openat,
+            vec![3, 0, 1 | 0x40, 0],
+            eperm,
+        ),
+        ("FIONBIO", libc::SYS_ioctl, vec![3, 0x5421], ALLOW),
+        ("TIOCSTI", libc::SYS_ioctl, vec![0, 0x5412], eperm),
+        ("execve", libc::SYS_execve, vec![], eperm),
+        ("ptrace", libc::SYS_ptrace, vec![], eperm),
+        ("socket", libc::SYS_socket, vec![2, 1, 0], eperm),
+        ("clone", libc::SYS_clone, vec![], eperm),
+        ("mount", libc::SYS_mount, vec![], eperm),
+        ("the old open", libc::SYS_open, vec![0, 0], eperm),
+    ] {
+        assert_eq!(run(prog, &call(nr, &args)), want, "{what}");
+    }
+    // Another ABI's call is not taken for this one's.
+    let x32 = call(libc::SYS_wait4 | 0x4000_0000, &[]);
+    assert_ne!(run(prog, &x32), ALLOW);
+}
