@@ -391,6 +391,11 @@ enum SeccompCommand {
         /// Resolve it as for a service that keeps this capability (repeatable).
         #[arg(long = "cap", value_name = "CAP")]
         caps: Vec<String>,
+        /// The profile alone, without the `protect:` walls every service gets
+        /// added to it (address families, realtime, clock, personality,
+        /// setuid/setgid files).
+        #[arg(long)]
+        bare: bool,
     },
 }
 
@@ -422,8 +427,13 @@ fn main() -> ExitCode {
         Command::Run { config, log_format } => run_daemon(config, &log_format),
         Command::Exec(flags) => run_exec(*flags),
         Command::Seccomp {
-            command: SeccompCommand::Check { profile, caps },
-        } => seccomp_check(&profile, &caps),
+            command:
+                SeccompCommand::Check {
+                    profile,
+                    caps,
+                    bare,
+                },
+        } => seccomp_check(&profile, &caps, bare),
         Command::Status {
             service,
             json,
@@ -841,7 +851,7 @@ fn exit_on_interrupt() {
 }
 
 /// `bulkhead seccomp check`: 0 when the profile compiles, 2 when it does not.
-fn seccomp_check(profile: &str, caps: &[String]) -> ExitCode {
+fn seccomp_check(profile: &str, caps: &[String], bare: bool) -> ExitCode {
     use bulkhead::error::{Code, Diagnostic};
     use bulkhead::sandbox::seccomp;
     let fail = |d: Diagnostics, source: Option<&str>| {
@@ -878,18 +888,30 @@ fn seccomp_check(profile: &str, caps: &[String]) -> ExitCode {
         }
         Err(d) => return fail(d.into(), None),
     };
-    match seccomp::build(&text, &label, &kept) {
+    // What a service gets: the profile with the walls of the default
+    // `protect:` merged in, unless --bare asks for the profile alone.
+    let walls = if bare {
+        seccomp::extra::Extra::default()
+    } else {
+        bulkhead::exec::seccomp_walls(&config::model::Protect::default())
+    };
+    match seccomp::build_with(&text, &label, &kept, &walls) {
         Ok((resolved, program)) => {
-            emit(
-                seccomp::report::render(
-                    &label,
-                    &resolved,
-                    &kept,
-                    seccomp::host_kernel(),
-                    program.len(),
-                )
-                .trim_end(),
+            let report = seccomp::report::render(
+                &label,
+                &resolved,
+                &kept,
+                seccomp::host_kernel(),
+                program.len(),
             );
+            let note = if bare {
+                "walls:          none (--bare: the profile alone)"
+            } else {
+                "walls:          protect's defaults merged in (address families unix, inet, inet6, \
+                 netlink; realtime, clock, personality, setuid/setgid files); --bare shows the \
+                 profile alone"
+            };
+            emit(&format!("{note}\n{}", report.trim_end()));
             ExitCode::SUCCESS
         }
         Err(d) => fail(d, Some(&text)),

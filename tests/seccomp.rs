@@ -287,7 +287,8 @@ fn a_bad_profile_is_a_config_error_naming_the_field() {
 
 #[test]
 fn seccomp_check_prints_what_a_profile_allows() {
-    let o = bulkhead(&["seccomp", "check", "default"]);
+    // The profile alone first (--bare); what the walls add is checked below.
+    let o = bulkhead(&["seccomp", "check", "default", "--bare"]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     for want in [
@@ -315,7 +316,21 @@ fn seccomp_check_prints_what_a_profile_allows() {
     );
     assert!(stdout(&o).contains("capabilities: CAP_SYS_ADMIN"));
 
-    let o = bulkhead(&["seccomp", "check", "strict"]);
+    // Without --bare, the walls a service gets are merged in (the suid
+    // wall's chmod rule, for one).
+    assert!(out.contains("walls:          none"), "{out}");
+    assert!(!out.contains("chmod: ALLOW if"), "{out}");
+    let walled = stdout(&bulkhead(&["seccomp", "check", "default"]));
+    assert!(
+        walled.contains("walls:          protect's defaults"),
+        "{walled}"
+    );
+    assert!(
+        walled.contains("chmod: ALLOW if arg1 & 0xc00 == 0x0"),
+        "{walled}"
+    );
+
+    let o = bulkhead(&["seccomp", "check", "strict", "--bare"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("socket, socketpair: ALLOW if arg0 == 0x1"));
     let o = bulkhead(&["seccomp", "check", "unconfined"]);
