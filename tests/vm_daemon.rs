@@ -251,6 +251,57 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
 /// The long-running services of the SIGKILL test and their instance counts.
 const LONG: [(&str, usize); 2] = [("multi", 2), ("sleeper", 1)];
 
+/// The `port=` values each replica's log holds, in order.
+fn logged_ports(logs: &Path, svc: &str, n: usize) -> Vec<Vec<u16>> {
+    (0..n)
+        .map(|i| {
+            std::fs::read_to_string(logs.join(format!("{svc}@{i}.log")))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split("port=").nth(1))
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+/// Replicas started together each get a port of their own (they once all
+/// got the first free one), and keep it: after a daemon crash and
+/// adoption, a restart hands each the same port again.
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_replicas_get_distinct_ports_and_keep_them() {
+    common::require_root();
+    let svc = "services:
+  web:
+    instances: 3
+    command: [/bin/sh, -c, 'echo port=$BULKHEAD_PORT; exec /bin/sleep 100000']
+";
+    let mut bh = Bh::new("replica-ports", svc);
+    let logs = bh.path("logs");
+    bh.start();
+    bh.wait_for("three replicas logged their port", 60, |_| {
+        logged_ports(&logs, "web", 3).iter().all(|p| p.len() == 1)
+    });
+    let first: Vec<u16> = logged_ports(&logs, "web", 3).iter().map(|p| p[0]).collect();
+    println!("replica ports: {first:?}");
+    let distinct: BTreeSet<u16> = first.iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "replicas share a port: {first:?}");
+
+    bh.sigkill();
+    bh.start();
+    bh.wait_for("the replicas adopted", 60, |s| {
+        (0..3).all(|i| inst(s, "web", i).adopted)
+    });
+    assert!(bh.cli(&["restart", "web"]).status.success());
+    bh.wait_for("three replicas logged their port again", 60, |_| {
+        logged_ports(&logs, "web", 3).iter().all(|p| p.len() == 2)
+    });
+    let again: Vec<u16> = logged_ports(&logs, "web", 3).iter().map(|p| p[1]).collect();
+    assert_eq!(again, first, "a replica's port changed across adoption");
+    assert!(bh.sigterm().success());
+}
+
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_sigkill_at_random_moments_adopts_and_leaves_no_orphans() {

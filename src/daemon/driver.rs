@@ -338,9 +338,13 @@ impl Daemon {
         } else {
             svc.instances
         };
-        let insts = (0..replicas)
-            .map(|i| self.new_inst(&svc, i.to_string()))
-            .collect();
+        // One at a time, each seeing its siblings' ports: the service is not
+        // registered yet, so `free_port` alone would not.
+        let mut insts: Vec<Inst> = Vec::new();
+        for i in 0..replicas {
+            let inst = self.new_inst_among(&svc, i.to_string(), &insts);
+            insts.push(inst);
+        }
         Svc {
             cfg: svc,
             insts,
@@ -352,7 +356,13 @@ impl Daemon {
     }
 
     fn new_inst(&mut self, svc: &Service, id: String) -> Inst {
-        let port = self.free_port();
+        self.new_inst_among(svc, id, &[])
+    }
+
+    /// [`Self::new_inst`], with `siblings` (instances not registered yet)
+    /// holding ports too.
+    fn new_inst_among(&mut self, svc: &Service, id: String, siblings: &[Inst]) -> Inst {
+        let port = self.free_port(siblings);
         Inst {
             paths: Paths::new(&self.cfg, &self.tree, svc, &id),
             machine: Machine::new(&svc.restart, &svc.stop, probe_target(svc, port).is_some()),
@@ -383,18 +393,18 @@ impl Daemon {
         }
     }
 
-    /// The lowest port of `supervisor.ports` no instance holds (the first
-    /// of the range when every one is taken).
-    fn free_port(&self) -> u16 {
+    /// The lowest port of `supervisor.ports` no instance holds, registered
+    /// or in `also` (the first of the range when every one is taken).
+    fn free_port(&self, also: &[Inst]) -> u16 {
         let used: BTreeSet<u16> = self
             .svcs
             .iter()
-            .flat_map(|s| s.insts.iter().filter(|i| !i.vacant).map(|i| i.port))
+            .flat_map(|s| s.insts.iter())
+            .chain(also)
+            .filter(|i| !i.vacant)
+            .map(|i| i.port)
             .collect();
-        let r = self.cfg.supervisor.ports;
-        (r.first..=r.last)
-            .find(|p| !used.contains(p))
-            .unwrap_or(r.first)
+        lowest_free_port(self.cfg.supervisor.ports, &used)
     }
 
     fn now(&self) -> Mono {
@@ -1704,6 +1714,14 @@ fn unreachable_launch() -> Result<Response, ApiError> {
     ))
 }
 
+/// The lowest port of `range` not in `used`; the first of the range when
+/// every one is taken.
+fn lowest_free_port(range: crate::config::units::PortRange, used: &BTreeSet<u16>) -> u16 {
+    (range.first..=range.last)
+        .find(|p| !used.contains(p))
+        .unwrap_or(range.first)
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -1877,6 +1895,11 @@ impl Daemon {
             }
         };
         let inst = &mut self.svcs[si].insts[idx];
+        // The process was given this port (BULKHEAD_PORT); its probes and
+        // the status keep saying so.
+        if rec.port != 0 {
+            inst.port = rec.port;
+        }
         inst.run_id += 1;
         inst.starts = rec.restarts.saturating_add(1);
         self.watch(si, idx, rec.pid, pidfd, true);
@@ -2095,5 +2118,29 @@ impl Daemon {
                 self.want_start(&name);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::PortRange;
+
+    #[test]
+    fn the_lowest_free_port_skips_every_held_one() {
+        let r = PortRange {
+            first: 20000,
+            last: 20003,
+        };
+        let held = |ports: &[u16]| ports.iter().copied().collect::<BTreeSet<u16>>();
+        assert_eq!(lowest_free_port(r, &held(&[])), 20000);
+        assert_eq!(lowest_free_port(r, &held(&[20000, 20001])), 20002);
+        assert_eq!(lowest_free_port(r, &held(&[20000, 20002])), 20001);
+        assert_eq!(lowest_free_port(r, &held(&[19999, 20004])), 20000);
+        // All taken: the first again (a probe then finds who answers).
+        assert_eq!(
+            lowest_free_port(r, &held(&[20000, 20001, 20002, 20003])),
+            20000
+        );
     }
 }
