@@ -176,7 +176,7 @@ enum Command {
         /// The instance: `shared`, `ns:<namespace>` or `session:<session>` (see `bulkhead list`).
         instance: String,
         /// Time between the stop signal and SIGKILL [default: the service's stop.grace].
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = duration_arg)]
         grace: Option<std::time::Duration>,
         #[command(flatten)]
         socket: SocketArg,
@@ -259,10 +259,16 @@ enum Command {
     },
 }
 
+/// A humantime duration, at most [`config::units::MAX_DURATION`].
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
+    config::units::bounded(d, s)
+}
+
 /// `--interval`: a humantime duration of at least 100 ms (a snapshot reads
 /// a few files per cgroup; more often than that only loads the daemon).
 fn top_interval(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
+    let d = duration_arg(s)?;
     if d < std::time::Duration::from_millis(100) {
         return Err(format!("`{s}` is too short: the least is 100ms"));
     }

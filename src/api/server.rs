@@ -537,13 +537,21 @@ pub fn terminate_request(
     for (k, v) in pairs {
         match k.as_str() {
             "grace" => {
-                grace = Some(humantime::parse_duration(v).map_err(|e| {
-                    bad_request(
-                        Diagnostic::new(Code::ApiError, format!("grace={v:?} is not a duration"))
-                            .cause(e.to_string())
-                            .suggest("write a duration like 10s or 500ms"),
-                    )
-                })?);
+                grace = Some(
+                    humantime::parse_duration(v)
+                        .map_err(|e| e.to_string())
+                        .and_then(|d| crate::config::units::bounded(d, v))
+                        .map_err(|cause| {
+                            bad_request(
+                                Diagnostic::new(
+                                    Code::ApiError,
+                                    format!("grace={v:?} is not a usable duration"),
+                                )
+                                .cause(cause)
+                                .suggest("write a duration like 10s or 500ms"),
+                            )
+                        })?,
+                );
             }
             other => {
                 return Err(bad_request(
@@ -827,6 +835,18 @@ impl IntoResponse for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_terminate_grace_past_ten_years_is_refused_not_added_to_an_instant() {
+        let pairs = |g: &str| vec![("grace".to_string(), g.to_string())];
+        assert!(terminate_request("t".into(), "shared".into(), &pairs("10s")).is_ok());
+        for bad in ["300000000000y", "3651days", "soon"] {
+            assert!(
+                terminate_request("t".into(), "shared".into(), &pairs(bad)).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     /// The daemon may `tokio::spawn` the server: its future must be `Send`.
     #[allow(dead_code)]

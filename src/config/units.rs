@@ -174,6 +174,22 @@ impl Serialize for Size {
 pub const DURATION_HINT: &str =
     "write a number with a unit: 100ms, 30s, 5m, 1h (combinations like 1m30s work)";
 
+/// The longest span of time bulkhead takes anywhere (ten years): every
+/// duration ends up added to an `Instant` or turned into a timer, and
+/// `Instant + 300000000000y` panics.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// `d`, or why it is too long (see [`MAX_DURATION`]).
+pub fn bounded(d: Duration, written: &str) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        Err(format!(
+            "{written:?} is longer than 3650 days, the longest span bulkhead takes"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
 /// A span of time written with a unit (`100ms`, `30s`, `5m`). A bare number
 /// is refused: `timeout: 30` could be seconds or milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -188,9 +204,11 @@ impl Dur {
         if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
             return Err(Bad::new(format!("{s:?} has no unit"), DURATION_HINT));
         }
-        humantime::parse_duration(s)
+        let d = humantime::parse_duration(s)
+            .map_err(|e| Bad::new(format!("{s:?} is not a duration ({e})"), DURATION_HINT))?;
+        bounded(d, s)
             .map(Dur)
-            .map_err(|e| Bad::new(format!("{s:?} is not a duration ({e})"), DURATION_HINT))
+            .map_err(|m| Bad::new(m, DURATION_HINT))
     }
 
     pub fn from_value(v: &Value) -> Result<Dur, Bad> {
@@ -690,6 +708,15 @@ impl Serialize for IdRange {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn durations_past_ten_years_are_refused() {
+        assert_eq!(Dur::parse("3650days"), Ok(Dur(MAX_DURATION)));
+        for long in ["3651days", "300000000000y", "11y"] {
+            let e = Dur::parse(long).unwrap_err();
+            assert!(e.message.contains("3650 days"), "{long}: {e:?}");
+        }
+    }
 
     #[test]
     fn id_ranges() {
