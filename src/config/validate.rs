@@ -16,6 +16,14 @@ use super::shape::{Merge, closest};
 use super::units::{Cpu, Dur, IdRange, Limit, Percent, PortRange, Sig, Size};
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
+/// The most replicas one service runs (`instances`): each is built when the
+/// config is loaded, with a port, a dynamic uid and a cgroup.
+pub const MAX_INSTANCES: u32 = 1024;
+
+/// The most rotated files a log keeps (`logs.keep`): each rotation renames
+/// every one of them.
+pub const MAX_LOGS_KEEP: u32 = 1000;
+
 /// Collects diagnostics for one file.
 struct Checker<'a> {
     file: &'a Path,
@@ -485,6 +493,18 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
             "set at least 1, or `autostart: false` to define a service that is started by hand",
         );
     }
+    // Replicas are built up front, each with a port, a uid and a cgroup.
+    if instances > MAX_INSTANCES {
+        c.report(
+            Code::ConfigInvalidValue,
+            p(&s.instances),
+            format!(
+                "{}: {instances} replicas is more than {MAX_INSTANCES}, the most one service runs",
+                at("instances")
+            ),
+            "run fewer replicas, or make the service a template (isolation) whose instances are launched on demand",
+        );
+    }
     // An `instances` inherited from defaults does not apply to templates;
     // one written on the template itself is a mistake.
     if isolation.is_some() && own.instances.is_some() {
@@ -672,6 +692,19 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
         max_size: v(&lg.max_size).unwrap_or(Size::Bytes(10 << 20)),
         keep: v(&lg.keep).unwrap_or(5),
     };
+    // Each rotation renames every kept file once.
+    if logs.keep > MAX_LOGS_KEEP {
+        c.report(
+            Code::ConfigInvalidValue,
+            p(&lg.keep),
+            format!(
+                "{}: {} files is more than {MAX_LOGS_KEEP}, the most kept",
+                at("logs.keep"),
+                logs.keep
+            ),
+            "keep fewer, larger files (logs.max_size), or ship the log elsewhere",
+        );
+    }
     if logs.max_size.bytes().is_some_and(|b| b < 4096) {
         c.report(
             Code::ConfigInvalidValue,
