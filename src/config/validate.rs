@@ -762,7 +762,18 @@ fn p_list<T>(f: &Option<Vec<Spanned<T>>>) -> Pos {
 fn account(c: &mut Checker, f: &Option<Spanned<String>>, field: &str, is_user: bool) {
     let Some(s) = f else { return };
     let name = s.value.as_str();
-    if name.parse::<u32>().is_ok() {
+    if let Ok(id) = name.parse::<u32>() {
+        // (uid_t)-1 is "leave unchanged" to setresuid(2) and setresgid(2):
+        // never an id a process can run as.
+        if id == u32::MAX {
+            let what = if is_user { "uid" } else { "gid" };
+            c.report(
+                Code::ConfigInvalidValue,
+                spanned_pos(s),
+                format!("{field}: {id} is ({what}_t)-1, which the kernel reserves (\"no change\")"),
+                format!("give another {what}, or remove the key for a dynamic user"),
+            );
+        }
         return;
     }
     let exists = if is_user {
