@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{ScmpAction, ScmpFilterContext, ScmpSyscall};
 
 use super::Insn;
 
@@ -77,13 +77,14 @@ const OPEN_APPEND_ONLY: u64 = (libc::O_WRONLY | libc::O_APPEND).unsigned_abs() a
 pub fn init_program() -> Result<&'static [Insn], String> {
     static PROGRAM: OnceLock<Result<Vec<Insn>, String>> = OnceLock::new();
     PROGRAM
-        .get_or_init(|| build(ScmpArch::native()))
+        .get_or_init(build)
         .as_ref()
         .map(Vec::as_slice)
         .map_err(Clone::clone)
 }
 
-fn build(arch: ScmpArch) -> Result<Vec<Insn>, String> {
+/// The filter for this host's native architecture (libseccomp's default).
+fn build() -> Result<Vec<Insn>, String> {
     let e =
         |what: &'static str| move |err: libseccomp::error::SeccompError| format!("{what}: {err}");
     let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))
@@ -94,11 +95,6 @@ fn build(arch: ScmpArch) -> Result<Vec<Insn>, String> {
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(e(
         "libseccomp cannot set the action for other architectures",
     ))?;
-    if arch != ScmpArch::native() {
-        return Err(format!(
-            "the init's filter is built for the native architecture only, not {arch:?}"
-        ));
-    }
     for name in INIT_SYSCALLS {
         let Ok(nr) = ScmpSyscall::from_name(name) else {
             continue;

@@ -1511,3 +1511,41 @@ fn the_inits_filter_allows_its_loop_and_log_and_nothing_else() {
     let x32 = call(libc::SYS_wait4 | 0x4000_0000, &[]);
     assert_ne!(run(prog, &x32), ALLOW);
 }
+
+/// The kernel's word on the init's filter: in a child under it, the log's
+/// reopen (write-only, append) succeeds and a read-only open is refused.
+#[test]
+fn the_kernel_refuses_the_init_a_read_only_open_and_lets_it_append() {
+    let prog = super::own::init_program().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::ffi::CString::new(dir.path().join("svc.log").to_str().unwrap()).unwrap();
+    let passwd = c"/etc/passwd";
+    let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    // SAFETY (both closures): openat on a NUL-terminated path that
+    // outlives the call; the descriptor is left to the child's _exit.
+    let reopen = in_child(prog, || unsafe {
+        libc::c_long::from(libc::openat(libc::AT_FDCWD, log.as_ptr(), append, 0o640))
+    });
+    assert_eq!(reopen, 0, "the log's reopen was refused");
+    let read = in_child(prog, || unsafe {
+        libc::c_long::from(libc::openat(
+            libc::AT_FDCWD,
+            passwd.as_ptr(),
+            libc::O_RDONLY,
+        ))
+    });
+    assert_eq!(
+        read,
+        libc::EPERM,
+        "a read-only open under the init's filter"
+    );
+    // And without the filter, the same open works: the refusal is its.
+    let unfiltered = in_child(&[], || unsafe {
+        libc::c_long::from(libc::openat(
+            libc::AT_FDCWD,
+            passwd.as_ptr(),
+            libc::O_RDONLY,
+        ))
+    });
+    assert_eq!(unfiltered, 0);
+}
