@@ -1521,31 +1521,20 @@ fn the_kernel_refuses_the_init_a_read_only_open_and_lets_it_append() {
     let log = std::ffi::CString::new(dir.path().join("svc.log").to_str().unwrap()).unwrap();
     let passwd = c"/etc/passwd";
     let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
-    // SAFETY (both closures): openat on a NUL-terminated path that
-    // outlives the call; the descriptor is left to the child's _exit.
-    let reopen = in_child(prog, || unsafe {
-        libc::c_long::from(libc::openat(libc::AT_FDCWD, log.as_ptr(), append, 0o640))
-    });
+    let open = |path: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: openat on a NUL-terminated path that outlives the call;
+        // the descriptor is left to the child's _exit.
+        libc::c_long::from(unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags, 0o640) })
+    };
+    let reopen = in_child(prog, || open(&log, append));
     assert_eq!(reopen, 0, "the log's reopen was refused");
-    let read = in_child(prog, || unsafe {
-        libc::c_long::from(libc::openat(
-            libc::AT_FDCWD,
-            passwd.as_ptr(),
-            libc::O_RDONLY,
-        ))
-    });
+    let read = in_child(prog, || open(passwd, libc::O_RDONLY));
     assert_eq!(
         read,
         libc::EPERM,
         "a read-only open under the init's filter"
     );
     // And without the filter, the same open works: the refusal is its.
-    let unfiltered = in_child(&[], || unsafe {
-        libc::c_long::from(libc::openat(
-            libc::AT_FDCWD,
-            passwd.as_ptr(),
-            libc::O_RDONLY,
-        ))
-    });
+    let unfiltered = in_child(&[], || open(passwd, libc::O_RDONLY));
     assert_eq!(unfiltered, 0);
 }
