@@ -66,7 +66,7 @@ impl Host for RealHost {
 }
 
 /// The most [`RealHost::read_to_string`] reads.
-pub const MAX_READ_BYTES: u64 = 1 << 20;
+pub const MAX_READ_BYTES: u64 = super::limits::INCLUDED_FILE_BYTES.max;
 
 /// The PATH a service gets when its env does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -11,6 +11,7 @@
 //!    the rules that span several values or the host.
 
 pub mod host;
+pub mod limits;
 pub mod model;
 pub mod node;
 pub mod schema;
@@ -30,8 +31,8 @@ use shape::Shaped;
 pub const DEFAULT_PATH: &str = "/etc/bulkhead/bulkhead.yaml";
 
 /// Larger files are refused before parsing: a config for thousands of
-/// services is well under this.
-pub const MAX_FILE_BYTES: u64 = 4 << 20;
+/// services is well under this ([`limits::FILE_BYTES`]).
+pub const MAX_FILE_BYTES: u64 = limits::FILE_BYTES.max;
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {

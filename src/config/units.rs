@@ -177,7 +177,7 @@ pub const DURATION_HINT: &str =
 /// The longest span of time bulkhead takes anywhere (ten years): every
 /// duration ends up added to an `Instant` or turned into a timer, and
 /// `Instant + 300000000000y` panics.
-pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+pub const MAX_DURATION: Duration = Duration::from_secs(super::limits::DURATION_SECS.max);
 
 /// `d`, or why it is too long (see [`MAX_DURATION`]).
 pub fn bounded(d: Duration, written: &str) -> Result<Duration, String> {

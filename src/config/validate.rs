@@ -19,10 +19,12 @@ use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 /// The most replicas one service runs (`instances`): each is built when the
 /// config is loaded, with a port, a dynamic uid and a cgroup.
 pub const MAX_INSTANCES: u32 = 1024;
+const _: () = assert!(MAX_INSTANCES as u64 == super::limits::INSTANCES.max);
 
 /// The most rotated files a log keeps (`logs.keep`): each rotation renames
 /// every one of them.
 pub const MAX_LOGS_KEEP: u32 = 1000;
+const _: () = assert!(MAX_LOGS_KEEP as u64 == super::limits::LOGS_KEEP.max);
 
 /// Collects diagnostics for one file.
 struct Checker<'a> {

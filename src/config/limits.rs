@@ -1,0 +1,157 @@
+//! Every bound bulkhead puts on its input, declared once.
+//!
+//! A config file, a seccomp profile and a control request are written by
+//! people who may be careless or hostile; each of these limits is far above
+//! what a real file needs and far below what would let the input cost the
+//! daemon much memory or time. Every error that refuses a value for passing
+//! one of them names the limit (`limit`), its bound (`max`) and the value seen
+//! (`seen`), built by [`Limit::exceeded`].
+
+use std::fmt;
+
+use crate::error::{Code, Diagnostic};
+
+/// One bound on input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The name errors and `bulkhead config limits` use.
+    pub name: &'static str,
+    /// The largest value accepted.
+    pub max: u64,
+    /// What is counted, for people: "bytes in the config file".
+    pub what: &'static str,
+}
+
+impl Limit {
+    const fn new(name: &'static str, max: u64, what: &'static str) -> Self {
+        Limit { name, max, what }
+    }
+
+    /// Whether `seen` is within the bound.
+    pub fn allows(&self, seen: u64) -> bool {
+        seen <= self.max
+    }
+
+    /// `max` as a usize, for lengths and counts (saturating on 32-bit).
+    pub fn max_usize(&self) -> usize {
+        usize::try_from(self.max).unwrap_or(usize::MAX)
+    }
+
+    /// The error for a value past this limit: a `CONFIG_LIMIT` naming the
+    /// limit, its bound and the value seen. The caller adds where.
+    pub fn exceeded(&self, subject: impl fmt::Display, seen: u64) -> Diagnostic {
+        Diagnostic::new(
+            Code::ConfigLimit,
+            format!(
+                "{subject}: {seen} {} is more than {}, the most bulkhead takes",
+                self.what, self.max
+            ),
+        )
+        .context("limit", self.name)
+        .context("max", self.max)
+        .context("seen", seen)
+    }
+
+    /// The one-line form used in messages built elsewhere.
+    pub fn describe(&self, seen: u64) -> String {
+        format!(
+            "{seen} {} is more than {} (limit {})",
+            self.what, self.max, self.name
+        )
+    }
+}
+
+/// Bytes in a config file. Bytes are read at most this plus one, whatever
+/// `stat` says (a /proc file reports size 0).
+pub const FILE_BYTES: Limit = Limit::new("file_bytes", 4 << 20, "bytes in the config file");
+
+/// Bytes in a file a config names (a seccomp profile).
+pub const INCLUDED_FILE_BYTES: Limit = Limit::new(
+    "included_file_bytes",
+    1 << 20,
+    "bytes in a file the config names",
+);
+
+/// Services (and templates) in one config.
+pub const SERVICES: Limit = Limit::new("services", 4096, "services");
+
+/// Replicas of one service (`instances`): each is built when the config is
+/// loaded, with a port, a dynamic uid and a cgroup.
+pub const INSTANCES: Limit = Limit::new("instances", 1024, "replicas");
+
+/// Variables in one `env` mapping (after `defaults` are merged in).
+pub const ENV_ENTRIES: Limit = Limit::new("env_entries", 4096, "environment variables");
+
+/// Items in one list (command arguments, capabilities, groups, rules).
+pub const LIST_ITEMS: Limit = Limit::new("list_items", 4096, "items in one list");
+
+/// Keys in one mapping.
+pub const MAP_KEYS: Limit = Limit::new("map_keys", 8192, "keys in one mapping");
+
+/// Bytes in a service, group or template name (a cgroup directory name).
+pub const NAME_BYTES: Limit = Limit::new("name_bytes", 64, "bytes in a name");
+
+/// Bytes in one string value (an argument, a variable, a path).
+pub const STRING_BYTES: Limit = Limit::new("string_bytes", 64 << 10, "bytes in one string");
+
+/// Seconds in any duration: every duration ends up added to an `Instant` or
+/// turned into a timer, and `Instant + 300000000000y` panics.
+pub const DURATION_SECS: Limit =
+    Limit::new("duration_secs", 3650 * 86_400, "seconds in a duration");
+
+/// Rotated files one log keeps (`logs.keep`): each rotation renames all.
+pub const LOGS_KEEP: Limit = Limit::new("logs_keep", 1000, "kept log files");
+
+/// Errors of one kind reported before the rest are counted as "and N more".
+pub const ERRORS_PER_KIND: Limit = Limit::new("errors_per_kind", 20, "errors of one kind");
+
+/// Errors reported in all.
+pub const ERRORS: Limit = Limit::new("errors", 200, "errors");
+
+/// Every limit, for `bulkhead config limits` and the reference.
+pub const ALL: &[Limit] = &[
+    FILE_BYTES,
+    INCLUDED_FILE_BYTES,
+    SERVICES,
+    INSTANCES,
+    ENV_ENTRIES,
+    LIST_ITEMS,
+    MAP_KEYS,
+    NAME_BYTES,
+    STRING_BYTES,
+    DURATION_SECS,
+    LOGS_KEEP,
+    ERRORS_PER_KIND,
+    ERRORS,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_bounds_positive() {
+        let mut names: Vec<_> = ALL.iter().map(|l| l.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ALL.iter().all(|l| l.max > 0));
+    }
+
+    #[test]
+    fn exceeded_names_limit_bound_and_value() {
+        let d = INSTANCES.exceeded("services.web.instances", 5000);
+        assert_eq!(d.code, Code::ConfigLimit);
+        let ctx: Vec<_> = d
+            .context
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            ctx,
+            [("limit", "instances"), ("max", "1024"), ("seen", "5000")]
+        );
+        assert!(d.message.contains("5000 replicas is more than 1024"));
+        assert!(INSTANCES.allows(1024) && !INSTANCES.allows(1025));
+    }
+}
