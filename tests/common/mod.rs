@@ -142,3 +142,43 @@ pub fn require_root() {
         "this test needs root (CI runs as root)"
     );
 }
+
+/// The address-space cap [`bulkhead_bounded`] runs the binary under: a
+/// hostile input that makes bulkhead allocate more fails the allocation
+/// (the process aborts) instead of passing.
+pub const BOUNDED_AS_BYTES: u64 = 256 << 20;
+
+/// Runs the bulkhead binary with `args` under `RLIMIT_AS` of
+/// [`BOUNDED_AS_BYTES`] (set by the shell's `ulimit -v`, so the test needs no
+/// `unsafe`), with `stdin` as its input, and kills it after `secs`.
+pub fn bulkhead_bounded(args: &[&str], stdin: &[u8], secs: u64) -> std::process::Output {
+    use std::io::Write as _;
+    let kib = BOUNDED_AS_BYTES / 1024;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {kib} && exec timeout -s KILL {secs} \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin);
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    // The output is what is being bounded: print its head only.
+    let head = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned();
+    println!(
+        "bulkhead (bounded) {args:?}: {:?}, {} bytes out, {} bytes err\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        out.stdout.len(),
+        out.stderr.len(),
+        head(&out.stdout),
+        head(&out.stderr)
+    );
+    out
+}
