@@ -735,13 +735,30 @@ fn health(service: Option<&str>, json: bool, socket: &std::path::Path) -> ExitCo
 fn reload(socket: &std::path::Path) -> ExitCode {
     use bulkhead::api::{client, proto::ReloadReply};
     match client::post::<ReloadReply>(socket, "/v1/reload") {
-        Ok(r) if r.changes.is_empty() => {
+        Ok(r) if r.changes.is_empty() && r.failures.is_empty() => {
             emit("no changes");
             ExitCode::SUCCESS
         }
         Ok(r) => {
-            emit(&r.changes.join("\n"));
-            ExitCode::SUCCESS
+            if !r.changes.is_empty() {
+                emit(&r.changes.join("\n"));
+            }
+            if r.failures.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            // The rest of the new config is in effect: say what is not.
+            for f in &r.failures {
+                let d = bulkhead::error::Diagnostic::new(
+                    bulkhead::error::Code::CgroupIo,
+                    format!("reload: {f}"),
+                )
+                .suggest(
+                    "everything else in the new config is in effect; see the daemon's log for the \
+                     cause, fix it and run `bulkhead reload` again",
+                );
+                eprint!("{}", d.render(None));
+            }
+            ExitCode::FAILURE
         }
         Err(e) => control_failed(&e),
     }

@@ -260,8 +260,9 @@ async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf, held: Arc<A
                             "web: memory.max 256M -> 512M (live)".into(),
                             "worker: added".into(),
                         ],
+                        failures: vec![],
                     })),
-                    1 => Ok(Response::Reload(ReloadReply { changes: vec![] })),
+                    1 => Ok(Response::Reload(ReloadReply::default())),
                     _ => {
                         let diags = Diagnostics(vec![
                             Diagnostic::new(Code::ConfigUnknownKey, "unknown key `memroy`")

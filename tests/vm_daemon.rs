@@ -570,6 +570,84 @@ fn daemon_reload_raises_memory_max_live_and_an_invalid_reload_changes_nothing() 
 
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
+fn daemon_reload_reads_the_file_off_the_loop_and_status_answers_meanwhile() {
+    let svc = "services:
+  idle:
+    command: [/bin/sleep, '100000']
+";
+    let mut bh = Bh::new("slowload", svc);
+    bh.start();
+    let s = bh.wait_for("idle runs", 60, |s| running(s, "idle", 0));
+    let pid = inst(&s, "idle", 0).pid;
+
+    // A file that takes seconds to check in this debug build (500 services
+    // with 40 variables each), with one mistake at its very end: the reload
+    // reads all of it and changes nothing.
+    let mut big = String::from(svc);
+    for i in 0..500 {
+        let env: Vec<String> = (0..40).map(|j| format!("V{j}: x{j}")).collect();
+        write!(
+            big,
+            "  s{i}:\n    command: [/bin/sleep, '1']\n    autostart: false\n    env: {{{}}}\n",
+            env.join(", ")
+        )
+        .unwrap();
+    }
+    big.push_str("  last:\n    command: [/bin/sleep, '1']\n    nice: 99\n");
+    bh.write_config(&big);
+
+    let t0 = Instant::now();
+    let mut reload = Command::new(BIN)
+        .args(["reload", "--socket"])
+        .arg(&bh.sock)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the daemon checks the file, its loop answers status: each
+    // answer that comes back before the reload's is one the old loop (which
+    // parsed in place) could not have given.
+    let mut answered_meanwhile = 0;
+    let mut slowest = Duration::ZERO;
+    while reload.try_wait().unwrap().is_none() {
+        let t = Instant::now();
+        let r = bh.try_status();
+        let took = t.elapsed();
+        if reload.try_wait().unwrap().is_none() {
+            let s = r.expect("status failed during the reload");
+            assert_eq!(inst(&s, "idle", 0).pid, pid);
+            answered_meanwhile += 1;
+            slowest = slowest.max(took);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "the reload did not finish"
+        );
+    }
+    let out = reload.wait_with_output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    println!(
+        "reload took {:.1}s; {answered_meanwhile} status calls answered meanwhile (slowest {:.2}s)\n{all}",
+        t0.elapsed().as_secs_f64(),
+        slowest.as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(1), "the invalid reload must exit 1");
+    assert!(all.contains("CONFIG_INVALID_VALUE"), "{all}");
+    assert!(
+        answered_meanwhile >= 2,
+        "status was not answered while the reload read the file ({answered_meanwhile} times)"
+    );
+    let s = bh.status().unwrap();
+    assert_eq!(
+        s.services.len(),
+        1,
+        "the invalid reload changed the services"
+    );
+    assert_eq!(inst(&s, "idle", 0).pid, pid);
+}
+
+#[test]
+#[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_control_socket_refuses_a_non_root_peer_and_a_compartment() {
     use std::os::unix::fs::PermissionsExt;
     let svc = "services:

@@ -233,6 +233,10 @@ pub struct ReloadReply {
     /// One line per change, e.g. `web: memory.max 256M -> 512M (live)`;
     /// empty when nothing changed.
     pub changes: Vec<String>,
+    /// What the new config asked for and could not be done (a limit the
+    /// kernel refused); everything else is in effect. Empty when all held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -31,8 +31,8 @@ mod launch;
 use super::monitor::{self as mon, FileCmd, Key, Mon};
 use crate::api::proto::{
     ActionReply, ApiError, Call, DaemonInfo, EventRecord, GroupMetrics, GroupStatus,
-    InstanceMetrics, InstanceStatus, LogFile, LogsReply, MetricsReply, ReloadReply, Request,
-    Response, ServiceMetrics, ServiceStatus, StatusReply, ViolationStatus,
+    InstanceMetrics, InstanceStatus, LogFile, LogsReply, MetricsReply, Request, Response,
+    ServiceMetrics, ServiceStatus, StatusReply, ViolationStatus,
 };
 use crate::cgroup::sampler::Sampler;
 use crate::cgroup::subtree::Subtree;
@@ -85,6 +85,8 @@ pub enum Msg {
         result: Result<(), String>,
     },
     Call(Call),
+    /// A reload's read and validation came back from the blocking pool.
+    Loaded(Box<Result<Config, Diagnostics>>),
     /// SIGTERM / SIGINT (shutdown) or SIGHUP (reload).
     Signal(i32),
     /// Time to ping the systemd watchdog.
@@ -195,6 +197,7 @@ pub struct Daemon {
     tx: mpsc::UnboundedSender<Msg>,
     svcs: Vec<Svc>,
     shutting_down: bool,
+    reloads: super::reload::Reloads,
     ready_sent: bool,
     jobs: usize,
     rng: u64,
@@ -290,6 +293,7 @@ impl Daemon {
             tx,
             svcs: Vec::new(),
             shutting_down: false,
+            reloads: super::reload::Reloads::default(),
             ready_sent: false,
             jobs: 0,
             rng: seed,
@@ -571,17 +575,24 @@ impl Daemon {
                 }
                 _ => self.journal.wait(service, after, reply),
             },
+            Msg::Call(Call {
+                request: Request::Reload,
+                reply,
+            }) => match self.refuse_while_stopping() {
+                Ok(()) => super::reload::request(self, Some(reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Msg::Call(call) => {
                 let reply = self.call(call.request);
                 let _ = call.reply.send(reply);
             }
+            Msg::Loaded(result) => super::reload::loaded(self, *result),
             Msg::Signal(sig) if sig == libc::SIGHUP && self.shutting_down => {
                 tracing::info!("SIGHUP ignored: shutting down");
             }
-            Msg::Signal(sig) if sig == libc::SIGHUP => match self.reload() {
-                Ok(r) => tracing::info!("reload (SIGHUP): {}", r.changes.join("; ")),
-                Err(e) => tracing::error!(code = e.code, "reload (SIGHUP) refused: {}", e.rendered),
-            },
+            Msg::Signal(sig) if sig == libc::SIGHUP => super::reload::request(self, None),
             Msg::Signal(sig) => self.shutdown(sig),
             Msg::Watchdog => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -1467,10 +1478,7 @@ impl Daemon {
                     service,
                 }))
             }
-            Request::Reload => {
-                self.refuse_while_stopping()?;
-                self.reload().map(Response::Reload)
-            }
+            Request::Reload => unreachable_call("a reload"),
             Request::Events { service, after, .. } => {
                 if let Some(s) = &service {
                     self.lookup(s)?;
@@ -1487,7 +1495,7 @@ impl Daemon {
                 grace,
             } => self.terminate(&service, &instance, grace),
             // Answered from `handle` (it may wait).
-            Request::Launch(_) => unreachable_launch(),
+            Request::Launch(_) => unreachable_call("a launch"),
             Request::Logs { service } => {
                 let si = self.lookup(&service)?;
                 let s = &self.svcs[si];
@@ -1662,10 +1670,6 @@ impl Daemon {
             launch: self.launch_metrics(),
         }
     }
-
-    fn reload(&mut self) -> Result<ReloadReply, ApiError> {
-        super::reload::apply(self)
-    }
 }
 
 /// Waits until `pidfd` is readable: the process has exited. In the reactor;
@@ -1696,7 +1700,7 @@ async fn wait_readable(pidfd: OwnedFd, service: &str) {
     }
 }
 
-fn shutting_down() -> ApiError {
+pub(super) fn shutting_down() -> ApiError {
     api_error(
         409,
         "DAEMON_SHUTTING_DOWN",
@@ -1705,11 +1709,13 @@ fn shutting_down() -> ApiError {
     )
 }
 
-fn unreachable_launch() -> Result<Response, ApiError> {
+/// A call the loop answers asynchronously (a launch, a reload) reached the
+/// synchronous path.
+fn unreachable_call(what: &str) -> Result<Response, ApiError> {
     Err(api_error(
         500,
         "API_ERROR",
-        "a launch reached the synchronous call path".into(),
+        format!("{what} reached the synchronous call path"),
         "this is a bug in bulkhead; please report it",
     ))
 }
@@ -1858,6 +1864,18 @@ impl Daemon {
         &self.mount
     }
 
+    pub(super) fn reloads(&mut self) -> &mut super::reload::Reloads {
+        &mut self.reloads
+    }
+
+    pub(super) fn sender(&self) -> mpsc::UnboundedSender<Msg> {
+        self.tx.clone()
+    }
+
+    pub(super) fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
     pub(super) fn config_path(&self) -> &std::path::Path {
         &self.config_path
     }
@@ -1926,12 +1944,13 @@ impl Daemon {
         }
     }
 
-    /// Applies a validated new config (a reload); returns one line per change.
+    /// Applies a validated new config (a reload); returns one line per
+    /// change and one per part that could not be applied.
     pub(super) fn apply_reload(
         &mut self,
         new: Config,
         plan: &crate::supervisor::reload::ReloadPlan,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Vec<String>) {
         let mut lines = plan.describe();
         let mut failures = Vec::new();
         let mut new = new;
@@ -1948,6 +1967,18 @@ impl Daemon {
         {
             if let Err(e) = super::apply_group(&self.tree, g, &self.controllers) {
                 tracing::error!("group {}: {}", g.name, e.to_string().trim_end());
+                let why: Vec<String> = e
+                    .iter()
+                    .map(|d| match &d.cause {
+                        Some(c) => format!("{}: {c}", d.message),
+                        None => d.message.clone(),
+                    })
+                    .collect();
+                failures.push(format!(
+                    "group {}: limits NOT applied: {}",
+                    g.name,
+                    why.join("; ")
+                ));
             }
         }
         self.cfg = new.clone();
@@ -2047,8 +2078,7 @@ impl Daemon {
                 }
             }
         }
-        lines.extend(failures);
-        lines
+        (lines, failures)
     }
 
     /// A new replica count: new instances start if the service is up;
