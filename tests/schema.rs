@@ -33,6 +33,8 @@
 //! to a text leaf) have no JSON form; leaves trim their text with Unicode's
 //! White_Space, which the schema's `\s` matches except U+0085 and U+FEFF.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -575,3 +575,55 @@ fn ordered(v: &Json, shape: &Shape) -> Doc {
         (_, other) => Doc::Scalar(other.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::host::fake::FakeHost;
+
+    fn load(text: &str) -> Config {
+        crate::config::parse_str(
+            text,
+            std::path::Path::new("/etc/b.yaml"),
+            &FakeHost::typical(),
+        )
+        .unwrap_or_else(|d| panic!("{}", d.render(Some(text))))
+    }
+
+    #[test]
+    fn input_form_is_written_as_the_file_is() {
+        let cfg = load(
+            "defaults: {resources: {pids: {max: 64}}}\n\
+             services:\n  b: {command: [/bin/sh], isolation: session, security: {seccomp: strict}}\n\
+             \x20 a: {command: [/bin/sh], health: {exec: [/bin/sh, -c, 'true']}, protect: {address_families: [any]}}\n",
+        );
+        let v = serde_json::to_value(cfg.input_form()).unwrap();
+        let b = &v["services"]["b"];
+        assert_eq!(b["resources"]["pids"]["max"], 64);
+        assert!(b["resources"].get("pids_max").is_none());
+        assert!(b.get("instances").is_none(), "a template has no instances");
+        assert_eq!(b["security"]["seccomp"], "strict");
+        let a = &v["services"]["a"];
+        assert_eq!(
+            a["health"]["exec"],
+            serde_json::json!(["/bin/sh", "-c", "true"])
+        );
+        assert!(
+            a["watch"]["oom"].get("for").is_none(),
+            "an event has no `for`"
+        );
+        assert_eq!(a["protect"]["address_families"], serde_json::json!(["any"]));
+        for gone in ["name", "program", "source"] {
+            assert!(a.get(gone).is_none() && v.get(gone).is_none(), "{gone}");
+        }
+        // Services keep file order.
+        let Doc::Map(top) = cfg.input_form() else {
+            panic!()
+        };
+        let Some((_, Doc::Map(services))) = top.iter().find(|(k, _)| k == "services") else {
+            panic!()
+        };
+        let names: Vec<&str> = services.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+    }
+}

@@ -765,6 +765,53 @@ fn nullable(mut schema: Json) -> Json {
 }
 
 #[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn fields_take_null_but_entries_do_not() {
+        let shape = Shape::Section {
+            doc: "",
+            fields: vec![FieldShape {
+                name: "env",
+                doc: "",
+                shape: Shape::Map {
+                    value: Box::new(String::shape()),
+                },
+            }],
+        };
+        let s = json_schema(&shape);
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["properties"]["env"]["type"], json!(["object", "null"]));
+        assert_eq!(
+            s["properties"]["env"]["additionalProperties"]["type"],
+            json!(["string", "number", "boolean"])
+        );
+    }
+
+    #[test]
+    fn nullable_extends_type_enum_or_any_of() {
+        assert_eq!(
+            nullable(json!({"type": "string"})),
+            json!({"type": ["string", "null"]})
+        );
+        assert_eq!(
+            nullable(json!({"enum": ["a"]})),
+            json!({"anyOf": [{"enum": ["a", null]}, {"type": "null"}]})
+        );
+        let words = nullable(words_schema(&["on-failure", "never"]));
+        assert_eq!(words["anyOf"][2], json!({"type": "null"}));
+        assert_eq!(words["anyOf"][1]["pattern"], "^\\s*(on-failure|never)\\s*$");
+    }
+
+    #[test]
+    fn regex_literals_escape_metacharacters() {
+        assert_eq!(regex_literal("a.b|c"), "a\\.b\\|c");
+        assert_eq!(regex_literal("read-only"), "read-only");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
