@@ -38,7 +38,10 @@ enum Command {
         /// The config file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
-        /// Print the effective config (defaults applied, levels merged).
+        /// Print the effective config as a config file: every value with
+        /// its default applied, `defaults` and group `defaults` merged into
+        /// each service (so neither section appears). The output is valid
+        /// input: validating it gives the same effective config.
         #[arg(long)]
         print: bool,
         /// Errors (or the effective config) as JSON.
@@ -1028,10 +1031,11 @@ fn validate(path: &std::path::Path, print: bool, json: bool) -> ExitCode {
                 }
             }
             if print {
+                let doc = cfg.input_form();
                 let text = if json {
-                    serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())
+                    serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())
                 } else {
-                    serde_saphyr::to_string(&cfg).map_err(|e| e.to_string())
+                    serde_saphyr::to_string(&doc).map_err(|e| e.to_string())
                 };
                 match text {
                     Ok(t) => emit(t.trim_end()),

@@ -786,10 +786,23 @@ fn from_schema(schema: &serde_json::Value, rng: &mut Rng, parent: &str, key: &st
         let items = (0..n).map(|_| from_schema(item, rng, key, "")).collect();
         return Yaml::List(items, rng.chance(50));
     }
-    if let Some(words) = schema.get("enum").and_then(|e| e.as_array()) {
-        return Yaml::Scalar(rng.pick(words).as_str().unwrap_or("x").to_string());
+    // Word leaves are `anyOf: [{enum}, ...]`; fields also take null.
+    let alternatives = schema.get("anyOf").and_then(|a| a.as_array());
+    let words: Vec<&str> = std::iter::once(schema)
+        .chain(alternatives.into_iter().flatten())
+        .filter_map(|s| s.get("enum").and_then(|e| e.as_array()))
+        .flatten()
+        .filter_map(|w| w.as_str())
+        .collect();
+    if !words.is_empty() {
+        return Yaml::Scalar(rng.pick(&words).to_string());
     }
-    if schema.get("type").and_then(|t| t.as_str()) == Some("boolean") {
+    let types = schema.get("type");
+    let types: Vec<&str> = match types.and_then(|t| t.as_array()) {
+        Some(list) => list.iter().filter_map(|t| t.as_str()).collect(),
+        None => types.and_then(|t| t.as_str()).into_iter().collect(),
+    };
+    if types.iter().all(|t| matches!(*t, "boolean" | "null")) && types.contains(&"boolean") {
         return Yaml::Scalar(rng.pick(&["true", "false"]).to_string());
     }
     Yaml::Scalar(rng.pick(leaf_pool(parent, key)).to_string())

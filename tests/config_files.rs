@@ -342,13 +342,15 @@ fn validate_print_demo_round_trips_as_yaml() {
     );
     let doc: serde_json::Value = serde_saphyr::from_str(&stdout)
         .unwrap_or_else(|e| panic!("--print output is not YAML: {e}\n{stdout}"));
+    // Services are a mapping by name, as in the input, in file order.
     let services = doc["services"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no services list in:\n{stdout}"));
-    let names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+        .as_object()
+        .unwrap_or_else(|| panic!("no services mapping in:\n{stdout}"));
+    let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
+    names.sort_by_key(|n| stdout.find(&format!("\n  {n}:\n")));
     assert_eq!(names, DEMO_SERVICES);
     assert_eq!(doc["supervisor"]["state_dir"], "/run/bulkhead-demo");
-    let leaker = &services[1];
+    let leaker = &services["leaker"];
     assert_eq!(leaker["resources"]["memory"]["max"], "48M");
     assert_eq!(leaker["resources"]["memory"]["swap_max"], "0");
 }

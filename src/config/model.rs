@@ -399,3 +399,231 @@ pub struct Logs {
     pub max_size: Size,
     pub keep: u32,
 }
+
+// ---------------------------------------------------------------- printing
+
+/// Rules that are events, not levels: they act when the event happens, and
+/// the file takes no `for` (nor threshold) for them.
+const EVENT_RULES: &[&str] = &["oom", "pids_max"];
+
+/// A document in input syntax with its keys in the order of the file's
+/// shape, ready for YAML or JSON output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc {
+    Map(Vec<(String, Doc)>),
+    List(Vec<Doc>),
+    Scalar(serde_json::Value),
+}
+
+impl Serialize for Doc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Doc::Map(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Doc::List(items) => {
+                let mut l = s.serialize_seq(Some(items.len()))?;
+                for it in items {
+                    l.serialize_element(it)?;
+                }
+                l.end()
+            }
+            Doc::Scalar(v) => v.serialize(s),
+        }
+    }
+}
+
+impl Config {
+    /// The effective config as a config file (`bulkhead validate --print`):
+    /// every value after defaults are applied and `defaults` -> group
+    /// `defaults` -> service are merged, written in the syntax of the input,
+    /// so that it validates to the same effective config. The `defaults`
+    /// sections are gone (merged into each service); the resolved program,
+    /// the source file and values a level cannot set are left out.
+    pub fn input_form(&self) -> Doc {
+        use super::shape::Shaped as _;
+        let Shape::Section { fields, .. } = super::schema::RawConfig::shape() else {
+            return Doc::Map(Vec::new());
+        };
+        let field = |name: &str| fields.iter().find(|f| f.name == name).map(|f| &f.shape);
+        let mut top = Vec::new();
+        if let Some(shape) = field("supervisor") {
+            top.push((
+                "supervisor".to_string(),
+                ordered(&to_json(&self.supervisor), shape),
+            ));
+        }
+        let group_shape = super::schema::RawGroup::shape();
+        let groups: Vec<(String, Doc)> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut v = serde_json::json!({"resources": to_json(&g.resources)});
+                resources_input(&mut v["resources"]);
+                (g.name.clone(), ordered(&v, &group_shape))
+            })
+            .collect();
+        if !groups.is_empty() {
+            top.push(("groups".to_string(), Doc::Map(groups)));
+        }
+        let service_shape = super::schema::RawService::shape();
+        let services = self
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), ordered(&service_input(s), &service_shape)))
+            .collect();
+        top.push(("services".to_string(), Doc::Map(services)));
+        Doc::Map(top)
+    }
+}
+
+use super::shape::Shape;
+use serde_json::Value as Json;
+
+fn to_json<T: Serialize>(v: &T) -> Json {
+    // Every value in the config is plain data (strings, numbers, paths
+    // that came from UTF-8 text): serializing it cannot fail.
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// One service as its own section in the file.
+fn service_input(s: &Service) -> Json {
+    let mut v = to_json(s);
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    obj.remove("name");
+    obj.remove("program");
+    // A template has no fixed count, and the file may not give one.
+    if s.isolation.is_some() {
+        obj.remove("instances");
+    }
+    if let Some(r) = obj.get_mut("resources") {
+        resources_input(r);
+    }
+    if let Some(p) = obj.get_mut("protect")
+        && p.get("address_families").is_some_and(Json::is_null)
+    {
+        p["address_families"] = serde_json::json!(["any"]);
+    }
+    if let Some(sec) = obj.get_mut("security") {
+        sec["seccomp"] = match &s.security.seccomp {
+            Seccomp::Unconfined => "unconfined".into(),
+            Seccomp::Builtin(name) => name.as_str().into(),
+            Seccomp::File(path) => to_json(path),
+        };
+    }
+    if let (Some(h), Some(health)) = (obj.get_mut("health"), &s.health) {
+        let (key, probe) = match &health.probe {
+            Probe::Http { host, port, path } => (
+                "http",
+                serde_json::json!({"host": host, "port": port, "path": path}),
+            ),
+            Probe::Tcp { host, port } => ("tcp", serde_json::json!({"host": host, "port": port})),
+            Probe::Exec { command } => ("exec", to_json(command)),
+        };
+        if let Some(h) = h.as_object_mut() {
+            h.remove("probe");
+            h.insert(key.to_string(), probe);
+        }
+    }
+    if let Some(w) = obj.get_mut("watch").and_then(Json::as_object_mut) {
+        for rule in EVENT_RULES {
+            if let Some(r) = w.get_mut(*rule).and_then(Json::as_object_mut) {
+                r.remove("for");
+            }
+        }
+    }
+    v
+}
+
+/// `pids_max` -> `pids: {max: N}`.
+fn resources_input(r: &mut Json) {
+    if let Some(obj) = r.as_object_mut()
+        && let Some(max) = obj.remove("pids_max")
+    {
+        obj.insert("pids".to_string(), serde_json::json!({ "max": max }));
+    }
+}
+
+/// `v` with the keys of each section in the order `shape` declares them,
+/// and nothing the shape does not know; unset (null) values left out.
+fn ordered(v: &Json, shape: &Shape) -> Doc {
+    match (shape, v) {
+        (Shape::Section { fields, .. }, Json::Object(obj)) => Doc::Map(
+            fields
+                .iter()
+                .filter_map(|f| {
+                    let x = obj.get(f.name).filter(|x| !x.is_null())?;
+                    Some((f.name.to_string(), ordered(x, &f.shape)))
+                })
+                .collect(),
+        ),
+        (Shape::Map { value }, Json::Object(obj)) => Doc::Map(
+            obj.iter()
+                .map(|(k, x)| (k.clone(), ordered(x, value)))
+                .collect(),
+        ),
+        (Shape::List { item }, Json::Array(items)) => {
+            Doc::List(items.iter().map(|x| ordered(x, item)).collect())
+        }
+        (_, other) => Doc::Scalar(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::host::fake::FakeHost;
+
+    fn load(text: &str) -> Config {
+        crate::config::parse_str(
+            text,
+            std::path::Path::new("/etc/b.yaml"),
+            &FakeHost::typical(),
+        )
+        .unwrap_or_else(|d| panic!("{}", d.render(Some(text))))
+    }
+
+    #[test]
+    fn input_form_is_written_as_the_file_is() {
+        let cfg = load(
+            "defaults: {resources: {pids: {max: 64}}}\n\
+             services:\n  b: {command: [/bin/sh], isolation: session, security: {seccomp: strict}}\n\
+             \x20 a: {command: [/bin/sh], health: {exec: [/bin/sh, -c, 'true']}, protect: {address_families: [any]}}\n",
+        );
+        let v = serde_json::to_value(cfg.input_form()).unwrap();
+        let b = &v["services"]["b"];
+        assert_eq!(b["resources"]["pids"]["max"], 64);
+        assert!(b["resources"].get("pids_max").is_none());
+        assert!(b.get("instances").is_none(), "a template has no instances");
+        assert_eq!(b["security"]["seccomp"], "strict");
+        let a = &v["services"]["a"];
+        assert_eq!(
+            a["health"]["exec"],
+            serde_json::json!(["/bin/sh", "-c", "true"])
+        );
+        assert!(
+            a["watch"]["oom"].get("for").is_none(),
+            "an event has no `for`"
+        );
+        assert_eq!(a["protect"]["address_families"], serde_json::json!(["any"]));
+        for gone in ["name", "program", "source"] {
+            assert!(a.get(gone).is_none() && v.get(gone).is_none(), "{gone}");
+        }
+        // Services keep file order.
+        let Doc::Map(top) = cfg.input_form() else {
+            panic!()
+        };
+        let Some((_, Doc::Map(services))) = top.iter().find(|(k, _)| k == "services") else {
+            panic!()
+        };
+        let names: Vec<&str> = services.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+    }
+}

@@ -599,7 +599,8 @@ impl Leaf for Listen {
         })
     }
     fn json_schema() -> serde_json::Value {
-        serde_json::json!({"type": "string", "description": "IP:PORT or off"})
+        // `false` is read as the word off.
+        serde_json::json!({"anyOf": [{"type": "string"}, {"const": false}], "description": "IP:PORT or off"})
     }
 }
 leaf_deserialize!(Listen);
@@ -627,7 +628,10 @@ impl Leaf for ProbePort {
         }
     }
     fn json_schema() -> serde_json::Value {
-        serde_json::json!({"type": ["integer", "string"], "description": "1..65535 or auto"})
+        serde_json::json!({"anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": 65535},
+            {"const": "auto"},
+        ], "description": "1..65535 or auto"})
     }
 }
 leaf_deserialize!(ProbePort);
@@ -651,7 +655,10 @@ impl Leaf for MaxOr {
         })
     }
     fn json_schema() -> serde_json::Value {
-        serde_json::json!({"type": ["integer", "string"], "description": "a whole number or max"})
+        serde_json::json!({"anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+            {"const": "max"},
+        ], "description": "a whole number or max"})
     }
 }
 leaf_deserialize!(MaxOr);

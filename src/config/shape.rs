@@ -198,7 +198,7 @@ macro_rules! word_enum {
             }
 
             fn json_schema() -> serde_json::Value {
-                serde_json::json!({ "type": "string", "enum": Self::ALL })
+                $crate::config::shape::words_schema(Self::ALL)
             }
         }
 
@@ -206,6 +206,27 @@ macro_rules! word_enum {
     };
 }
 pub(crate) use word_enum;
+
+/// The schema of a [`word_enum!`] leaf. The value is trimmed before it is
+/// compared, so `" strict "` is `strict`: the words themselves (for editor
+/// completion), or one of them with spaces around it.
+pub fn words_schema(words: &[&str]) -> Json {
+    let alternatives: Vec<String> = words.iter().map(|w| regex_literal(w)).collect();
+    json!({"anyOf": [
+        {"enum": words},
+        {"type": "string", "pattern": format!("^\\s*({})\\s*$", alternatives.join("|"))},
+    ]})
+}
+
+/// `w` as a regular expression matching exactly it.
+fn regex_literal(w: &str) -> String {
+    w.chars()
+        .flat_map(|c| {
+            let special = "\\^$.|?*+()[]{}".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
 
 /// `Deserialize` for a [`Leaf`]: read the node, then apply the leaf's own rules.
 macro_rules! leaf_deserialize {
@@ -302,28 +323,43 @@ macro_rules! unit_leaf {
     };
 }
 
+// The schemas below describe what `from_value` accepts, kind by kind: a unit
+// read through `scalar_text` takes any scalar whose text parses (`cpuset: 3`
+// is "3"), so a number is allowed wherever its text can be valid.
 unit_leaf!(
     Size,
-    json!({"type": ["integer", "string"], "description": SIZE_HINT})
+    json!({"type": ["number", "string"], "minimum": 0, "description": SIZE_HINT})
 );
-unit_leaf!(Dur, json!({"type": "string", "description": DURATION_HINT}));
+// A bare number has no unit and is refused, except 0 (`grace: 0`).
+unit_leaf!(
+    Dur,
+    json!({"anyOf": [{"type": "string"}, {"const": 0}], "description": DURATION_HINT})
+);
 unit_leaf!(
     Cpu,
-    json!({"type": ["number", "string"], "description": CPU_HINT})
+    json!({"type": ["number", "string"], "minimum": 0, "description": CPU_HINT})
 );
 unit_leaf!(
     CpuList,
-    json!({"type": ["string", "integer"], "description": CPUSET_HINT})
+    json!({"type": ["integer", "string"], "minimum": 0, "maximum": super::units::MAX_CPU, "description": CPUSET_HINT})
 );
+// The % sign is required, so only text can be a percentage.
 unit_leaf!(
     Percent,
-    json!({"type": ["string", "number"], "description": PERCENT_HINT})
+    json!({"type": "string", "description": PERCENT_HINT})
 );
 unit_leaf!(Sig, json!({"type": "string", "description": SIGNAL_HINT}));
-unit_leaf!(
-    Rlimit,
-    json!({"type": ["integer", "string", "object"], "description": RLIMIT_HINT})
-);
+unit_leaf!(Rlimit, {
+    let limit = json!({"type": ["number", "string"], "minimum": 0});
+    json!({
+        "type": ["number", "string", "object"],
+        "minimum": 0,
+        "properties": {"soft": limit, "hard": limit},
+        "additionalProperties": false,
+        "minProperties": 1,
+        "description": RLIMIT_HINT
+    })
+});
 unit_leaf!(
     PortRange,
     json!({"type": "string", "description": PORTS_HINT})
@@ -354,8 +390,9 @@ impl Leaf for String {
             )
         })
     }
+    /// Any scalar is text: `env: {PORT: 8080}`, `user: 65534`.
     fn json_schema() -> Json {
-        json!({"type": "string"})
+        json!({"type": ["string", "number", "boolean"]})
     }
 }
 
@@ -381,7 +418,8 @@ impl Leaf for AbsPath {
         Ok(AbsPath(PathBuf::from(s)))
     }
     fn json_schema() -> Json {
-        json!({"type": "string", "pattern": "^/"})
+        // The text is trimmed before the check.
+        json!({"type": "string", "pattern": "^\\s*/"})
     }
 }
 leaf_deserialize!(AbsPath);
@@ -673,33 +711,103 @@ pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 // ---------------------------------------------------------------- JSON Schema
 
 /// The JSON Schema (draft 2020-12) of a shape, for editors.
+///
+/// It follows the walk: a key left empty (`memory: {max: }`) is "not set",
+/// so every field of a section also takes null; a list item or a named entry
+/// (`command: [~]`, `env: {A: }`) does not. Each leaf's schema says which
+/// kinds of scalar its parser takes.
 pub fn json_schema(shape: &Shape) -> Json {
     match shape {
         Shape::Section { doc, fields } => {
             let props: serde_json::Map<String, Json> = fields
                 .iter()
                 .map(|f| {
-                    let mut s = json_schema(&f.shape);
-                    if let Some(obj) = s.as_object_mut() {
-                        let doc = f.doc.trim();
-                        if !doc.is_empty() {
-                            obj.insert("description".into(), Json::String(doc.to_string()));
-                        }
+                    let mut s = nullable(json_schema(&f.shape));
+                    let doc = f.doc.trim();
+                    if !doc.is_empty() {
+                        s["description"] = Json::String(doc.to_string());
                     }
                     (f.name.to_string(), s)
                 })
                 .collect();
-            let mut s = json!({"type": ["object", "null"], "properties": props, "additionalProperties": false});
+            let mut s =
+                json!({"type": "object", "properties": props, "additionalProperties": false});
             if !doc.trim().is_empty() {
                 s["description"] = Json::String(doc.trim().to_string());
             }
             s
         }
         Shape::Map { value } => {
-            json!({"type": ["object", "null"], "additionalProperties": json_schema(value)})
+            json!({"type": "object", "additionalProperties": json_schema(value)})
         }
-        Shape::List { item } => json!({"type": ["array", "null"], "items": json_schema(item)}),
+        Shape::List { item } => json!({"type": "array", "items": json_schema(item)}),
         Shape::Leaf(spec) => (spec.schema)(),
+    }
+}
+
+/// `schema`, also allowing null: added to its `type`, or as one more `anyOf`
+/// alternative.
+fn nullable(mut schema: Json) -> Json {
+    let null = Json::String("null".into());
+    if let Some(any) = schema.get_mut("anyOf").and_then(Json::as_array_mut) {
+        any.push(json!({"type": "null"}));
+        return schema;
+    }
+    if let Some(words) = schema.get_mut("enum").and_then(Json::as_array_mut) {
+        words.push(Json::Null);
+    }
+    match schema.get_mut("type") {
+        Some(Json::Array(types)) => types.push(null),
+        Some(one @ Json::String(_)) => *one = Json::Array(vec![one.take(), null]),
+        _ => return json!({"anyOf": [schema, {"type": "null"}]}),
+    }
+    schema
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn fields_take_null_but_entries_do_not() {
+        let shape = Shape::Section {
+            doc: "",
+            fields: vec![FieldShape {
+                name: "env",
+                doc: "",
+                shape: Shape::Map {
+                    value: Box::new(String::shape()),
+                },
+            }],
+        };
+        let s = json_schema(&shape);
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["properties"]["env"]["type"], json!(["object", "null"]));
+        assert_eq!(
+            s["properties"]["env"]["additionalProperties"]["type"],
+            json!(["string", "number", "boolean"])
+        );
+    }
+
+    #[test]
+    fn nullable_extends_type_enum_or_any_of() {
+        assert_eq!(
+            nullable(json!({"type": "string"})),
+            json!({"type": ["string", "null"]})
+        );
+        assert_eq!(
+            nullable(json!({"enum": ["a"]})),
+            json!({"anyOf": [{"enum": ["a", null]}, {"type": "null"}]})
+        );
+        let words = nullable(words_schema(&["on-failure", "never"]));
+        assert_eq!(words["anyOf"][2], json!({"type": "null"}));
+        assert_eq!(words["anyOf"][1]["pattern"], "^\\s*(on-failure|never)\\s*$");
+    }
+
+    #[test]
+    fn regex_literals_escape_metacharacters() {
+        assert_eq!(regex_literal("a.b|c"), "a\\.b\\|c");
+        assert_eq!(regex_literal("read-only"), "read-only");
     }
 }
 
