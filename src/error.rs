@@ -297,8 +297,7 @@ impl Diagnostic {
         if let (Some(sn), Some(p)) = (self.snippet.as_ref().or(snippet), self.pos) {
             let num = p.line.to_string();
             let pad = " ".repeat(num.len());
-            let caret = " ".repeat(sn.pad);
-            writeln!(w, "{pad} |\n{num} | {}\n{pad} | {caret}^", sn.text)?;
+            writeln!(w, "{pad} |\n{num} | {}\n{pad} | {}^", sn.text, sn.pad)?;
         }
         if !self.context.is_empty() {
             write!(w, "   = context:")?;
@@ -421,11 +420,13 @@ const SNIPPET_BEFORE: usize = 40;
 /// [`SNIPPET_COLUMNS`] terminal columns around the error's column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snippet {
-    /// The text to print: tabs as four spaces, control characters as
-    /// U+FFFD, and `…` where the line was cut.
+    /// The text to print: control characters (but tabs) as U+FFFD, and
+    /// `…` where the line was cut.
     pub text: String,
-    /// Terminal columns before the caret (wide characters count two).
-    pub pad: usize,
+    /// What goes before the caret: a space per column of the text before
+    /// it (two for a wide character) and a tab for a tab, so the caret
+    /// lands under the character whatever the terminal's tab stops.
+    pub pad: String,
 }
 
 impl Snippet {
@@ -461,11 +462,11 @@ impl Snippet {
         };
         let mut text = String::new();
         let mut used = 0;
-        let mut pad = 0;
+        let mut pad = String::new();
         if start > 0 {
             text.push('…');
             used = 1;
-            pad = 1;
+            pad.push(' ');
         }
         let limit = if whole {
             usize::MAX
@@ -479,14 +480,18 @@ impl Snippet {
                 cut = true;
                 break;
             }
-            match c {
-                '\t' => text.push_str("    "),
-                c if c.is_control() => text.push('\u{FFFD}'),
-                c => text.push(c),
-            }
+            let c = if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            };
+            text.push(c);
             used += w;
             if i < caret {
-                pad += w;
+                match c {
+                    '\t' => pad.push('\t'),
+                    _ => pad.extend(std::iter::repeat_n(' ', w)),
+                }
             }
         }
         if cut {
@@ -496,10 +501,11 @@ impl Snippet {
     }
 }
 
-/// The terminal columns `c` takes as [`Snippet`] prints it.
+/// The terminal columns `c` takes as [`Snippet`] prints it (a tab: at
+/// most eight).
 fn shown_width(c: char) -> usize {
     match c {
-        '\t' => 4,
+        '\t' => 8,
         c if c.is_control() => 1,
         c => unicode_width::UnicodeWidthChar::width(c).unwrap_or(0),
     }
@@ -797,5 +803,205 @@ mod tests {
         let c = Diagnostic::new(Code::ConfigRead, "c");
         let ds = Diagnostics(vec![c.clone(), a.clone(), b.clone(), a.clone()]).finish();
         assert_eq!(ds.0, vec![b, a, c]);
+    }
+
+    /// The character the caret of `sn` points at: the text is walked while
+    /// the pad is consumed, a tab for a tab and a space per column else.
+    fn under_caret(sn: &Snippet) -> Option<char> {
+        let mut pad = sn.pad.chars().peekable();
+        for c in sn.text.chars() {
+            if pad.peek().is_none() {
+                return Some(c);
+            }
+            if c == '\t' {
+                assert_eq!(pad.next(), Some('\t'), "{sn:?}");
+            } else {
+                for _ in 0..shown_width(c) {
+                    assert_eq!(pad.next(), Some(' '), "{sn:?}");
+                }
+            }
+        }
+        None
+    }
+
+    fn width(s: &str) -> usize {
+        s.chars().map(shown_width).sum()
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let sn = Snippet::window("  memroy: 1", 3);
+        assert_eq!(sn.text, "  memroy: 1");
+        assert_eq!(sn.pad, "  ");
+        assert_eq!(under_caret(&sn), Some('m'));
+        // A column past the end points just after the line.
+        let sn = Snippet::window("ab", 9);
+        assert_eq!((sn.text.as_str(), sn.pad.as_str()), ("ab", "  "));
+        assert_eq!(Snippet::window("", 1).text, "");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let line: String = (0..5000).map(|i| format!("g{i},")).collect();
+        let col = line.find("g2500,").unwrap() + 1;
+        let sn = Snippet::window(&line, u32::try_from(col).unwrap());
+        assert!(sn.text.starts_with('…') && sn.text.ends_with('…'), "{sn:?}");
+        assert!(width(&sn.text) <= SNIPPET_COLUMNS, "{sn:?}");
+        assert!(sn.text.contains("g2500,"));
+        assert_eq!(under_caret(&sn), Some('g'));
+        let after = &sn.text[sn.text.find("g2500").unwrap()..];
+        assert!(after.starts_with("g2500,"));
+        // Near the start: no cut before.
+        let sn = Snippet::window(&line, 3);
+        assert!(sn.text.starts_with("g0,") && sn.text.ends_with('…'));
+        assert_eq!(sn.pad, "  ");
+        // Near the end: no cut after, and the window is filled before.
+        let sn = Snippet::window(&line, u32::try_from(line.len()).unwrap());
+        assert!(sn.text.starts_with('…') && sn.text.ends_with("g4999,"));
+        assert!(width(&sn.text) > SNIPPET_COLUMNS - 5, "{sn:?}");
+        assert_eq!(under_caret(&sn), Some(','));
+    }
+
+    #[test]
+    fn the_window_is_char_safe_with_tabs_wide_and_control_characters() {
+        // Two-byte, three-byte wide and four-byte characters, cut anywhere.
+        for unit in ["é", "日本", "🦀x", "\tz", "a\u{1b}"] {
+            let line = unit.repeat(400);
+            let n = u32::try_from(line.chars().count()).unwrap();
+            for col in [1, 2, 3, 57, 58, n / 2, n - 1, n, n + 1] {
+                let sn = Snippet::window(&line, col);
+                assert!(width(&sn.text) <= SNIPPET_COLUMNS, "{unit:?} {col}: {sn:?}");
+                assert!(
+                    !sn.text.contains('\u{1b}'),
+                    "control characters are replaced"
+                );
+                let i = usize::try_from(col - 1).unwrap();
+                let want = line
+                    .chars()
+                    .nth(i)
+                    .map(|c| if c == '\u{1b}' { '\u{FFFD}' } else { c });
+                assert_eq!(under_caret(&sn), want, "{unit:?} col {col}: {sn:?}");
+            }
+        }
+        let sn = Snippet::window("\t日本: x", 4);
+        assert_eq!(sn.pad, "\t    ");
+        assert_eq!(under_caret(&sn), Some(':'));
+    }
+
+    #[test]
+    fn lines_by_number_as_str_lines_gives_them() {
+        let text = "a\r\nbb\n\nlast";
+        let l = Lines::new(text);
+        let want: Vec<&str> = text.lines().collect();
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(l.get(u32::try_from(i + 1).unwrap()), Some(*w));
+        }
+        assert_eq!(l.get(0), None);
+        assert_eq!(l.get(5), None);
+        assert_eq!(Lines::new("x\n").get(2), None);
+    }
+
+    #[test]
+    fn clip_cuts_on_a_char_boundary() {
+        assert_eq!(clip("abc", 3), "abc");
+        let c = clip("ééé", 3);
+        assert_eq!(c, "é… (6 bytes in all)");
+    }
+
+    #[test]
+    fn kind_drops_quoted_values_and_numbers() {
+        let d = |m: &str| Diagnostic::new(Code::ConfigInvalidValue, m).kind();
+        assert_eq!(
+            d("services.web.supplementary_groups: no group named `g12` on this host"),
+            d("services.web.supplementary_groups: no group named `other` on this host"),
+        );
+        assert_eq!(
+            d("services.s1.depends_on: x"),
+            d("services.s2000.depends_on: x")
+        );
+        assert_eq!(d("a \"1\": b"), d("a \"zz\": b"));
+        assert_ne!(d("services.web.x: `a`"), d("services.api.x: `a`"));
+        let k = Diagnostic::new(Code::ConfigType, "m").kind();
+        assert_ne!(k, d("m"), "the code is part of the kind");
+    }
+
+    fn many(kinds: &[(&str, usize)]) -> Diagnostics {
+        let mut ds = Diagnostics::default();
+        for (m, n) in kinds {
+            for i in 0..*n {
+                ds.push(Diagnostic::new(
+                    Code::ConfigInvalidValue,
+                    format!("{m} `{i}`"),
+                ));
+            }
+        }
+        ds
+    }
+
+    #[test]
+    fn the_plan_folds_a_kind_and_caps_the_total() {
+        use crate::config::limits::{ERRORS, ERRORS_PER_KIND};
+        let per = ERRORS_PER_KIND.max_usize();
+        let cap = ERRORS.max_usize();
+        let p = many(&[("same", 20_000)]).plan();
+        assert_eq!(p.total, 20_000);
+        assert_eq!(p.shown.len(), per);
+        assert_eq!(p.shown[per - 1].more_of_kind, 20_000 - per);
+        assert!(p.shown[..per - 1].iter().all(|s| s.more_of_kind == 0));
+        assert_eq!(p.more, 0);
+        // Exactly the kind's allowance: nothing to fold.
+        let p = many(&[("a", per)]).plan();
+        assert!(p.shown.iter().all(|s| s.more_of_kind == 0) && p.more == 0);
+        // Many kinds: the cap, and the rest counted once.
+        let names: Vec<String> = (0..cap + 50)
+            .map(|i| format!("k{}", "x".repeat(i)))
+            .collect();
+        let kinds: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        let p = many(&kinds).plan();
+        assert_eq!(p.shown.len(), cap);
+        assert_eq!(p.more, 50);
+        // A folded kind, then so many others that the cap is reached: every
+        // error is counted once, in a fold line, in `more` or shown.
+        let mut kinds = vec![("first", 100)];
+        kinds.extend(names.iter().map(|n| (n.as_str(), 3)));
+        let ds = many(&kinds);
+        let p = ds.plan();
+        let folded: usize = p.shown.iter().map(|s| s.more_of_kind).sum();
+        assert_eq!(folded, 100 - per);
+        assert_eq!(p.shown.len() + folded + p.more, ds.len());
+    }
+
+    #[test]
+    fn the_report_is_bounded_and_says_what_it_left_out() {
+        let mut ds = many(&[("same", 20_000)]);
+        let long = "x".repeat(40_000);
+        for d in &mut ds.0 {
+            d.file = Some(PathBuf::from("f.yaml"));
+            d.pos = Some(Pos {
+                line: 1,
+                column: 20_000,
+            });
+        }
+        ds.attach_snippets(Path::new("f.yaml"), &long);
+        assert!(ds.0[0].snippet.is_some() && ds.0[19_999].snippet.is_none());
+        let text = ds.render(None);
+        assert!(text.len() < 20_000, "{} bytes", text.len());
+        assert!(text.contains("... and 19980 more of the same kind (CONFIG_INVALID_VALUE)\n"));
+        assert!(text.ends_with("\n20000 errors\n"));
+        let json = ds.to_json();
+        assert_eq!(json["error_count"], 20_000);
+        assert_eq!(json["errors_omitted"], 19_980);
+        assert_eq!(json["errors"][19]["more_of_same_kind"], 19_980);
+        assert_eq!(json["errors"].as_array().map(Vec::len), Some(20));
+
+        let names: Vec<String> = (0..300).map(|i| format!("k{}", "x".repeat(i))).collect();
+        let kinds: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        let text = many(&kinds).render(None);
+        assert!(text.contains("\n... and 100 more errors (at most 200 are shown)\n"));
+        // A huge message is cut.
+        let d = Diagnostic::new(Code::ConfigType, "m".repeat(100_000)).cause("c".repeat(100_000));
+        assert!(d.render(None).len() < 3 * FIELD_BYTES);
+        let json = Diagnostics::from(d).to_json().to_string();
+        assert!(json.len() < 3 * FIELD_BYTES);
     }
 }

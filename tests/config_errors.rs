@@ -249,7 +249,7 @@ fn oversized_file_is_refused_before_parsing() {
     assert!(
         d.context
             .iter()
-            .any(|(k, v)| k == "limit" && *v == limit.to_string()),
+            .any(|(k, v)| k == "max" && *v == limit.to_string()),
         "{d:?}"
     );
 

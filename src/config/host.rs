@@ -5,6 +5,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::limits::{INCLUDED_FILE_BYTES, Limit};
+use crate::error::{Code, Diagnostic};
 
 /// The kind of thing at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,27 @@ impl ReadError {
             e @ ReadError::TooLarge { .. } => Error::new(ErrorKind::InvalidData, e.to_string()),
             ReadError::NotUtf8(e) => Error::new(ErrorKind::InvalidData, e),
         }
+    }
+}
+
+impl ReadError {
+    /// For [`ReadError::TooLarge`]: a `CONFIG_TOO_LARGE` built by the
+    /// limit ([`Limit::exceeded`]) about `subject`, with the size seen, or
+    /// "more than N" (message and `seen`) when the read stopped before the
+    /// end. The caller adds the file and a suggestion.
+    pub fn too_large(&self, subject: impl std::fmt::Display) -> Option<Diagnostic> {
+        let ReadError::TooLarge { limit, seen, exact } = *self else {
+            return None;
+        };
+        let mut d = limit.exceeded(&subject, seen);
+        d.code = Code::ConfigTooLarge;
+        if !exact {
+            d.message = format!("{subject}: {self}");
+            if let Some(v) = d.context.iter_mut().find(|(k, _)| k == "seen") {
+                v.1 = format!("more than {}", limit.max);
+            }
+        }
+        Some(d)
     }
 }
 
@@ -288,9 +310,94 @@ pub mod fake {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::fake::FakeHost;
     use super::*;
+
+    const SMALL: Limit = crate::config::limits::INCLUDED_FILE_BYTES;
+
+    #[test]
+    fn reads_a_regular_file_up_to_the_limit_exactly() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let at_limit = vec![b'a'; SMALL.max_usize()];
+        std::fs::write(&p, &at_limit).unwrap();
+        assert_eq!(read_bounded(&p, &SMALL).unwrap().len(), SMALL.max_usize());
+        std::fs::write(&p, [at_limit.as_slice(), b"b"].concat()).unwrap();
+        match read_bounded(&p, &SMALL) {
+            Err(ReadError::TooLarge { seen, exact, .. }) => {
+                assert_eq!((seen, exact), (SMALL.max + 1, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&p, b"\xff").unwrap();
+        assert!(matches!(read_text(&p, &SMALL), Err(ReadError::NotUtf8(_))));
+    }
+
+    #[test]
+    fn a_sparse_file_past_the_limit_is_refused_by_its_size() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sparse");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(256 << 20)
+            .unwrap();
+        let e = read_bounded(&p, &SMALL).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { seen, exact: true, .. } if seen == 256 << 20));
+        let diag = e.too_large("f").unwrap();
+        assert_eq!(diag.code, Code::ConfigTooLarge);
+        assert!(
+            diag.context
+                .contains(&("seen".into(), (256u64 << 20).to_string()))
+        );
+    }
+
+    #[test]
+    fn a_proc_file_that_says_size_zero_is_read_only_to_the_limit() {
+        // stat says 0; the file has an entry per page of the address space.
+        let e = read_bounded(Path::new("/proc/self/pagemap"), &SMALL).unwrap_err();
+        assert!(
+            matches!(e, ReadError::TooLarge { exact: false, .. }),
+            "{e:?}"
+        );
+        let diag = e.too_large("pagemap").unwrap();
+        assert!(diag.message.contains("more than 1048576"), "{diag:?}");
+        assert!(
+            diag.context
+                .contains(&("seen".into(), "more than 1048576".into()))
+        );
+    }
+
+    #[test]
+    fn devices_fifos_and_directories_are_refused_unopened() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Opening a FIFO for reading would block until a writer comes.
+        for (p, kind) in [
+            (fifo.as_path(), "a FIFO (named pipe)"),
+            (Path::new("/dev/zero"), "a character device"),
+            (d.path(), "a directory"),
+        ] {
+            match read_bounded(p, &SMALL) {
+                Err(ReadError::NotAFile(k)) => assert_eq!(k, kind),
+                other => panic!("{}: {other:?}", p.display()),
+            }
+        }
+        let e = read_bounded(&d.path().join("absent"), &SMALL).unwrap_err();
+        assert_eq!(e.into_io().kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn the_real_host_reads_profiles_bounded() {
+        let e = RealHost.read_to_string(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        let e = RealHost
+            .read_to_string(Path::new("/proc/self/pagemap"))
+            .unwrap_err();
+        assert!(e.to_string().contains("included_file_bytes"), "{e}");
+    }
 
     #[test]
     fn resolves_like_execvp() {

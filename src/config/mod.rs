@@ -91,27 +91,12 @@ pub fn read(path: &Path) -> Result<String, Diagnostic> {
         .in_file(path)
         .cause(format!("not UTF-8 text: {e}"))
         .suggest("save the file as UTF-8; check that this is the right file")),
-        Err(e @ ReadError::TooLarge { .. }) => Err(too_large(path, &e)),
+        Err(e @ ReadError::TooLarge { .. }) => Err(e
+            .too_large(path.display())
+            .unwrap_or_else(|| Diagnostic::new(Code::ConfigTooLarge, e.to_string()))
+            .in_file(path)
+            .suggest("a bulkhead config is normally a few KiB; check that this is the right file")),
     }
-}
-
-/// `CONFIG_TOO_LARGE` for a file past [`limits::FILE_BYTES`]: the limit's
-/// own error ([`limits::Limit::exceeded`]) with the size seen, or "more than
-/// N bytes" when the read stopped before the end.
-fn too_large(path: &Path, e: &host::ReadError) -> Diagnostic {
-    let host::ReadError::TooLarge { limit, seen, exact } = *e else {
-        return Diagnostic::new(Code::ConfigRead, e.to_string()).in_file(path);
-    };
-    let mut d = limit.exceeded(path.display(), seen);
-    d.code = Code::ConfigTooLarge;
-    if !exact {
-        d.message = format!("{}: {e}", path.display());
-        if let Some(v) = d.context.iter_mut().find(|(k, _)| k == "seen") {
-            v.1 = format!("more than {}", limit.max);
-        }
-    }
-    d.in_file(path)
-        .suggest("a bulkhead config is normally a few KiB; check that this is the right file")
 }
 
 /// Parse limits for config files: far above any real config, far below what
