@@ -26,7 +26,7 @@ enum Command {
     /// in its compartment, and keep them running until SIGTERM.
     Run {
         /// The config file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        #[arg(short, long, default_value = config::DEFAULT_PATH, value_parser = config_path())]
         config: PathBuf,
         /// The daemon's own log: text (to the journal when systemd runs
         /// it) or json (one object per line on stderr).
@@ -36,7 +36,7 @@ enum Command {
     /// Check a config file and report every problem in it.
     Validate {
         /// The config file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        #[arg(short, long, default_value = config::DEFAULT_PATH, value_parser = config_path())]
         config: PathBuf,
         /// Print the effective config as a config file: every value with
         /// its default applied, `defaults` and group `defaults` merged into
@@ -64,7 +64,7 @@ enum Command {
     /// Check that this host can run bulkhead: cgroup v2, controllers, PSI, clone3, seccomp, capabilities.
     Check {
         /// Use `supervisor.cgroup_root` from this config file, when it exists.
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = config_path())]
         config: Option<PathBuf>,
         /// Findings as JSON.
         #[arg(long)]
@@ -257,9 +257,16 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The config file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        #[arg(short, long, default_value = config::DEFAULT_PATH, value_parser = config_path())]
         config: PathBuf,
     },
+}
+
+/// `-c FILE`: any path, the empty one too, so that `config::read` refuses
+/// it with a coded error rather than clap with a bare one.
+fn config_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
 /// A humantime duration, at most [`config::units::MAX_DURATION`].
@@ -309,31 +316,31 @@ impl SocketArg {
 #[derive(clap::Args)]
 struct ExecFlags {
     /// Run this service from a config file instead of flags (with --service).
-    #[arg(short, long, requires = "service")]
+    #[arg(short, long, requires = "service", value_parser = config_path())]
     config: Option<PathBuf>,
     /// The service to run from --config.
     #[arg(long, requires = "config")]
     service: Option<String>,
     /// memory.max, e.g. 256M.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory: Option<String>,
     /// memory.high.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory_high: Option<String>,
     /// memory.swap.max (0 forbids swap).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     swap: Option<String>,
     /// cpu.max as cores (0.5) or percent ("50%").
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpus: Option<String>,
     /// cpu.weight, 1..10000.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_weight: Option<u64>,
     /// cpuset.cpus, e.g. 0-1.
     #[arg(long)]
     cpuset: Option<String>,
     /// pids.max.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pids: Option<u64>,
     /// io.max rbps: DEV=RATE, e.g. /dev/sda=10M (repeatable).
     #[arg(long, value_name = "DEV=RATE")]
@@ -420,7 +427,11 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "__init") {
         bulkhead::sandbox::init::main();
     }
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match cli.command {
         Command::Validate {
             config,
             print,
@@ -527,7 +538,7 @@ fn security(path: &std::path::Path, only: Option<&str>, json: bool) -> ExitCode 
     let cfg = match config::load(path) {
         Ok(cfg) => cfg,
         Err(diags) => {
-            report(&diags, path, json);
+            report(&diags, json);
             return ExitCode::FAILURE;
         }
     };
@@ -543,7 +554,7 @@ fn security(path: &std::path::Path, only: Option<&str>, json: bool) -> ExitCode 
                 )
                 .context("config", path.display())
                 .suggest(format!("name one of: {}", names.join(", ")));
-                report(&Diagnostics::from(d), path, json);
+                report(&Diagnostics::from(d), json);
                 return ExitCode::FAILURE;
             }
         },
@@ -881,7 +892,7 @@ fn seccomp_check(profile: &str, caps: &[String], bare: bool) -> ExitCode {
     use bulkhead::error::{Code, Diagnostic};
     use bulkhead::sandbox::seccomp;
     let fail = |d: Diagnostics, source: Option<&str>| {
-        eprint!("{}", d.render(source));
+        print_errors(&d, source);
         ExitCode::from(2)
     };
     let mut kept = Vec::new();
@@ -947,24 +958,27 @@ fn seccomp_check(profile: &str, caps: &[String], bare: bool) -> ExitCode {
 fn run_exec(f: ExecFlags) -> ExitCode {
     use bulkhead::exec;
     let loaded = match (&f.config, &f.service) {
-        (Some(path), Some(name)) => config::load(path)
-            .map_err(|d| (d, Some(path.clone())))
-            .and_then(|cfg| match cfg.service(name).cloned() {
+        (Some(path), Some(name)) => {
+            config::load(path).and_then(|cfg| match cfg.service(name).cloned() {
                 Some(svc) => Ok((cfg, svc)),
-                None => Err((
-                    bulkhead::error::Diagnostic::new(
-                        bulkhead::error::Code::ConfigUnknownReference,
-                        format!("no service named {name} in {}", path.display()),
-                    )
-                    .suggest("`bulkhead validate --print -c FILE` lists the services")
-                    .into(),
-                    None,
-                )),
-            }),
+                None => Err(bulkhead::error::Diagnostic::new(
+                    bulkhead::error::Code::ConfigUnknownReference,
+                    format!("no service named {name} in {}", path.display()),
+                )
+                .suggest("`bulkhead validate --print -c FILE` lists the services")
+                .into()),
+            })
+        }
         _ => {
             if f.command.is_empty() {
-                eprintln!(
-                    "error: no command given\n   = help: bulkhead exec [FLAGS] -- COMMAND [ARGS...]"
+                print_errors(
+                    &bulkhead::error::Diagnostic::new(
+                        bulkhead::error::Code::Usage,
+                        "bulkhead exec: no command given",
+                    )
+                    .suggest("bulkhead exec [FLAGS] -- COMMAND [ARGS...], or --config FILE --service NAME")
+                    .into(),
+                    None,
                 );
                 return ExitCode::from(2);
             }
@@ -992,21 +1006,21 @@ fn run_exec(f: ExecFlags) -> ExitCode {
                 cwd: f.cwd,
                 command: f.command,
             };
-            exec::service_from_flags(&args).map_err(|d| (d, None))
+            exec::service_from_flags(&args)
         }
     };
     let (cfg, svc) = match loaded {
         Ok(x) => x,
-        Err((diags, path)) => {
-            let source = path.and_then(|p| std::fs::read_to_string(p).ok());
-            eprint!("{}", diags.render(source.as_deref()));
+        Err(diags) => {
+            // A config's errors carry their source lines: no second read.
+            print_errors(&diags, None);
             return ExitCode::from(2);
         }
     };
     let program = match exec::seccomp_program(&cfg, &svc) {
         Ok(p) => p,
         Err(diags) => {
-            eprint!("{}", diags.render(None));
+            print_errors(&diags, None);
             return ExitCode::from(2);
         }
     };
@@ -1016,7 +1030,7 @@ fn run_exec(f: ExecFlags) -> ExitCode {
             ExitCode::from(outcome.exit_code())
         }
         Err(diags) => {
-            eprint!("{}", diags.render(None));
+            print_errors(&diags, None);
             ExitCode::from(125)
         }
     }
@@ -1060,19 +1074,75 @@ fn validate(path: &std::path::Path, print: bool, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(diags) => {
-            report(&diags, path, json);
+            report(&diags, json);
             ExitCode::FAILURE
         }
     }
 }
 
-fn report(diags: &Diagnostics, path: &std::path::Path, json: bool) {
+/// Prints a config's errors: on stderr as text, or on stdout as one JSON
+/// object. Both are bounded (folded and capped, see `Diagnostics::plan`),
+/// and the source lines come with the errors: the file is not read again.
+fn report(diags: &Diagnostics, json: bool) {
     if json {
-        emit(&serde_json::json!({"valid": false, "errors": diags}).to_string());
+        let mut v = diags.to_json();
+        v["valid"] = false.into();
+        emit(&v.to_string());
     } else {
-        let source = std::fs::read_to_string(path).ok();
-        eprint!("{}", diags.render(source.as_deref()));
+        print_errors(diags, None);
     }
+}
+
+/// Writes errors to stderr as they are rendered.
+fn print_errors(diags: &Diagnostics, source: Option<&str>) {
+    use std::io::Write as _;
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+    let _ = diags.write_to(&mut err, source).and_then(|()| err.flush());
+}
+
+/// A command line clap refuses, as a coded error (exit status 2, as clap
+/// has): the message, clap's reason, its tip and the usage line.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines
+        .next()
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string())
+        .unwrap_or_else(|| e.kind().to_string());
+    let mut tips = Vec::new();
+    let mut usage = None;
+    for l in lines {
+        if let Some(t) = l.strip_prefix("tip: ") {
+            tips.push(t.to_string());
+        } else if let Some(u) = l.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        }
+    }
+    let mut help = tips.join("; ");
+    if !help.is_empty() {
+        help.push_str("; ");
+    }
+    help.push_str("see --help for every flag");
+    let mut d = bulkhead::error::Diagnostic::new(bulkhead::error::Code::Usage, message)
+        .cause(match std::error::Error::source(e) {
+            Some(c) => c.to_string(),
+            None => e.kind().to_string(),
+        })
+        .suggest(help);
+    if let Some(u) = usage {
+        d = d.context("usage", u);
+    }
+    print_errors(&d.into(), None);
+    ExitCode::from(2)
 }
 
 fn run_check(config_path: Option<PathBuf>, json: bool) -> ExitCode {
@@ -1085,7 +1155,7 @@ fn run_check(config_path: Option<PathBuf>, json: bool) -> ExitCode {
                 }
             }
             Err(diags) => {
-                report(&diags, &path, json);
+                report(&diags, json);
                 return ExitCode::FAILURE;
             }
         }
@@ -1124,7 +1194,6 @@ fn emit(text: &str) {
 
 /// `bulkhead run`: exit 0 after a clean shutdown, 1 when it cannot start.
 fn run_daemon(config: PathBuf, log_format: &str) -> ExitCode {
-    let source = std::fs::read_to_string(&config).ok();
     let opts = bulkhead::daemon::Options {
         config,
         log_format: if log_format == "json" {
@@ -1136,7 +1205,7 @@ fn run_daemon(config: PathBuf, log_format: &str) -> ExitCode {
     match bulkhead::daemon::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint!("{}", e.render(source.as_deref()));
+            print_errors(&e, None);
             ExitCode::from(1)
         }
     }

@@ -108,6 +108,14 @@ pub const ERRORS_PER_KIND: Limit = Limit::new("errors_per_kind", 20, "errors of 
 /// Errors reported in all.
 pub const ERRORS: Limit = Limit::new("errors", 200, "errors");
 
+/// Bytes in a compiled seccomp program read back from the cache: the
+/// kernel's BPF_MAXINSNS (4096) records of 8 bytes.
+pub const CACHED_PROGRAM: Limit = Limit::new(
+    "cached_program_bytes",
+    4096 * 8,
+    "bytes in a cached seccomp program",
+);
+
 /// Every limit, for `bulkhead config limits` and the reference.
 pub const ALL: &[Limit] = &[
     FILE_BYTES,
@@ -123,6 +131,7 @@ pub const ALL: &[Limit] = &[
     LOGS_KEEP,
     ERRORS_PER_KIND,
     ERRORS,
+    CACHED_PROGRAM,
 ];
 
 #[cfg(test)]

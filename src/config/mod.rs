@@ -34,7 +34,9 @@ pub const DEFAULT_PATH: &str = "/etc/bulkhead/bulkhead.yaml";
 /// services is well under this ([`limits::FILE_BYTES`]).
 pub const MAX_FILE_BYTES: u64 = limits::FILE_BYTES.max;
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file. The errors of a file that
+/// was read carry their source lines ([`Diagnostics::attach_snippets`]), so
+/// printing them needs no second read.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     load_with(path, &host::RealHost)
 }
@@ -45,37 +47,56 @@ pub fn load_with(path: &Path, host: &dyn host::Host) -> Result<Config, Diagnosti
     parse_str(&text, path, host)
 }
 
-/// Reads the file, refusing very large ones.
+/// Reads the file: a regular file of at most [`limits::FILE_BYTES`], read
+/// with that cap whatever `stat` says (see [`host::read_bounded`]).
 pub fn read(path: &Path) -> Result<String, Diagnostic> {
+    use host::ReadError;
+    if path.as_os_str().is_empty() {
+        return Err(
+            Diagnostic::new(Code::ConfigRead, "the config file path is empty")
+                .cause("-c was given an empty value")
+                .suggest(format!(
+                    "pass the YAML file with -c FILE, or leave -c out to use {DEFAULT_PATH}"
+                )),
+        );
+    }
     let fail = |e: std::io::Error| {
         Diagnostic::new(Code::ConfigRead, format!("cannot read config file {}", path.display()))
             .in_file(path)
-            .cause(&e)
             .suggest(match e.kind() {
                 std::io::ErrorKind::NotFound => format!("create it (see config/reference.yaml), or pass another file with -c (default {DEFAULT_PATH})"),
                 std::io::ErrorKind::PermissionDenied => "run as root, or make the file readable".to_string(),
                 _ => "check that the path is a readable file".to_string(),
             })
+            .cause(e)
     };
-    let meta = std::fs::metadata(path).map_err(fail)?;
-    if !meta.is_file() {
-        return Err(Diagnostic::new(
+    match host::read_text(path, &limits::FILE_BYTES) {
+        Ok(text) => Ok(text),
+        Err(ReadError::Io(e)) => Err(fail(e)),
+        Err(ReadError::NotAFile(kind)) => Err(Diagnostic::new(
             Code::ConfigRead,
             format!("{} is not a file", path.display()),
         )
         .in_file(path)
-        .suggest("pass the YAML file itself with -c"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::new(
-            Code::ConfigTooLarge,
-            format!("{} is {} bytes", path.display(), meta.len()),
+        .cause(format!(
+            "it is {kind}; bulkhead reads its config only from a regular file"
+        ))
+        .suggest(
+            "pass the YAML file itself with -c (to check generated text, write it to a file first)",
+        )),
+        Err(ReadError::NotUtf8(e)) => Err(Diagnostic::new(
+            Code::ConfigSyntax,
+            format!("{} is not valid bulkhead YAML", path.display()),
         )
         .in_file(path)
-        .context("limit", MAX_FILE_BYTES)
-        .suggest("a bulkhead config is normally a few KiB; check that this is the right file"));
+        .cause(format!("not UTF-8 text: {e}"))
+        .suggest("save the file as UTF-8; check that this is the right file")),
+        Err(e @ ReadError::TooLarge { .. }) => Err(e
+            .too_large(path.display())
+            .unwrap_or_else(|| Diagnostic::new(Code::ConfigTooLarge, e.to_string()))
+            .in_file(path)
+            .suggest("a bulkhead config is normally a few KiB; check that this is the right file")),
     }
-    std::fs::read_to_string(path).map_err(fail)
 }
 
 /// Parse limits for config files: far above any real config, far below what
@@ -101,6 +122,14 @@ fn options() -> serde_saphyr::Options {
 /// Parses and validates config text; `path` is used for messages and to
 /// resolve relative paths (seccomp profiles) in the file.
 pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Config, Diagnostics> {
+    parse_unsourced(text, path, host).map_err(|mut diags| {
+        diags.attach_snippets(path, text);
+        diags
+    })
+}
+
+/// [`parse_str`] without the source lines attached to its errors.
+fn parse_unsourced(text: &str, path: &Path, host: &dyn host::Host) -> Result<Config, Diagnostics> {
     let tree: Node = match serde_saphyr::from_str_with_options(text, options()) {
         Ok(n) => n,
         Err(e) => return Err(yaml_error(&e, path, text).into()),
@@ -131,7 +160,13 @@ pub fn parse_str(text: &str, path: &Path, host: &dyn host::Host) -> Result<Confi
             .map(|d| d.join(path))
             .unwrap_or_else(|_| PathBuf::from(path))
     };
-    match validate::build(raw, &abs, host, top_key_pos(&tree, "services")) {
+    // Without a `services:` key, "no services are defined" points at the
+    // start of the document.
+    let services = match top_key_pos(&tree, "services") {
+        p if p.is_known() => p,
+        _ => Pos { line: 1, column: 1 },
+    };
+    match validate::build(raw, &abs, host, services) {
         Ok(mut cfg) if diags.is_empty() => {
             cfg.source = path.to_path_buf();
             Ok(cfg)

@@ -323,9 +323,18 @@ pub fn source(choice: &Seccomp) -> Result<Option<(PathBuf, String)>, Diagnostic>
                 )
                 .suggest("use default, strict, unconfined or a path to an OCI/Docker JSON profile")
             }),
-        Seccomp::File(path) => std::fs::read_to_string(path)
-            .map(|t| Some((path.clone(), t)))
-            .map_err(|e| read_error(path, &e)),
+        // A profile is read as a config is: a regular file, at most
+        // `included_file_bytes` whatever stat says.
+        Seccomp::File(path) => {
+            crate::config::host::read_text(path, &crate::config::limits::INCLUDED_FILE_BYTES)
+                .map(|t| Some((path.clone(), t)))
+                .map_err(|e| match e.too_large(format_args!("seccomp profile {}", path.display())) {
+                    Some(d) => d.in_file(path).suggest(
+                        "an OCI/Docker seccomp profile is normally tens of KiB; check that this is the right file",
+                    ),
+                    None => read_error(path, &e.into_io()),
+                })
+        }
     }
 }
 

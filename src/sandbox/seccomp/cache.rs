@@ -14,6 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Extra, Insn};
+use crate::config::limits::CACHED_PROGRAM;
 
 /// The cache file for this input on this host with this build.
 pub fn entry(
@@ -81,8 +82,11 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Insn>> {
     (prog.last()?.0 & 0x07 == 0x06).then_some(prog)
 }
 
+/// The cached program at `path`, if there is a plausible one. At most
+/// [`CACHED_PROGRAM`]'s bytes are read (a longer file is no program), and
+/// only from a regular file.
 pub fn get(path: &Path) -> Option<Vec<Insn>> {
-    decode(&std::fs::read(path).ok()?)
+    decode(&crate::config::host::read_bounded(path, &CACHED_PROGRAM).ok()?)
 }
 
 /// Stores a program; failures only cost the next spawn a compile.
@@ -152,6 +156,18 @@ mod tests {
             ..Extra::default()
         };
         assert_ne!(a, entry(d, "{}", &ab, &clock, (6, 1)));
+    }
+
+    #[test]
+    fn the_read_cap_is_the_longest_program() {
+        assert_eq!(CACHED_PROGRAM.max_usize(), super::super::MAX_INSNS * 8);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.bpf");
+        // A whole number of records ending in a return, one record too many.
+        let prog = vec![(0x06, 0, 0, 0x7fff_0000); super::super::MAX_INSNS + 1];
+        std::fs::write(&p, encode(&prog)).unwrap();
+        assert_eq!(get(&p), None);
+        assert_eq!(get(d.path()), None, "a directory");
     }
 
     #[test]
