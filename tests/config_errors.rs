@@ -15,9 +15,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use bulkhead::config::host::{Host, PathKind, RealHost};
 use bulkhead::error::{Code, Diagnostic, Diagnostics, Pos};
+use common::inputs::{NoReads, Rng};
 use proptest::prelude::*;
+
+mod common;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const FIXTURES: &str = "tests/fixtures/invalid";
@@ -311,25 +313,6 @@ fn missing_file_is_a_read_error_with_a_suggestion() {
 }
 
 // ---------------------------------------------------------------- properties
-
-/// This host's users, groups and paths, but no file contents: a random
-/// `seccomp:` value must not read whatever file it happens to name.
-struct NoReads;
-
-impl Host for NoReads {
-    fn user_exists(&self, name: &str) -> bool {
-        RealHost.user_exists(name)
-    }
-    fn group_exists(&self, name: &str) -> bool {
-        RealHost.group_exists(name)
-    }
-    fn path_kind(&self, path: &Path) -> PathKind {
-        RealHost.path_kind(path)
-    }
-    fn read_to_string(&self, _: &Path) -> std::io::Result<String> {
-        Err(std::io::ErrorKind::NotFound.into())
-    }
-}
 
 /// Loads `text` and checks what any outcome must satisfy.
 fn check(text: &str) -> Result<(), TestCaseError> {
@@ -653,28 +636,6 @@ fn mangled() -> impl Strategy<Value = String> {
             }
             text
         })
-}
-
-/// A small deterministic generator for [`from_schema`].
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// True with probability `pct`%.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.next() % items.len() as u64).unwrap()]
-    }
 }
 
 /// Plausible values for a leaf, by its key (and the section it is in):

@@ -24,36 +24,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bulkhead::api::proto::{ApiError, Call};
-use bulkhead::config::host::{Host, PathKind, RealHost};
 use bulkhead::config::units;
+use common::inputs::{NoReads, Rng};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 // ------------------------------------------------------------------ engine
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number below `n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Tokens that mean something to YAML, JSON, HTTP or bulkhead's parsers.
 const TOKENS: &[&str] = &[
@@ -264,25 +240,6 @@ fn files(dir: &Path, exts: &[&str], out: &mut Vec<Vec<u8>>) {
 }
 
 // ------------------------------------------------------------------ config
-
-/// This host's users, groups and paths, but no file contents: a mutated
-/// `seccomp:` value must not read whatever file it names.
-struct NoReads;
-
-impl Host for NoReads {
-    fn user_exists(&self, name: &str) -> bool {
-        RealHost.user_exists(name)
-    }
-    fn group_exists(&self, name: &str) -> bool {
-        RealHost.group_exists(name)
-    }
-    fn path_kind(&self, path: &Path) -> PathKind {
-        RealHost.path_kind(path)
-    }
-    fn read_to_string(&self, _: &Path) -> std::io::Result<String> {
-        Err(std::io::ErrorKind::NotFound.into())
-    }
-}
 
 fn config_corpus() -> Vec<Vec<u8>> {
     let mut c = Vec::new();

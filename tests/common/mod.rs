@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 pub mod daemon;
 pub mod fake;
+pub mod inputs;
 pub mod kernel;
 pub mod prom;
 
