@@ -108,6 +108,16 @@ pub const ERRORS_PER_KIND: Limit = Limit::new("errors_per_kind", 20, "errors of 
 /// Errors reported in all.
 pub const ERRORS: Limit = Limit::new("errors", 200, "errors");
 
+/// Values all services hold once `defaults` and their group's `defaults`
+/// are merged into each (every set leaf, list item and map entry counts
+/// one): the merge copies, so 20k variables in `defaults.env` and 5,000
+/// services would be 100 million. Checked before anything is copied.
+pub const MERGED_VALUES: Limit = Limit::new(
+    "merged_values",
+    1 << 19,
+    "values in all services with their defaults merged in",
+);
+
 /// Every limit, for `bulkhead config limits` and the reference.
 pub const ALL: &[Limit] = &[
     FILE_BYTES,
@@ -123,6 +133,7 @@ pub const ALL: &[Limit] = &[
     LOGS_KEEP,
     ERRORS_PER_KIND,
     ERRORS,
+    MERGED_VALUES,
 ];
 
 #[cfg(test)]
