@@ -30,7 +30,12 @@ fn validate(dir: &Path, name: &str, text: &str) -> std::process::Output {
 
 /// The run ended by itself with exit status 1 and reported `code`.
 fn assert_coded(out: &std::process::Output, code: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // `--json` reports on stdout; text goes to stderr.
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
