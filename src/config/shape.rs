@@ -638,7 +638,7 @@ fn walk_in(node: &Node, shape: &Shape, path: &str, field: Option<&str>, out: &mu
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
             let mut suggest = Suggestions::new(&names);
             for (k, v) in entries {
-                if !is_name(k) {
+                if !is_name(k) || oversized(k) {
                     continue;
                 }
                 let key = k.key_text();
@@ -687,7 +687,7 @@ fn walk_in(node: &Node, shape: &Shape, path: &str, field: Option<&str>, out: &mu
                 keys_are_names(field).then_some(&limits::NAME_BYTES),
                 out,
             );
-            for (k, v) in entries {
+            for (k, v) in entries.iter().filter(|(k, _)| !oversized(k)) {
                 let sub = join(path, &k.key_text());
                 if matches!(v.value, Value::Scalar(Scalar::Null)) {
                     // Nothing after the colon: point at the name.
@@ -789,6 +789,12 @@ fn is_name(k: &Node) -> bool {
         k.value,
         Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
     )
+}
+
+/// A key past [`limits::STRING_BYTES`]: reported by [`check_keys`], and
+/// not walked into (every error below it would quote it).
+fn oversized(k: &Node) -> bool {
+    matches!(&k.value, Value::Scalar(Scalar::Str(s)) if s.len() > limits::STRING_BYTES.max_usize())
 }
 
 /// Names (of services, groups, variables) must be plain words: a list, a
@@ -1189,6 +1195,18 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(limit_of(&e[0]), "name_bytes");
         assert_eq!(e[0].pos, Pos { line: 2, column: 3 });
+        let key = "k".repeat(limits::STRING_BYTES.max_usize() + 1);
+        // (YAML allows implicit keys of 1024 characters: these are explicit.)
+        let e = walk_config(&format!(
+            "? {key}\n: 1\nservices:\n  web:\n    env:\n      ? {key}\n      : [x]\n"
+        ));
+        assert_eq!(
+            e.len(),
+            2,
+            "only the keys' limit, not the unknown key or the list: {e:?}"
+        );
+        assert!(e.iter().all(|w| limit_of(w) == "string_bytes"));
+        assert!(e.iter().all(|w| w.message.len() < 200));
         // An env name is a string, not a cgroup name.
         let e = walk_config(&format!("services:\n  web:\n    env: {{{name}: x}}\n"));
         assert!(e.is_empty(), "{e:?}");
