@@ -313,6 +313,7 @@ pub fn build(
     let mut group_names = Suggestions::new(&group_index.keys().copied().collect::<Vec<_>>());
     let mut services = Vec::new();
     let mut depends_all = Vec::new();
+    let mut bases: HashMap<Option<&str>, RawService> = HashMap::new();
     for (gname, gpos, g) in raw_groups.iter() {
         if let Some(m) = g.defaults.as_ref().and_then(|d| d.member_of.as_ref()) {
             c.report(
@@ -345,9 +346,9 @@ pub fn build(
         }
         // The group comes from the service, else from the top-level defaults.
         let member_of = svc.member_of.as_ref().or(defaults.member_of.as_ref());
-        let group_defaults = match member_of {
-            Some(m) => match group_index.get(m.value.as_str()) {
-                Some(g) => g.defaults.clone(),
+        let group = match member_of {
+            Some(m) => match group_index.get_key_value(m.value.as_str()) {
+                Some((&g, _)) => Some(g),
                 None => {
                     let known = group_names.list();
                     let best = group_names.closest(&m.value);
@@ -368,10 +369,14 @@ pub fn build(
             },
             None => None,
         };
-        let merged = merge_service(
-            merge_service(defaults.clone(), group_defaults.unwrap_or_default()),
-            svc.clone(),
-        );
+        // `defaults` -> the group's `defaults`, merged once per group.
+        let base = bases.entry(group).or_insert_with(|| {
+            let group_defaults = group
+                .and_then(|g| group_index.get(g))
+                .and_then(|g| g.defaults.clone());
+            merge_service(defaults.clone(), group_defaults.unwrap_or_default())
+        });
+        let merged = merge_service(base.clone(), svc.clone());
         services.push(service(&mut c, name, pos, &merged, svc));
         depends_all.push((name.to_string(), merged.depends_on));
     }
