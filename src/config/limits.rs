@@ -116,6 +116,16 @@ pub const CACHED_PROGRAM: Limit = Limit::new(
     "bytes in a cached seccomp program",
 );
 
+/// Values all services hold once `defaults` and their group's `defaults`
+/// are merged into each (every set leaf, list item and map entry counts
+/// one): the merge copies, so 20k variables in `defaults.env` and 5,000
+/// services would be 100 million. Checked before anything is copied.
+pub const MERGED_VALUES: Limit = Limit::new(
+    "merged_values",
+    1 << 19,
+    "values in all services with their defaults merged in",
+);
+
 /// Every limit, for `bulkhead config limits` and the reference.
 pub const ALL: &[Limit] = &[
     FILE_BYTES,
@@ -132,6 +142,7 @@ pub const ALL: &[Limit] = &[
     ERRORS_PER_KIND,
     ERRORS,
     CACHED_PROGRAM,
+    MERGED_VALUES,
 ];
 
 #[cfg(test)]

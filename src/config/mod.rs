@@ -114,7 +114,9 @@ fn options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.budget = Some(budget);
     o.strict_booleans = true;
-    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    // Every entry reaches the tree, so the walk reports each duplicate with
+    // both locations; LastWins would merge `16:` and `0x10:` silently.
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     o.with_snippet = false;
     o
 }
@@ -134,15 +136,16 @@ fn parse_unsourced(text: &str, path: &Path, host: &dyn host::Host) -> Result<Con
         Ok(n) => n,
         Err(e) => return Err(yaml_error(&e, path, text).into()),
     };
-    let mut problems = Vec::new();
+    let mut problems = shape::tag_errors(text);
     shape::walk(&tree, &schema::RawConfig::shape(), "", &mut problems);
+    // Past a limit, building the services would do the work it refuses.
+    let stop = problems.iter().any(shape::WalkError::stops_loading);
     let mut diags = Diagnostics::default();
     for w in problems {
-        diags.push(
-            Diagnostic::new(w.code, w.message)
-                .at(path, w.pos)
-                .suggest(w.suggestion),
-        );
+        diags.push(w.into_diagnostic(path));
+    }
+    if stop {
+        return Err(diags.finish());
     }
     // The walk found every problem of form. The typed parse fails only where
     // the walk already reported one (a list where a mapping belongs, ...);

@@ -175,6 +175,53 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// A tag bulkhead does not read, where it is written: `!!python/object/apply`, `!custom`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownTag {
+    pub pos: Pos,
+    /// The tag as written.
+    pub tag: String,
+}
+
+/// Every tag in `text` other than the YAML core schema's (`!!str`, `!!int`,
+/// `!!map`, ...) and the non-specific `!` (which makes a plain value text).
+/// serde-saphyr drops the tags it has no use for, so without this a
+/// `!!python/object/apply:os.system [...]` would load as a plain list. One
+/// linear pass of the event parser, only over text with a `!` in it; a
+/// syntax error ends the scan (the parse reports it).
+pub fn unknown_tags(text: &str) -> Vec<UnknownTag> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut found = Vec::new();
+    if !text.contains('!') {
+        return found;
+    }
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag)
+            | Event::SequenceStart(_, _, tag)
+            | Event::MappingStart(_, _, tag) => tag.as_deref(),
+            _ => None,
+        };
+        let Some(tag) = tag else { continue };
+        // The parser gives the non-specific `!` an empty handle.
+        let non_specific = tag.handle().is_empty() && tag.suffix() == "!";
+        if non_specific || tag.is_yaml_core_schema() {
+            continue;
+        }
+        let at = span.tag_start().unwrap_or(span.start);
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        found.push(UnknownTag {
+            pos: Pos {
+                line: clamp(at.line()),
+                column: clamp(at.col().saturating_add(1)),
+            },
+            tag: format!("{}{}", tag.original_handle(), tag.suffix()),
+        });
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +247,41 @@ mod tests {
         assert_eq!(items[0].value, Value::Scalar(Scalar::Float(1.5)));
         assert_eq!(items[1].value, Value::Scalar(Scalar::Null));
         assert_eq!(items[2].value, Value::Scalar(Scalar::Bool(true)));
+    }
+
+    #[test]
+    fn unknown_tags_are_found_and_core_ones_pass() {
+        let text = "a: !!python/object/apply:os.system [\"id\"]\nb: !custom x\nc: !!str 16\nd: ! 17\ne: !!map {x: 1}\nf: \"!not a tag\"\n";
+        let found = unknown_tags(text);
+        assert_eq!(
+            found,
+            [
+                UnknownTag {
+                    pos: Pos { line: 1, column: 4 },
+                    tag: "!!python/object/apply:os.system".into()
+                },
+                UnknownTag {
+                    pos: Pos { line: 2, column: 4 },
+                    tag: "!custom".into()
+                },
+            ]
+        );
+        assert!(unknown_tags("a: 1\n").is_empty());
+        // Verbatim and %TAG spellings of core tags are core tags.
+        assert!(unknown_tags("a: !<tag:yaml.org,2002:str> x\n").is_empty());
+    }
+
+    #[test]
+    fn integer_equal_keys_both_reach_the_tree() {
+        // With DuplicateKeyPolicy::PassThrough the tree keeps both entries,
+        // so the walk can report them; LastWins would collapse them.
+        let mut o = serde_saphyr::Options::default();
+        o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+        let n: Node = serde_saphyr::from_str_with_options("16: a\n0x10: b\n0o20: c\n", o).unwrap();
+        let Value::Map(entries) = &n.value else {
+            panic!("not a map")
+        };
+        assert_eq!(entries.len(), 3);
+        assert!(entries.iter().all(|(k, _)| k.key_text() == "16"));
     }
 }

@@ -7,12 +7,16 @@
 //! schema walk that reports every unknown key and bad value at once, and the
 //! JSON Schema that `bulkhead config schema` prints, so the three never drift.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Value as Json, json};
 use serde_saphyr::Spanned;
 
+use super::limits::{self, Limit};
 use super::node::{Node, Scalar, Value, spanned_pos};
 use super::units::{
     Bad, Cpu, CpuList, Dur, IdRange, Percent, PortRange, Rlimit, Sig, Size, scalar_text,
@@ -21,7 +25,7 @@ use super::units::{
     CPU_HINT, CPUSET_HINT, DURATION_HINT, IDS_HINT, PERCENT_HINT, PORTS_HINT, RLIMIT_HINT,
     SIGNAL_HINT, SIZE_HINT,
 };
-use crate::error::{Code, Pos};
+use crate::error::{Code, Diagnostic, Pos};
 
 /// What a part of the file must look like.
 pub enum Shape {
@@ -84,6 +88,43 @@ impl<T: Merge> Merge for Option<T> {
     }
 }
 
+/// How many values a part of the file holds once merged into a service:
+/// each set leaf, list item and map entry counts one. Bounds what the
+/// `defaults` merge copies ([`limits::MERGED_VALUES`]).
+pub trait Weight {
+    fn weight(&self) -> u64;
+}
+
+impl<T: Leaf> Weight for T {
+    fn weight(&self) -> u64 {
+        1
+    }
+}
+
+impl<T: Weight> Weight for Option<T> {
+    fn weight(&self) -> u64 {
+        self.as_ref().map_or(0, Weight::weight)
+    }
+}
+
+impl<T: Weight> Weight for Spanned<T> {
+    fn weight(&self) -> u64 {
+        self.value.weight()
+    }
+}
+
+impl<T: Weight> Weight for Vec<T> {
+    fn weight(&self) -> u64 {
+        self.iter().map(|x| x.weight().max(1)).sum()
+    }
+}
+
+impl<T: Weight> Weight for Entries<T> {
+    fn weight(&self) -> u64 {
+        self.0.iter().map(|(_, v)| v.weight().max(1)).sum()
+    }
+}
+
 /// `r#for` -> `for`: the key as written in the file.
 pub const fn field_name(ident: &'static str) -> &'static str {
     match ident.as_bytes() {
@@ -129,6 +170,12 @@ macro_rules! section {
                         },
                     )*],
                 }
+            }
+        }
+
+        impl $crate::config::shape::Weight for $name {
+            fn weight(&self) -> u64 {
+                0 $( + $crate::config::shape::Weight::weight(&self.$field) )*
             }
         }
 
@@ -245,10 +292,21 @@ pub(crate) use leaf_deserialize;
 /// How a value reads in an error message: `"64X"`, `a list`.
 pub fn describe(v: &Value) -> String {
     match v {
+        // A message quotes a long string's head, not 64 KiB of it.
+        Value::Scalar(Scalar::Str(s)) if s.len() > DESCRIBED_BYTES => {
+            let mut end = DESCRIBED_BYTES;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{:?}... ({} bytes)", &s[..end], s.len())
+        }
         Value::Scalar(s) => s.to_string(),
         other => other.kind_name().to_string(),
     }
 }
+
+/// How much of a string value a message quotes.
+const DESCRIBED_BYTES: usize = 80;
 
 /// Named entries in file order, each key with its position.
 #[derive(Debug, Clone)]
@@ -273,10 +331,35 @@ impl<T> Entries<T> {
 }
 
 impl<T: Clone> Merge for Entries<T> {
+    /// Later wins by name, in one pass over each side (a hash of the names,
+    /// not a search per entry: `defaults.env` meets every service's env).
     fn merge(mut self, over: Self) -> Self {
-        for (k, v) in over.0 {
-            match self.0.iter_mut().find(|(bk, _)| bk.value == k.value) {
-                Some(slot) => *slot = (k, v),
+        if self.0.is_empty() {
+            return over;
+        }
+        // Where each entry of `over` goes: the index of the entry it
+        // replaces, or a new one at the end.
+        let slots: Vec<usize> = {
+            let mut index: HashMap<&str, usize> = self
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.value.as_str(), i))
+                .collect();
+            let mut next = self.0.len();
+            over.0
+                .iter()
+                .map(|(k, _)| {
+                    *index.entry(k.value.as_str()).or_insert_with(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        };
+        for ((k, v), slot) in over.0.into_iter().zip(slots) {
+            match self.0.get_mut(slot) {
+                Some(entry) => *entry = (k, v),
                 None => self.0.push((k, v)),
             }
         }
@@ -475,11 +558,96 @@ pub struct WalkError {
     pub path: String,
     pub message: String,
     pub suggestion: String,
+    /// `key=value` facts: a limit's name, bound and the value seen; where
+    /// the first of two duplicate keys is.
+    pub context: Vec<(String, String)>,
+}
+
+impl WalkError {
+    fn new(code: Code, pos: Pos, path: &str, message: String, suggestion: String) -> Self {
+        WalkError {
+            code,
+            pos,
+            path: path.to_string(),
+            message,
+            suggestion,
+            context: Vec::new(),
+        }
+    }
+
+    /// `seen` is past `limit`: the error names the limit, its bound and `seen`.
+    fn limit(limit: &Limit, pos: Pos, path: &str, seen: usize, suggestion: &str) -> Self {
+        let d = limit.exceeded(where_(path), u64::try_from(seen).unwrap_or(u64::MAX));
+        WalkError {
+            code: d.code,
+            pos,
+            path: path.to_string(),
+            message: d.message,
+            suggestion: suggestion.to_string(),
+            context: d.context,
+        }
+    }
+
+    /// Whether loading stops after the walk: past a limit, building the
+    /// services would do the very work the limit refuses (20k variables
+    /// copied into 5,000 services), so the walk's report is the answer.
+    pub fn stops_loading(&self) -> bool {
+        self.code == Code::ConfigLimit
+    }
+
+    /// The user-facing error, located in `file`.
+    pub fn into_diagnostic(self, file: &Path) -> Diagnostic {
+        let mut d = Diagnostic::new(self.code, self.message)
+            .at(file, self.pos)
+            .suggest(self.suggestion);
+        d.context = self.context;
+        d
+    }
+}
+
+/// Every tag in the file that bulkhead does not read, as errors
+/// ([`super::node::unknown_tags`]).
+pub fn tag_errors(text: &str) -> Vec<WalkError> {
+    super::node::unknown_tags(text)
+        .into_iter()
+        .map(|t| {
+            let mut e = WalkError::new(
+                Code::ConfigSyntax,
+                t.pos,
+                "",
+                format!("the YAML tag `{}` is not something bulkhead reads", t.tag),
+                "remove the tag: bulkhead reads plain values (quote a value, or tag it `!!str`, to make it text)".to_string(),
+            );
+            e.context.push(("tag".into(), t.tag));
+            e
+        })
+        .collect()
+}
+
+/// The bound on the entries of a mapping, by the key it is written under.
+fn map_limit(field: Option<&str>) -> Limit {
+    match field {
+        Some("services") => limits::SERVICES,
+        Some("env") => limits::ENV_ENTRIES,
+        _ => limits::MAP_KEYS,
+    }
+}
+
+/// Mappings whose keys become cgroup directory names.
+fn keys_are_names(field: Option<&str>) -> bool {
+    matches!(field, Some("services" | "groups"))
 }
 
 /// Checks `node` against `shape`, collecting every problem: unknown keys (with
-/// the closest known key), duplicate keys, wrong kinds, values a leaf refuses.
+/// the closest known key), duplicate keys, wrong kinds, values a leaf refuses,
+/// and every list, mapping, string and name past its limit ([`limits`]).
+/// Past a limit the node's children are not walked: one error, not 80,000.
 pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
+    walk_in(node, shape, path, None, out);
+}
+
+/// [`walk`] of a node written under the key `field`.
+fn walk_in(node: &Node, shape: &Shape, path: &str, field: Option<&str>, out: &mut Vec<WalkError>) {
     // An empty key (`resources:` with nothing after it) means "not set".
     if matches!(node.value, Value::Scalar(Scalar::Null)) {
         return;
@@ -494,38 +662,39 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                     "indent the keys under this one",
                 ));
             };
+            if entries.len() > limits::MAP_KEYS.max_usize() {
+                return out.push(WalkError::limit(
+                    &limits::MAP_KEYS,
+                    node.pos,
+                    path,
+                    entries.len(),
+                    "a section has a few dozen keys at most; check that this is the right file",
+                ));
+            }
             check_duplicates(entries, path, out);
-            check_keys(entries, path, out);
+            check_keys(entries, path, None, out);
+            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            let mut suggest = Suggestions::new(&names);
             for (k, v) in entries {
-                if matches!(
-                    k.value,
-                    Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
-                ) {
+                if !is_name(k) || oversized(k) {
                     continue;
                 }
                 let key = k.key_text();
                 let sub = join(path, &key);
                 match fields.iter().find(|f| f.name == key) {
-                    Some(f) => walk(v, &f.shape, &sub, out),
+                    Some(f) => walk_in(v, &f.shape, &sub, Some(f.name), out),
                     None => {
-                        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-                        out.push(WalkError {
-                            code: Code::ConfigUnknownKey,
-                            pos: k.pos,
-                            path: sub,
-                            message: format!(
-                                "unknown key `{key}` in {}",
-                                if path.is_empty() {
-                                    "the top level"
-                                } else {
-                                    path
-                                }
-                            ),
-                            suggestion: match closest(&key, &names) {
-                                Some(best) => format!("did you mean `{best}`?"),
-                                None => format!("known keys here: {}", names.join(", ")),
-                            },
-                        });
+                        let suggestion = match suggest.closest(&key) {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!("known keys here: {}", names.join(", ")),
+                        };
+                        out.push(WalkError::new(
+                            Code::ConfigUnknownKey,
+                            k.pos,
+                            &sub,
+                            format!("unknown key `{key}` in {}", where_(path)),
+                            suggestion,
+                        ));
                     }
                 }
             }
@@ -539,14 +708,29 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                     "write `name: value` entries under this key",
                 ));
             };
+            let limit = map_limit(field);
+            if entries.len() > limit.max_usize() {
+                return out.push(WalkError::limit(
+                    &limit,
+                    node.pos,
+                    path,
+                    entries.len(),
+                    "split the file into several configs, or write fewer entries here",
+                ));
+            }
             check_duplicates(entries, path, out);
-            check_keys(entries, path, out);
-            for (k, v) in entries {
+            check_keys(
+                entries,
+                path,
+                keys_are_names(field).then_some(&limits::NAME_BYTES),
+                out,
+            );
+            for (k, v) in entries.iter().filter(|(k, _)| !oversized(k)) {
                 let sub = join(path, &k.key_text());
                 if matches!(v.value, Value::Scalar(Scalar::Null)) {
                     // Nothing after the colon: point at the name.
                     let at_key = Node {
-                        value: v.value.clone(),
+                        value: Value::Scalar(Scalar::Null),
                         pos: k.pos,
                     };
                     walk_entry(&at_key, value, &sub, out);
@@ -564,6 +748,15 @@ pub fn walk(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) {
                     "write a list: [a, b] or one `- item` per line",
                 ));
             };
+            if items.len() > limits::LIST_ITEMS.max_usize() {
+                return out.push(WalkError::limit(
+                    &limits::LIST_ITEMS,
+                    node.pos,
+                    path,
+                    items.len(),
+                    "write fewer items (a long argument list belongs in a file the program reads)",
+                ));
+            }
             for (i, it) in items.iter().enumerate() {
                 walk_entry(it, item, &format!("{path}[{i}]"), out);
             }
@@ -597,45 +790,91 @@ fn walk_entry(node: &Node, shape: &Shape, path: &str, out: &mut Vec<WalkError>) 
             "a list",
             "write a list: [a, b] or one `- item` per line",
         )),
-        other => walk(node, other, path, out),
+        other => walk_in(node, other, path, None, out),
     }
 }
 
 fn walk_leaf(node: &Node, spec: &LeafSpec, path: &str, out: &mut Vec<WalkError>) {
+    if let Value::Scalar(Scalar::Str(s)) = &node.value
+        && s.len() > limits::STRING_BYTES.max_usize()
+    {
+        return out.push(WalkError::limit(
+            &limits::STRING_BYTES,
+            node.pos,
+            path,
+            s.len(),
+            "keep long text in a file the service reads, and name the file here",
+        ));
+    }
     if let Err(bad) = (spec.check)(&node.value) {
         let code = match node.value {
             Value::Scalar(_) if !bad.wrong_kind => Code::ConfigInvalidValue,
             _ => Code::ConfigType,
         };
-        out.push(WalkError {
+        out.push(WalkError::new(
             code,
-            pos: node.pos,
-            path: path.to_string(),
-            message: format!("{path}: {}", bad.message),
-            suggestion: bad.hint.to_string(),
-        });
+            node.pos,
+            path,
+            format!("{path}: {}", bad.message),
+            bad.hint.to_string(),
+        ));
     }
 }
 
+/// Whether a key can name something: a list, a mapping or nothing cannot.
+fn is_name(k: &Node) -> bool {
+    !matches!(
+        k.value,
+        Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
+    )
+}
+
+/// A key past [`limits::STRING_BYTES`]: reported by [`check_keys`], and
+/// not walked into (every error below it would quote it).
+fn oversized(k: &Node) -> bool {
+    matches!(&k.value, Value::Scalar(Scalar::Str(s)) if s.len() > limits::STRING_BYTES.max_usize())
+}
+
 /// Names (of services, groups, variables) must be plain words: a list, a
-/// mapping or nothing cannot be a key.
-fn check_keys(entries: &[(Node, Node)], path: &str, out: &mut Vec<WalkError>) {
+/// mapping or nothing cannot be a key. Keys are strings and bounded like
+/// them; `names` bounds the keys that become cgroup directory names.
+fn check_keys(
+    entries: &[(Node, Node)],
+    path: &str,
+    names: Option<&Limit>,
+    out: &mut Vec<WalkError>,
+) {
     for (k, _) in entries {
-        if matches!(
-            k.value,
-            Value::Seq(_) | Value::Map(_) | Value::Scalar(Scalar::Null)
-        ) {
-            out.push(WalkError {
-                code: Code::ConfigType,
-                pos: k.pos,
-                path: path.to_string(),
-                message: format!(
+        if !is_name(k) {
+            out.push(WalkError::new(
+                Code::ConfigType,
+                k.pos,
+                path,
+                format!(
                     "{}: a key must be a name, found {}",
                     where_(path),
                     k.value.kind_name()
                 ),
-                suggestion: "write the name as plain text before the colon".to_string(),
-            });
+                "write the name as plain text before the colon".to_string(),
+            ));
+            continue;
+        }
+        let len = match &k.value {
+            Value::Scalar(Scalar::Str(s)) => s.len(),
+            _ => continue,
+        };
+        let (limit, hint) = match names {
+            Some(l) => (
+                l,
+                "a service or group name becomes a cgroup directory name: shorten it",
+            ),
+            None => (
+                &limits::STRING_BYTES,
+                "a key is a short name: check the indentation and the colons",
+            ),
+        };
+        if len > limit.max_usize() {
+            out.push(WalkError::limit(limit, k.pos, path, len, hint));
         }
     }
 }
@@ -650,37 +889,69 @@ fn where_(path: &str) -> &str {
 }
 
 fn kind_error(node: &Node, path: &str, expected: &str, hint: &str) -> WalkError {
-    WalkError {
-        code: Code::ConfigType,
-        pos: node.pos,
-        path: path.to_string(),
-        message: format!(
+    WalkError::new(
+        Code::ConfigType,
+        node.pos,
+        path,
+        format!(
             "{}: expected {expected}, found {}",
             if path.is_empty() { "the file" } else { path },
             describe(&node.value)
         ),
-        suggestion: hint.to_string(),
+        hint.to_string(),
+    )
+}
+
+/// What makes two keys the same name: their text, whatever the spelling
+/// YAML read (`16`, `0x10` and `0o20` are all the integer 16, and `16` and
+/// `"16"` name the same service). `None` for keys that are not names.
+fn key_identity(k: &Node) -> Option<Cow<'_, str>> {
+    match &k.value {
+        Value::Scalar(Scalar::Str(s)) => Some(Cow::Borrowed(s)),
+        Value::Scalar(Scalar::Null) | Value::Seq(_) | Value::Map(_) => None,
+        Value::Scalar(other) => Some(Cow::Owned(other.to_string())),
     }
 }
 
+/// Every key that repeats an earlier one in the same mapping, with both
+/// locations. One pass with a hash of borrowed keys: an 80k-key mapping
+/// costs 80k lookups, not 3.2e9 comparisons.
 fn check_duplicates(entries: &[(Node, Node)], path: &str, out: &mut Vec<WalkError>) {
-    for (i, (k, _)) in entries.iter().enumerate() {
-        let key = k.key_text();
-        if let Some((first, _)) = entries[..i].iter().find(|(e, _)| e.key_text() == key) {
-            out.push(WalkError {
-                code: Code::ConfigDuplicateKey,
-                pos: k.pos,
-                path: join(path, &key),
-                message: format!(
-                    "`{key}` appears twice in {}",
-                    if path.is_empty() {
-                        "the top level"
+    let mut seen: HashMap<Cow<'_, str>, Pos> = HashMap::with_capacity(entries.len());
+    for (k, _) in entries {
+        let Some(id) = key_identity(k) else {
+            continue;
+        };
+        match seen.entry(id) {
+            Entry::Vacant(slot) => {
+                slot.insert(k.pos);
+            }
+            Entry::Occupied(slot) => {
+                let (key, first) = (slot.key(), *slot.get());
+                let numeric = matches!(k.value, Value::Scalar(Scalar::Int(_) | Scalar::Float(_)));
+                let mut e = WalkError::new(
+                    Code::ConfigDuplicateKey,
+                    k.pos,
+                    &join(path, key),
+                    format!(
+                        "`{key}` appears twice in {} (first at line {}, column {})",
+                        where_(path),
+                        first.line,
+                        first.column
+                    ),
+                    if numeric {
+                        format!(
+                            "YAML reads both keys as the number {key}, so one would silently replace the other: keep one of them (the first is at line {}), or quote each name to keep both as text",
+                            first.line
+                        )
                     } else {
-                        path
-                    }
-                ),
-                suggestion: format!("keep one of them (the first is at line {})", first.pos.line),
-            });
+                        format!("keep one of them (the first is at line {})", first.line)
+                    },
+                );
+                e.context
+                    .push(("first".into(), format!("{}:{}", first.line, first.column)));
+                out.push(e);
+            }
         }
     }
 }
@@ -693,19 +964,76 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// The known name closest to `word`, if it is close enough to be a typo.
+/// The known name closest to `word`, if it is close enough to be a typo
+/// (an edit distance of a third of the longer name, at least 1). Names
+/// whose lengths alone differ by more are not compared.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let chars = word.chars().count();
     known
         .iter()
-        .map(|k| {
-            (
-                strsim::damerau_levenshtein(&word.to_ascii_lowercase(), &k.to_ascii_lowercase()),
-                *k,
-            )
+        .filter_map(|k| {
+            let bound = (k.len().max(word.len()) / 3).max(1);
+            // Each edit changes the length by at most one character.
+            if k.chars().count().abs_diff(chars) > bound {
+                return None;
+            }
+            let d = strsim::osa_distance(&word, &k.to_ascii_lowercase());
+            (d <= bound).then_some((d, *k))
         })
-        .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// Suggestions for many unknown words against one set of known names: each
+/// distinct word is looked up once, and only the first
+/// [`limits::ERRORS_PER_KIND`] distinct words at all, as many as a report
+/// shows of one kind. `depends_on` naming 5,000 unknown services among
+/// 5,000 defined ones would otherwise compare every pair.
+pub struct Suggestions<'a> {
+    known: Vec<&'a str>,
+    seen: HashMap<String, Option<&'a str>>,
+}
+
+impl<'a> Suggestions<'a> {
+    pub fn new(known: &[&'a str]) -> Self {
+        Suggestions {
+            known: known.to_vec(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// [`closest`], remembered; `None` once the budget of words is spent.
+    pub fn closest(&mut self, word: &str) -> Option<&'a str> {
+        if let Some(hit) = self.seen.get(word) {
+            return *hit;
+        }
+        if self.seen.len() >= limits::ERRORS_PER_KIND.max_usize() {
+            return None;
+        }
+        let hit = closest(word, &self.known);
+        self.seen.insert(word.to_string(), hit);
+        hit
+    }
+
+    /// The known names for a message, at most [`SHOWN_NAMES`] of them.
+    pub fn list(&self) -> String {
+        name_list(&self.known)
+    }
+}
+
+/// How many names a message lists before "and N more".
+pub const SHOWN_NAMES: usize = 10;
+
+/// `a, b, c` or `a, b, ... (and 4990 more)`: a message names a few, not
+/// every service in a file of thousands.
+pub fn name_list(names: &[&str]) -> String {
+    let shown = names.len().min(SHOWN_NAMES);
+    let head = names[..shown].join(", ");
+    match names.len() - shown {
+        0 => head,
+        more => format!("{head} (and {more} more)"),
+    }
 }
 
 // ---------------------------------------------------------------- JSON Schema
@@ -885,6 +1213,208 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].code, Code::ConfigType);
         assert_eq!(e[0].pos, Pos { line: 2, column: 5 });
+    }
+
+    /// A walk shaped like the top of a config: `services` (named, bounded
+    /// by SERVICES) of sections with `env` and a list.
+    fn walk_config(text: &str) -> Vec<WalkError> {
+        let node: Node = serde_saphyr::from_str_with_options(text, {
+            let mut o = serde_saphyr::Options::default();
+            o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+            o
+        })
+        .unwrap();
+        let service = Shape::Section {
+            doc: "",
+            fields: vec![
+                FieldShape {
+                    name: "env",
+                    doc: "",
+                    shape: Shape::Map {
+                        value: Box::new(String::shape()),
+                    },
+                },
+                FieldShape {
+                    name: "command",
+                    doc: "",
+                    shape: Shape::List {
+                        item: Box::new(String::shape()),
+                    },
+                },
+            ],
+        };
+        let shape = Shape::Section {
+            doc: "",
+            fields: vec![FieldShape {
+                name: "services",
+                doc: "",
+                shape: Shape::Map {
+                    value: Box::new(service),
+                },
+            }],
+        };
+        let mut out = Vec::new();
+        walk(&node, &shape, "", &mut out);
+        out
+    }
+
+    fn limit_of(e: &WalkError) -> &str {
+        e.context
+            .iter()
+            .find(|(k, _)| k == "limit")
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn lists_maps_strings_and_names_are_bounded_without_walking_further() {
+        let items = vec!["x"; limits::LIST_ITEMS.max_usize() + 1].join(", ");
+        let e = walk_config(&format!("services:\n  web:\n    command: [{items}]\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].code, Code::ConfigLimit);
+        assert_eq!(limit_of(&e[0]), "list_items");
+        assert_eq!(
+            e[0].pos,
+            Pos {
+                line: 3,
+                column: 14
+            }
+        );
+
+        // Past ENV_ENTRIES: one error, and the duplicate keys inside are
+        // not looked at.
+        let vars: String = (0..=limits::ENV_ENTRIES.max)
+            .map(|_| "A: 1, ".to_string())
+            .collect();
+        let e = walk_config(&format!("services:\n  web:\n    env: {{{vars}}}\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(limit_of(&e[0]), "env_entries");
+
+        let long = "x".repeat(limits::STRING_BYTES.max_usize() + 1);
+        let e = walk_config(&format!("services:\n  web:\n    command: [{long}]\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(limit_of(&e[0]), "string_bytes");
+        assert!(
+            e[0].message.len() < 200,
+            "the message quotes the value whole"
+        );
+
+        let name = "n".repeat(limits::NAME_BYTES.max_usize() + 1);
+        let e = walk_config(&format!("services:\n  {name}:\n    command: [a]\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(limit_of(&e[0]), "name_bytes");
+        assert_eq!(e[0].pos, Pos { line: 2, column: 3 });
+        let key = "k".repeat(limits::STRING_BYTES.max_usize() + 1);
+        // (YAML allows implicit keys of 1024 characters: these are explicit.)
+        let e = walk_config(&format!(
+            "? {key}\n: 1\nservices:\n  web:\n    env:\n      ? {key}\n      : [x]\n"
+        ));
+        assert_eq!(
+            e.len(),
+            2,
+            "only the keys' limit, not the unknown key or the list: {e:?}"
+        );
+        assert!(e.iter().all(|w| limit_of(w) == "string_bytes"));
+        assert!(e.iter().all(|w| w.message.len() < 200));
+        // An env name is a string, not a cgroup name.
+        let e = walk_config(&format!("services:\n  web:\n    env: {{{name}: x}}\n"));
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn equal_keys_are_duplicates_whatever_their_spelling() {
+        let e = walk_config("services:\n  16: {}\n  0x10: {}\n  \"16\": {}\n  0o20: {}\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e.iter().all(|w| w.code == Code::ConfigDuplicateKey));
+        assert!(
+            e.iter()
+                .all(|w| w.context == [("first".into(), "2:3".into())])
+        );
+        assert_eq!(e[0].pos, Pos { line: 3, column: 3 });
+        assert!(e[0].suggestion.contains("number 16"), "{}", e[0].suggestion);
+        let e = walk_config("services:\n  web:\n    env: {A: 1, B: 2, A: 3}\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "services.web.env.A");
+        assert!(
+            e[0].message.contains("first at line 3, column 11"),
+            "{}",
+            e[0].message
+        );
+    }
+
+    #[test]
+    fn duplicate_check_is_linear() {
+        // 4,095 distinct keys and one repeat: found, in one hash pass.
+        let mut text = String::from("services:\n  web:\n    env:\n");
+        for i in 0..limits::ENV_ENTRIES.max - 1 {
+            text += &format!("      K{i}: v\n");
+        }
+        text += "      K7: again\n";
+        let e = walk_config(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].code, Code::ConfigDuplicateKey);
+    }
+
+    #[test]
+    fn suggestions_are_computed_once_per_word_and_bounded() {
+        let known = ["web", "worker", "db"];
+        let mut s = Suggestions::new(&known);
+        assert_eq!(s.closest("wbe"), Some("web"));
+        assert_eq!(s.closest("wbe"), Some("web"));
+        assert_eq!(s.seen.len(), 1);
+        for i in 0..100 {
+            s.closest(&format!("unknown{i}"));
+        }
+        assert_eq!(s.seen.len(), limits::ERRORS_PER_KIND.max_usize());
+        // Past the budget, a new word gets no suggestion; a known one keeps its.
+        assert_eq!(s.closest("dbb"), None);
+        assert_eq!(s.closest("wbe"), Some("web"));
+        assert_eq!(s.list(), "web, worker, db");
+    }
+
+    #[test]
+    fn name_lists_are_cut() {
+        let names: Vec<String> = (0..25).map(|i| format!("s{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(
+            name_list(&refs),
+            "s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 (and 15 more)"
+        );
+        assert_eq!(name_list(&refs[..2]), "s0, s1");
+    }
+
+    #[test]
+    fn merge_of_entries_is_by_name_and_keeps_order() {
+        let e = |pairs: &[(&str, &str)]| {
+            Entries(
+                pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            Spanned::new(
+                                k.to_string(),
+                                serde_saphyr::Location::UNKNOWN,
+                                serde_saphyr::Location::UNKNOWN,
+                            ),
+                            Spanned::new(
+                                v.to_string(),
+                                serde_saphyr::Location::UNKNOWN,
+                                serde_saphyr::Location::UNKNOWN,
+                            ),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let merged = e(&[("A", "1"), ("B", "2")]).merge(e(&[("C", "3"), ("A", "4"), ("C", "5")]));
+        let got: Vec<(&str, &str)> = merged
+            .0
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(got, [("A", "4"), ("B", "2"), ("C", "5")]);
+        assert_eq!(merged.weight(), 3);
+        let empty: Entries<String> = Entries::default();
+        assert_eq!(empty.merge(e(&[("A", "1")])).0.len(), 1);
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! check every rule that involves more than one value or the host. Every
 //! problem is collected; nothing stops at the first.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde_saphyr::Spanned;
 
 use super::host::{DEFAULT_PATH, Host, PathKind, resolve_program};
+use super::limits;
 use super::model::*;
 use super::node::spanned_pos;
 use super::schema::*;
-use super::shape::{Merge, closest};
+use super::shape::{Entries, Merge, Suggestions, Weight, closest};
 use super::units::{Cpu, Dur, IdRange, Limit, Percent, PortRange, Sig, Size};
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
@@ -29,17 +32,85 @@ const _: () = assert!(MAX_LOGS_KEEP as u64 == super::limits::LOGS_KEEP.max);
 /// Collects diagnostics for one file.
 struct Checker<'a> {
     file: &'a Path,
-    host: &'a dyn Host,
+    host: Memo<'a>,
     diags: Diagnostics,
+    /// How often each (code, position) was reported: a mistake in
+    /// `defaults` is one per service, and is kept [`limits::ERRORS_PER_KIND`]
+    /// times, not 4,096.
+    repeats: HashMap<(Code, Pos), u64>,
+    /// Suggestions by kind of name and word, each computed once.
+    suggestions: HashMap<(&'static str, String), Option<String>>,
+    /// Seccomp profile problems by (file, capabilities): a profile named in
+    /// `defaults` is read and compiled once, not once per service.
+    profiles: HashMap<(PathBuf, Vec<String>), Rc<Vec<Diagnostic>>>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(file: &'a Path, host: &'a dyn Host) -> Self {
+        Checker {
+            file,
+            host: Memo::new(host),
+            diags: Diagnostics::default(),
+            repeats: HashMap::new(),
+            suggestions: HashMap::new(),
+            profiles: HashMap::new(),
+        }
+    }
+
     fn report(&mut self, code: Code, pos: Pos, message: String, suggestion: impl Into<String>) {
-        self.diags.push(
+        self.push(
             Diagnostic::new(code, message)
                 .at(self.file, pos)
                 .suggest(suggestion),
         );
+    }
+
+    /// Adds `d`, unless its code and position have been reported
+    /// [`limits::ERRORS_PER_KIND`] times already (then it is counted, and
+    /// the last one kept says how many more there were).
+    fn push(&mut self, d: Diagnostic) {
+        let key = (d.code, d.pos.unwrap_or(Pos::UNKNOWN));
+        let n = self.repeats.entry(key).or_insert(0);
+        *n += 1;
+        if *n <= limits::ERRORS_PER_KIND.max || !key.1.is_known() {
+            self.diags.push(d);
+        }
+    }
+
+    /// The diagnostics, with a note on each one that stood for more.
+    fn finish(mut self) -> Diagnostics {
+        let keep = limits::ERRORS_PER_KIND.max;
+        for d in self.diags.0.iter_mut().rev() {
+            let key = (d.code, d.pos.unwrap_or(Pos::UNKNOWN));
+            if let Some(n) = self.repeats.remove(&key)
+                && n > keep
+            {
+                d.context
+                    .push(("same_error_more_times".into(), (n - keep).to_string()));
+            }
+        }
+        self.diags.finish()
+    }
+
+    /// `find(word)`, remembered per `kind` of name, and computed for the
+    /// first [`limits::ERRORS_PER_KIND`] distinct words of a kind only.
+    fn suggest(
+        &mut self,
+        kind: &'static str,
+        word: &str,
+        find: impl FnOnce(&str) -> Option<String>,
+    ) -> Option<String> {
+        let key = (kind, word.to_string());
+        if let Some(hit) = self.suggestions.get(&key) {
+            return hit.clone();
+        }
+        let computed = self.suggestions.keys().filter(|(k, _)| *k == kind).count();
+        if u64::try_from(computed).unwrap_or(u64::MAX) >= limits::ERRORS_PER_KIND.max {
+            return None;
+        }
+        let hit = find(word);
+        self.suggestions.insert(key, hit.clone());
+        hit
     }
 
     /// The directory relative paths in the file are read against.
@@ -48,6 +119,59 @@ impl Checker<'_> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default()
+    }
+}
+
+/// The host's answers, each asked once: `defaults` naming 4,096
+/// supplementary groups would otherwise ask NSS 4,096 times per service.
+struct Memo<'a> {
+    host: &'a dyn Host,
+    users: RefCell<HashMap<String, bool>>,
+    groups: RefCell<HashMap<String, bool>>,
+    paths: RefCell<HashMap<PathBuf, PathKind>>,
+}
+
+impl<'a> Memo<'a> {
+    fn new(host: &'a dyn Host) -> Self {
+        Memo {
+            host,
+            users: RefCell::default(),
+            groups: RefCell::default(),
+            paths: RefCell::default(),
+        }
+    }
+}
+
+impl Host for Memo<'_> {
+    fn user_exists(&self, name: &str) -> bool {
+        if let Some(&known) = self.users.borrow().get(name) {
+            return known;
+        }
+        let found = self.host.user_exists(name);
+        self.users.borrow_mut().insert(name.to_string(), found);
+        found
+    }
+
+    fn group_exists(&self, name: &str) -> bool {
+        if let Some(&known) = self.groups.borrow().get(name) {
+            return known;
+        }
+        let found = self.host.group_exists(name);
+        self.groups.borrow_mut().insert(name.to_string(), found);
+        found
+    }
+
+    fn path_kind(&self, path: &Path) -> PathKind {
+        if let Some(&known) = self.paths.borrow().get(path) {
+            return known;
+        }
+        let found = self.host.path_kind(path);
+        self.paths.borrow_mut().insert(path.to_path_buf(), found);
+        found
+    }
+
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
+        self.host.read_to_string(path)
     }
 }
 
@@ -65,33 +189,60 @@ fn list<T: Clone>(f: &Option<Vec<Spanned<T>>>) -> Vec<T> {
         .unwrap_or_default()
 }
 
-/// Service and group names become cgroup directory names and appear in
-/// metrics labels, so they are kept to a safe alphabet.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// A name bulkhead cannot use, and what to use instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadName {
+    pub message: String,
+    pub suggestion: String,
+}
+
+/// Directory names inside bulkhead's cgroup subtree that are its own:
+/// the daemon's cgroup and `bulkhead exec`'s.
+pub const RESERVED_NAMES: &[&str] = &["supervisor", "exec"];
+
+/// The prefixes of the kernel's interface files in a cgroup directory
+/// (`cgroup.procs`, `memory.max`, `pids.max`, ...): a child cgroup of
+/// such a name would collide with one, now or in a later kernel.
+pub const KERNEL_FILE_PREFIXES: &[&str] = &[
+    "cgroup.", "memory.", "cpu.", "cpuset.", "io.", "pids.", "hugetlb.", "rdma.", "misc.", "irq.",
+];
+
+/// Service, template and group names become cgroup directory names and
+/// appear in metrics labels, so they are kept to a safe alphabet, to
+/// [`limits::NAME_BYTES`], and clear of bulkhead's own and the kernel's
+/// names.
+pub fn check_name(name: &str) -> Result<(), BadName> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    if name.is_empty() || name.len() > 64 {
-        return Err(format!("{name:?} must be 1 to 64 characters"));
+    let max = limits::NAME_BYTES.max_usize();
+    if name.is_empty() || name.len() > max {
+        return Err(BadName {
+            message: format!("{name:?} must be 1 to {max} characters"),
+            suggestion: format!("use a name of 1 to {max} letters, digits, '_', '-' and '.'"),
+        });
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.chars().all(ok_char) {
-        return Err(format!(
-            "{name:?} may only use letters, digits, '_', '-' and '.', and must start with a letter or digit"
-        ));
+        return Err(BadName {
+            message: format!(
+                "{name:?} may only use letters, digits, '_', '-' and '.', and must start with a letter or digit"
+            ),
+            suggestion: "rename it, e.g. `web-api` for `web/api`".to_string(),
+        });
     }
-    if name == "supervisor" || name == "exec" {
-        return Err(format!(
-            "{name:?} is reserved for bulkhead's own cgroup (the daemon's, and `bulkhead exec`'s)"
-        ));
+    if RESERVED_NAMES.contains(&name) {
+        return Err(BadName {
+            message: format!(
+                "{name:?} is reserved for bulkhead's own cgroup (the daemon's, and `bulkhead exec`'s)"
+            ),
+            suggestion: format!("rename it, e.g. `{name}-app`"),
+        });
     }
-    // A cgroup directory may not take the name of an interface file.
-    const KERNEL_PREFIXES: &[&str] = &[
-        "cgroup", "cpu", "cpuset", "memory", "io", "pids", "hugetlb", "rdma", "misc",
-    ];
-    if let Some((head, _)) = name.split_once('.')
-        && KERNEL_PREFIXES.contains(&head)
-    {
-        return Err(format!(
-            "{name:?} is shaped like a cgroup interface file ({head}.*) and would collide with the kernel's"
-        ));
+    if let Some(prefix) = KERNEL_FILE_PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        return Err(BadName {
+            message: format!(
+                "{name:?} is shaped like a cgroup interface file ({prefix}*) and would collide with the kernel's"
+            ),
+            suggestion: format!("rename it, e.g. `{}`", name.replace('.', "-")),
+        });
     }
     Ok(())
 }
@@ -105,24 +256,25 @@ pub fn build(
     host: &dyn Host,
     services_key: Pos,
 ) -> Result<Config, Diagnostics> {
-    let mut c = Checker {
-        file,
-        host,
-        diags: Diagnostics::default(),
-    };
+    let mut c = Checker::new(file, host);
     let supervisor = supervisor(&mut c, raw.supervisor.unwrap_or_default());
     let raw_groups = raw.groups.unwrap_or_default();
     let raw_services = raw.services.unwrap_or_default();
     let defaults = raw.defaults.unwrap_or_default();
 
+    // The first of two groups of one name counts (the walk reports the second).
+    let mut group_index: HashMap<&str, &RawGroup> = HashMap::new();
+    for (name, _, g) in raw_groups.iter() {
+        group_index.entry(name).or_insert(g);
+    }
     let mut groups = Vec::new();
     for (name, pos, g) in raw_groups.iter() {
         if let Err(e) = check_name(name) {
             c.report(
                 Code::ConfigInvalidValue,
                 pos,
-                format!("group name {e}"),
-                "rename the group",
+                format!("group name {}", e.message),
+                e.suggestion,
             );
         }
         let res = g.resources.clone().unwrap_or_default();
@@ -141,14 +293,27 @@ pub fn build(
     }
 
     if raw_services.0.is_empty() {
-        c.diags.push(
+        c.push(
             Diagnostic::new(Code::ConfigMissingKey, "no services are defined")
                 .at(file, services_key)
                 .suggest("add a `services:` section with at least one service and its `command`"),
         );
     }
+    // The merge copies `defaults` into every service: count first.
+    let weight = merged_weight(&defaults, &raw_services, &group_index);
+    if !limits::MERGED_VALUES.allows(weight) {
+        c.push(
+            limits::MERGED_VALUES
+                .exceeded("services", weight)
+                .at(file, services_key)
+                .suggest("`defaults` is copied into every service: move large `env` mappings and lists from `defaults` (or a group's `defaults`) to the services that need them, or split the file"),
+        );
+        return Err(c.finish());
+    }
+    let mut group_names = Suggestions::new(&group_index.keys().copied().collect::<Vec<_>>());
     let mut services = Vec::new();
-    let mut merged_all = Vec::new();
+    let mut depends_all = Vec::new();
+    let mut bases: HashMap<Option<&str>, RawService> = HashMap::new();
     for (gname, gpos, g) in raw_groups.iter() {
         if let Some(m) = g.defaults.as_ref().and_then(|d| d.member_of.as_ref()) {
             c.report(
@@ -167,11 +332,11 @@ pub fn build(
             c.report(
                 Code::ConfigInvalidValue,
                 pos,
-                format!("service name {e}"),
-                "rename the service",
+                format!("service name {}", e.message),
+                e.suggestion,
             );
         }
-        if raw_groups.get(name).is_some() {
+        if group_index.contains_key(name) {
             c.report(
                 Code::ConfigConflict,
                 pos,
@@ -181,19 +346,22 @@ pub fn build(
         }
         // The group comes from the service, else from the top-level defaults.
         let member_of = svc.member_of.as_ref().or(defaults.member_of.as_ref());
-        let group_defaults = match member_of {
-            Some(m) => match raw_groups.get(&m.value) {
-                Some(g) => g.value.defaults.clone(),
+        let group = match member_of {
+            Some(m) => match group_index.get_key_value(m.value.as_str()) {
+                Some((&g, _)) => Some(g),
                 None => {
-                    let known: Vec<&str> = raw_groups.iter().map(|(n, _, _)| n).collect();
+                    let known = group_names.list();
+                    let best = group_names.closest(&m.value);
                     c.report(
                         Code::ConfigUnknownReference,
                         spanned_pos(m),
                         format!("services.{name}.member_of: no group named `{}`", m.value),
-                        match closest(&m.value, &known) {
+                        match best {
                             Some(b) => format!("did you mean `{b}`?"),
-                            None if known.is_empty() => "define it under `groups:`".to_string(),
-                            None => format!("defined groups: {}", known.join(", ")),
+                            None if group_index.is_empty() => {
+                                "define it under `groups:`".to_string()
+                            }
+                            None => format!("defined groups: {known}"),
                         },
                     );
                     None
@@ -201,14 +369,18 @@ pub fn build(
             },
             None => None,
         };
-        let merged = merge_service(
-            merge_service(defaults.clone(), group_defaults.unwrap_or_default()),
-            svc.clone(),
-        );
+        // `defaults` -> the group's `defaults`, merged once per group.
+        let base = bases.entry(group).or_insert_with(|| {
+            let group_defaults = group
+                .and_then(|g| group_index.get(g))
+                .and_then(|g| g.defaults.clone());
+            merge_service(defaults.clone(), group_defaults.unwrap_or_default())
+        });
+        let merged = merge_service(base.clone(), svc.clone());
         services.push(service(&mut c, name, pos, &merged, svc));
-        merged_all.push((name.to_string(), merged));
+        depends_all.push((name.to_string(), merged.depends_on));
     }
-    dependencies(&mut c, &merged_all, &services);
+    dependencies(&mut c, &depends_all, &services);
 
     if c.diags.is_empty() {
         Ok(Config {
@@ -218,8 +390,33 @@ pub fn build(
             services,
         })
     } else {
-        Err(c.diags.finish())
+        Err(c.finish())
     }
+}
+
+/// How many values the services hold once their defaults are merged in,
+/// counted before anything is copied ([`limits::MERGED_VALUES`]).
+fn merged_weight(
+    defaults: &RawService,
+    services: &Entries<RawService>,
+    groups: &HashMap<&str, &RawGroup>,
+) -> u64 {
+    let base = defaults.weight();
+    let group_weight: HashMap<&str, u64> = groups
+        .iter()
+        .map(|(name, g)| (*name, g.defaults.weight()))
+        .collect();
+    services
+        .iter()
+        .map(|(_, _, s)| {
+            let member_of = s.member_of.as_ref().or(defaults.member_of.as_ref());
+            let group = member_of
+                .and_then(|m| group_weight.get(m.value.as_str()))
+                .copied()
+                .unwrap_or(0);
+            base.saturating_add(group).saturating_add(s.weight())
+        })
+        .fold(0, u64::saturating_add)
 }
 
 /// One merge step, field by field, except that a level naming a health probe
@@ -336,6 +533,9 @@ fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Prote
             for f in list {
                 if crate::config::units::address_family(&f.value).is_none() {
                     let known = crate::config::units::ADDRESS_FAMILIES;
+                    let best = c.suggest("address family", &f.value, |w| {
+                        closest(w, known).map(str::to_string)
+                    });
                     c.report(
                         Code::ConfigInvalidValue,
                         spanned_pos(f),
@@ -343,7 +543,7 @@ fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Prote
                             "services.{name}.protect.address_families: `{}` is not an address family",
                             f.value
                         ),
-                        match closest(&f.value, known) {
+                        match best {
                             Some(b) => format!("did you mean `{b}`?"),
                             None => format!("use any of {}, or [any]", known.join(", ")),
                         },
@@ -426,6 +626,14 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
                 .collect()
         })
         .unwrap_or_default();
+    if env.len() > limits::ENV_ENTRIES.max_usize() {
+        c.push(
+            limits::ENV_ENTRIES
+                .exceeded(at("env"), u64::try_from(env.len()).unwrap_or(u64::MAX))
+                .at(c.file, pos)
+                .suggest("`defaults.env` and a group's `defaults.env` are added to the service's own: set fewer variables, or keep large settings in a file the service reads"),
+        );
+    }
     if let Some(entries) = &s.env {
         for (k, kpos, _) in entries.iter() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -449,7 +657,7 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
         ),
         Some(prog) => {
             let path_var = env.get("PATH").map_or(DEFAULT_PATH, String::as_str);
-            match resolve_program(c.host, prog, path_var) {
+            match resolve_program(&c.host, prog, path_var) {
                 Ok(found) => program = found,
                 Err(e) => c.report(
                     Code::ConfigCommand,
@@ -1078,13 +1286,15 @@ fn closest_capability(canon: &str) -> Option<String> {
 
 fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
     let mut capabilities = Vec::new();
+    let mut seen = HashSet::new();
     for cap in s.capabilities.iter().flatten() {
         let canon = canonical_capability(&cap.value);
         if canon.parse::<caps::Capability>().is_ok() {
-            if !capabilities.contains(&canon) {
+            if seen.insert(canon.clone()) {
                 capabilities.push(canon);
             }
         } else {
+            let best = c.suggest("capability", &canon, closest_capability);
             c.report(
                 Code::ConfigUnknownCapability,
                 spanned_pos(cap),
@@ -1092,7 +1302,7 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
                     "services.{name}.security.capabilities: `{}` is not a capability",
                     cap.value
                 ),
-                match closest_capability(&canon) {
+                match best {
                     Some(b) => format!("did you mean `{b}`?"),
                     None => {
                         "see capabilities(7) for the names, e.g. CAP_NET_BIND_SERVICE".to_string()
@@ -1154,53 +1364,70 @@ fn security(c: &mut Checker, name: &str, s: &RawSecurity) -> Security {
 /// location (file:line:column) goes into the context: the diagnostic points
 /// at the `seccomp` key of the config file.
 fn seccomp_file(c: &mut Checker, pos: Pos, name: &str, path: &Path, caps: &[String]) {
+    let key = (path.to_path_buf(), caps.to_vec());
+    let found = match c.profiles.get(&key) {
+        Some(found) => Rc::clone(found),
+        None => {
+            let found = Rc::new(profile_problems(&c.host, path, caps));
+            c.profiles.insert(key, Rc::clone(&found));
+            found
+        }
+    };
     let field = format!("services.{name}.security.seccomp");
+    for d in found.iter() {
+        let mut out = d.clone().at(c.file, pos);
+        out.message = format!("{field}: {}", d.message);
+        c.push(out);
+    }
+}
+
+/// What is wrong with a seccomp profile file for these capabilities, as
+/// diagnostics without a location (the caller points at its `seccomp` key).
+fn profile_problems(host: &dyn Host, path: &Path, caps: &[String]) -> Vec<Diagnostic> {
     if !matches!(
-        c.host.path_kind(path),
+        host.path_kind(path),
         PathKind::File { .. } | PathKind::Missing
     ) {
-        return c.diags.push(
+        return vec![
             Diagnostic::new(
                 Code::ConfigSeccompProfile,
-                format!("{field}: {} is not a regular file", path.display()),
+                format!("{} is not a regular file", path.display()),
             )
-            .at(c.file, pos)
             .suggest("name a JSON file holding an OCI/Docker seccomp profile"),
-        );
+        ];
     }
-    let text = match c.host.read_to_string(path) {
+    let text = match host.read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            return c.diags.push(
+            return vec![
                 Diagnostic::new(
                     Code::ConfigSeccompProfile,
-                    format!("{field}: cannot read {}", path.display()),
+                    format!("cannot read {}", path.display()),
                 )
-                .at(c.file, pos)
                 .cause(e)
                 .suggest("relative paths are read from the config file's directory"),
-            );
+            ];
         }
     };
     let Err(found) = crate::sandbox::seccomp::build(&text, path, caps) else {
-        return;
+        return Vec::new();
     };
-    for d in found.0 {
-        let location = match (&d.file, d.pos) {
-            (Some(f), Some(p)) => format!("{}:{}:{}", f.display(), p.line, p.column),
-            (Some(f), None) => f.display().to_string(),
-            (None, _) => path.display().to_string(),
-        };
-        let mut out = Diagnostic::new(
-            Code::ConfigSeccompProfile,
-            format!("{field}: {}", d.message),
-        )
-        .at(c.file, pos)
-        .context("profile", location);
-        out.cause = d.cause;
-        out.suggestion = d.suggestion;
-        c.diags.push(out);
-    }
+    found
+        .0
+        .into_iter()
+        .map(|d| {
+            let location = match (&d.file, d.pos) {
+                (Some(f), Some(p)) => format!("{}:{}:{}", f.display(), p.line, p.column),
+                (Some(f), None) => f.display().to_string(),
+                (None, _) => path.display().to_string(),
+            };
+            let mut out =
+                Diagnostic::new(Code::ConfigSeccompProfile, d.message).context("profile", location);
+            out.cause = d.cause;
+            out.suggestion = d.suggestion;
+            out
+        })
+        .collect()
 }
 
 fn health(c: &mut Checker, name: &str, pos: Pos, h: &RawHealth) -> Option<Health> {
@@ -1530,21 +1757,33 @@ fn restart(c: &mut Checker, name: &str, r: &RawRestart) -> Restart {
 }
 
 /// Unknown names in `depends_on`, dependencies on templates, and cycles.
-/// Reads the merged services, so a `depends_on` from defaults is checked too.
-fn dependencies(c: &mut Checker, merged: &[(String, RawService)], services: &[Service]) {
+/// Reads the merged lists, so a `depends_on` from defaults is checked too.
+fn dependencies(
+    c: &mut Checker,
+    merged: &[(String, Option<Vec<Spanned<String>>>)],
+    services: &[Service],
+) {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-    for (name, svc) in merged {
-        for dep in svc.depends_on.iter().flatten() {
-            match services.iter().find(|s| s.name == dep.value) {
-                None => c.report(
-                    Code::ConfigUnknownReference,
-                    spanned_pos(dep),
-                    format!("services.{name}.depends_on: no service named `{}`", dep.value),
-                    match closest(&dep.value, &names) {
+    let mut by_name: HashMap<&str, &Service> = HashMap::with_capacity(services.len());
+    for s in services {
+        by_name.entry(s.name.as_str()).or_insert(s);
+    }
+    let mut suggest = Suggestions::new(&names);
+    for (name, deps) in merged {
+        for dep in deps.iter().flatten() {
+            match by_name.get(dep.value.as_str()) {
+                None => {
+                    let help = match suggest.closest(&dep.value) {
                         Some(b) => format!("did you mean `{b}`?"),
-                        None => format!("defined services: {}", names.join(", ")),
-                    },
-                ),
+                        None => format!("defined services: {}", suggest.list()),
+                    };
+                    c.report(
+                        Code::ConfigUnknownReference,
+                        spanned_pos(dep),
+                        format!("services.{name}.depends_on: no service named `{}`", dep.value),
+                        help,
+                    );
+                }
                 Some(t) if t.isolation.is_some() => c.report(
                     Code::ConfigConflict,
                     spanned_pos(dep),
@@ -1560,7 +1799,7 @@ fn dependencies(c: &mut Checker, merged: &[(String, RawService)], services: &[Se
         let pos = merged
             .iter()
             .find(|(n, _)| n == first)
-            .and_then(|(_, s)| s.depends_on.as_ref())
+            .and_then(|(_, d)| d.as_ref())
             .and_then(|d| d.iter().find(|x| x.value == cycle[1]))
             .map(spanned_pos)
             .unwrap_or(Pos::UNKNOWN);
@@ -1573,7 +1812,18 @@ fn dependencies(c: &mut Checker, merged: &[(String, RawService)], services: &[Se
     }
 }
 
+/// Each service's index by name (the first of a name).
+fn index_by_name(services: &[Service]) -> HashMap<&str, usize> {
+    let mut index = HashMap::with_capacity(services.len());
+    for (i, s) in services.iter().enumerate() {
+        index.entry(s.name.as_str()).or_insert(i);
+    }
+    index
+}
+
 /// A dependency cycle as a path that ends where it starts (`a -> b -> a`).
+/// Depth-first with an explicit stack: linear in services and edges, and a
+/// chain of 4,096 services uses no more thread stack than one.
 pub fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -1581,46 +1831,55 @@ pub fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
         Active,
         Done,
     }
-    fn visit(
-        i: usize,
-        svcs: &[Service],
-        marks: &mut [Mark],
-        stack: &mut Vec<usize>,
-    ) -> Option<Vec<String>> {
-        marks[i] = Mark::Active;
-        stack.push(i);
-        for dep in &svcs[i].depends_on {
-            let Some(j) = svcs.iter().position(|s| &s.name == dep) else {
-                continue;
-            };
-            match marks[j] {
-                Mark::Active => {
-                    let from = stack.iter().position(|&k| k == j).unwrap_or(0);
-                    let mut path: Vec<String> = stack[from..]
-                        .iter()
-                        .map(|&k| svcs[k].name.clone())
-                        .collect();
-                    path.push(svcs[j].name.clone());
-                    return Some(path);
+    let index = index_by_name(services);
+    let edges: Vec<Vec<usize>> = services
+        .iter()
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut marks = vec![Mark::New; services.len()];
+    // Where each active service sits on the path.
+    let mut on_path: Vec<usize> = vec![usize::MAX; services.len()];
+    for start in 0..services.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        // (service, next edge to follow)
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        marks[start] = Mark::Active;
+        on_path[start] = 0;
+        while let Some(top) = stack.last_mut() {
+            let (i, next) = *top;
+            match edges[i].get(next) {
+                None => {
+                    marks[i] = Mark::Done;
+                    stack.pop();
                 }
-                Mark::New => {
-                    if let Some(c) = visit(j, svcs, marks, stack) {
-                        return Some(c);
+                Some(&j) => {
+                    top.1 += 1;
+                    match marks[j] {
+                        Mark::Active => {
+                            let from = on_path[j];
+                            let mut path: Vec<String> = stack[from..]
+                                .iter()
+                                .map(|&(k, _)| services[k].name.clone())
+                                .collect();
+                            path.push(services[j].name.clone());
+                            return Some(path);
+                        }
+                        Mark::New => {
+                            marks[j] = Mark::Active;
+                            on_path[j] = stack.len();
+                            stack.push((j, 0));
+                        }
+                        Mark::Done => {}
                     }
                 }
-                Mark::Done => {}
             }
-        }
-        stack.pop();
-        marks[i] = Mark::Done;
-        None
-    }
-    let mut marks = vec![Mark::New; services.len()];
-    for i in 0..services.len() {
-        if marks[i] == Mark::New
-            && let Some(c) = visit(i, services, &mut marks, &mut Vec::new())
-        {
-            return Some(c);
         }
     }
     None
@@ -1628,17 +1887,21 @@ pub fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
 
 /// Services in an order where each comes after what it depends on (stable:
 /// file order otherwise). Assumes no cycles ([`build`] rejects them).
+/// Each pass over the services places every one whose dependencies are
+/// placed; a pass costs one lookup per dependency.
 pub fn start_order(services: &[Service]) -> Vec<&Service> {
+    let index = index_by_name(services);
+    let mut placed = vec![false; services.len()];
     let mut out: Vec<&Service> = Vec::with_capacity(services.len());
     while out.len() < services.len() {
         let before = out.len();
-        for s in services {
-            let placed = |n: &str| out.iter().any(|o| o.name == n);
-            if !placed(&s.name)
+        for (i, s) in services.iter().enumerate() {
+            if !placed[i]
                 && s.depends_on
                     .iter()
-                    .all(|d| placed(d) || !services.iter().any(|x| &x.name == d))
+                    .all(|d| index.get(d.as_str()).is_none_or(|&j| placed[j]))
             {
+                placed[i] = true;
                 out.push(s);
             }
         }
@@ -1666,6 +1929,170 @@ mod tests {
         assert_eq!(closest_capability("CAP_NETWORK_EVERYTHING"), None);
         // A prefix of several names is no suggestion.
         assert_eq!(closest_capability("CAP_SYS_"), None);
+    }
+
+    #[test]
+    fn reserved_and_kernel_shaped_names_are_refused_with_another_name() {
+        for (name, instead) in [
+            ("exec", "exec-app"),
+            ("supervisor", "supervisor-app"),
+            ("cgroup.procs", "cgroup-procs"),
+            ("cgroup.subtree_control", "cgroup-subtree_control"),
+            ("memory.max", "memory-max"),
+            ("pids.max", "pids-max"),
+            ("irq.pressure", "irq-pressure"),
+            ("cpuset.cpus.effective", "cpuset-cpus-effective"),
+        ] {
+            let e = check_name(name).unwrap_err();
+            assert!(
+                e.suggestion.contains(&format!("`{instead}`")),
+                "{name}: {e:?}"
+            );
+            assert!(check_name(instead).is_ok(), "{instead}");
+        }
+        for ok in ["web", "memory", "cgroup", "io-worker", "cpu2.x", "execs"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(limits::NAME_BYTES.max_usize() + 1);
+        assert!(check_name(&long).is_err());
+        assert!(check_name(&long[1..]).is_ok());
+    }
+
+    fn svc(name: &str, deps: &[&str]) -> Service {
+        let yaml = format!("services:\n  {name}:\n    command: [/bin/true]\n");
+        let h = crate::config::host::fake::FakeHost::typical();
+        let mut cfg = crate::config::parse_str(&yaml, Path::new("/etc/b.yaml"), &h).unwrap();
+        let mut s = cfg.services.remove(0);
+        s.depends_on = deps.iter().map(ToString::to_string).collect();
+        s
+    }
+
+    #[test]
+    fn cycles_are_found_on_long_chains_and_start_order_is_stable() {
+        // a chain of 4,096: s0 depends on s1, ..., the last on nothing.
+        let n = limits::SERVICES.max_usize();
+        let template = svc("s", &[]);
+        let chain: Vec<Service> = (0..n)
+            .map(|i| {
+                let mut s = template.clone();
+                s.name = format!("s{i}");
+                if i + 1 < n {
+                    s.depends_on = vec![format!("s{}", i + 1)];
+                }
+                s
+            })
+            .collect();
+        assert_eq!(find_cycle(&chain), None);
+        let order = start_order(&chain);
+        assert_eq!(order.len(), n);
+        assert_eq!(order[0].name, format!("s{}", n - 1));
+        let mut looped = chain;
+        looped[n - 1].depends_on = vec!["s0".into()];
+        let cycle = find_cycle(&looped).unwrap();
+        assert_eq!(cycle.len(), n + 1);
+        assert_eq!(cycle.first(), cycle.last());
+
+        let small = vec![
+            svc("a", &["b"]),
+            svc("b", &["c"]),
+            svc("c", &["b"]),
+            svc("d", &[]),
+        ];
+        let small: Vec<Service> = small
+            .into_iter()
+            .zip(["a", "b", "c", "d"])
+            .map(|(mut s, n)| {
+                s.name = n.into();
+                s
+            })
+            .collect();
+        assert_eq!(find_cycle(&small).unwrap(), ["b", "c", "b"]);
+        let free = vec![small[3].clone(), {
+            let mut x = small[0].clone();
+            x.depends_on = vec!["d".into(), "unknown".into()];
+            x
+        }];
+        let names: Vec<&str> = start_order(&free).iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["d", "a"]);
+    }
+
+    fn load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
+        let h = crate::config::host::fake::FakeHost::typical();
+        crate::config::parse_str(yaml, Path::new("/etc/bulkhead/b.yaml"), &h)
+    }
+
+    #[test]
+    fn the_defaults_merge_is_bounded_before_anything_is_copied() {
+        // 1,024 variables in defaults, 600 services: 614k merged values.
+        let mut yaml = String::from("defaults:\n  env:\n");
+        for i in 0..1024 {
+            yaml += &format!("    V{i}: x\n");
+        }
+        yaml += "services:\n";
+        for i in 0..600 {
+            yaml += &format!("  s{i}: {{command: [/bin/true]}}\n");
+        }
+        let e = load(&yaml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
+        let d = &e.0[0];
+        assert_eq!(d.code, Code::ConfigLimit);
+        assert_eq!(d.context[0], ("limit".into(), "merged_values".into()));
+        assert_eq!(
+            d.pos,
+            Some(Pos {
+                line: 1027,
+                column: 1
+            })
+        );
+    }
+
+    #[test]
+    fn env_entries_are_bounded_after_the_merge_too() {
+        let half = limits::ENV_ENTRIES.max_usize() / 2 + 1;
+        let vars = |p: &str| -> String { (0..half).map(|i| format!("{p}{i}: x, ")).collect() };
+        let yaml = format!(
+            "defaults:\n  env: {{{}}}\nservices:\n  web:\n    command: [/bin/true]\n    env: {{{}}}\n",
+            vars("A"),
+            vars("B")
+        );
+        let e = load(&yaml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
+        assert_eq!(e.0[0].code, Code::ConfigLimit);
+        assert_eq!(e.0[0].context[0], ("limit".into(), "env_entries".into()));
+    }
+
+    #[test]
+    fn a_mistake_in_defaults_is_reported_a_bounded_number_of_times() {
+        let mut yaml =
+            String::from("defaults:\n  security:\n    capabilities: [CAP_NOPE]\nservices:\n");
+        for i in 0..100 {
+            yaml += &format!("  s{i}: {{command: [/bin/true]}}\n");
+        }
+        let e = load(&yaml).unwrap_err();
+        let keep = limits::ERRORS_PER_KIND.max_usize();
+        assert_eq!(e.len(), keep, "{e}");
+        let more = e
+            .iter()
+            .flat_map(|d| d.context.iter())
+            .find(|(k, _)| k == "same_error_more_times");
+        assert_eq!(more.map(|(_, v)| v.as_str()), Some("80"));
+    }
+
+    #[test]
+    fn unknown_dependencies_get_a_bounded_suggestion() {
+        let mut yaml = String::from("services:\n");
+        for i in 0..50 {
+            yaml += &format!("  s{i}: {{command: [/bin/true], depends_on: [x{i}]}}\n");
+        }
+        let e = load(&yaml).unwrap_err();
+        assert_eq!(e.len(), 50);
+        assert!(e.iter().all(|d| d.code == Code::ConfigUnknownReference));
+        let last = e.0[49].suggestion.clone().unwrap_or_default();
+        assert_eq!(
+            last,
+            "defined services: s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 (and 40 more)"
+        );
+        assert_eq!(e.0[0].suggestion.as_deref(), Some("did you mean `s0`?"));
     }
 }
 
