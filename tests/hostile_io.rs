@@ -61,27 +61,47 @@ fn one_service_with_list(section: Option<&str>, key: &str, items: &str) -> Strin
     text
 }
 
-#[test]
-fn twenty_thousand_bad_groups_report_a_folded_bounded_error() {
+/// A file with `n` unknown groups in one service's list.
+fn bad_groups(dir: &Path, n: usize) -> std::path::PathBuf {
     assert!(
         nix::unistd::Group::from_name("x").unwrap().is_none(),
         "this test needs no group named x"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("groups.yaml");
-    let items = vec!["x"; 20_000].join(",");
-    let text = one_service_with_list(None, "supplementary_groups", &items);
-    assert!(text.len() < 50_000);
-    std::fs::write(&path, text).unwrap();
+    let path = dir.join(format!("groups-{n}.yaml"));
+    let items = vec!["x"; n].join(",");
+    std::fs::write(
+        &path,
+        one_service_with_list(None, "supplementary_groups", &items),
+    )
+    .unwrap();
+    path
+}
 
+#[test]
+fn twenty_thousand_bad_groups_are_one_limit_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = bad_groups(dir.path(), 20_000);
+    assert!(std::fs::metadata(&path).unwrap().len() < 50_000);
+    for json in [false, true] {
+        let out = validate(&path, json);
+        let text = assert_coded(&out, 1, "CONFIG_LIMIT");
+        assert!(text.contains("list_items"), "the limit is not named");
+    }
+}
+
+#[test]
+fn four_thousand_bad_groups_report_a_folded_bounded_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Under the list limit (4096): every item is checked and wrong.
+    let path = bad_groups(dir.path(), 4000);
     let out = validate(&path, false);
     let text = assert_coded(&out, 1, "CONFIG_UNKNOWN_ACCOUNT");
     assert!(
-        text.contains("... and 19980 more of the same kind (CONFIG_UNKNOWN_ACCOUNT)"),
+        text.contains("... and 3980 more of the same kind (CONFIG_UNKNOWN_ACCOUNT)"),
         "not folded"
     );
-    assert!(text.contains("20000 errors"));
-    // The 40 KB line is shown as a window around each error.
+    assert!(text.contains("4000 errors"));
+    // The 8 KB line is shown as a window around each error.
     let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest < 300, "a line of {widest} characters");
     assert!(text.contains('…'));
@@ -90,10 +110,10 @@ fn twenty_thousand_bad_groups_report_a_folded_bounded_error() {
     assert_coded(&out, 1, "CONFIG_UNKNOWN_ACCOUNT");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
-    assert_eq!(v["error_count"], 20_000);
-    assert_eq!(v["errors_omitted"], 19_980);
+    assert_eq!(v["error_count"], 4000);
+    assert_eq!(v["errors_omitted"], 3980);
     assert_eq!(v["errors"].as_array().unwrap().len(), 20);
-    assert_eq!(v["errors"][19]["more_of_same_kind"], 19_980);
+    assert_eq!(v["errors"][19]["more_of_same_kind"], 3980);
 }
 
 #[test]
