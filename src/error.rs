@@ -280,6 +280,11 @@ impl Diagnostic {
     /// Writes the error as [`Diagnostic::render`] shows it, with `snippet`
     /// when the error has none of its own.
     pub fn write_to(&self, w: &mut dyn Write, snippet: Option<&Snippet>) -> io::Result<()> {
+        // A message may quote what a hostile file wrote (a key, a value): on
+        // a terminal its control characters are shown, not obeyed.
+        fn clip(s: &str, max: usize) -> Cow<'_, str> {
+            printable(self::clip(s, max))
+        }
         writeln!(
             w,
             "error[{}]: {}",
@@ -408,6 +413,24 @@ pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
         end -= 1;
     }
     Cow::Owned(format!("{}… ({} bytes in all)", &s[..end], s.len()))
+}
+
+/// `s` with its control characters (but newline and tab) written as
+/// escapes (`\u{1b}`), so printing it cannot move the cursor, change
+/// colours or retitle the terminal.
+pub fn printable(s: Cow<'_, str>) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The widest source line shown under an error, in terminal columns.
@@ -899,6 +922,21 @@ mod tests {
         assert_eq!(l.get(0), None);
         assert_eq!(l.get(5), None);
         assert_eq!(Lines::new("x\n").get(2), None);
+    }
+
+    #[test]
+    fn control_characters_in_a_message_are_shown_not_obeyed() {
+        let d = Diagnostic::new(
+            Code::ConfigUnknownKey,
+            "unknown key `a\u{1b}]0;pwned\u{7}b`",
+        )
+        .cause("x\u{9b}31my\r")
+        .suggest("line one\n\tline two");
+        let text = d.render(None);
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\r'));
+        assert!(!text.contains('\u{9b}'));
+        assert!(text.contains("a\\u{1b}]0;pwned\\u{7}b"), "{text}");
+        assert!(text.contains("line one\n\tline two"), "{text}");
     }
 
     #[test]

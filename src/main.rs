@@ -419,6 +419,14 @@ enum SeccompCommand {
 enum ConfigCommand {
     /// Print the JSON Schema of the config file (for editor completion).
     Schema,
+    /// Print every bound bulkhead puts on its input (file size, services,
+    /// list items, string lengths, durations, ...): the names its
+    /// CONFIG_LIMIT errors use.
+    Limits {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -441,6 +449,12 @@ fn main() -> ExitCode {
             command: ConfigCommand::Schema,
         } => {
             emit(&serde_json::to_string_pretty(&config::json_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Limits { json },
+        } => {
+            emit(&render_limits(json));
             ExitCode::SUCCESS
         }
         Command::Check { config, json } => run_check(config, json),
@@ -1209,4 +1223,22 @@ fn run_daemon(config: PathBuf, log_format: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `bulkhead config limits`: the table of [`config::limits::ALL`].
+fn render_limits(json: bool) -> String {
+    use config::limits::ALL;
+    if json {
+        let rows: Vec<serde_json::Value> = ALL
+            .iter()
+            .map(|l| serde_json::json!({"name": l.name, "max": l.max, "what": l.what}))
+            .collect();
+        return serde_json::to_string_pretty(&rows).unwrap_or_default();
+    }
+    let width = ALL.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    let mut out = format!("{:width$}  {:>10}  WHAT", "LIMIT", "MAX");
+    for l in ALL {
+        out += &format!("\n{:width$}  {:>10}  {}", l.name, l.max, l.what);
+    }
+    out
 }

@@ -231,3 +231,35 @@ fn reserved_names_are_refused_with_a_suggestion() {
         }
     }
 }
+
+#[test]
+fn values_that_would_overflow_at_run_time_are_refused_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, text, code) in [
+        (
+            "a probe timeout past Instant's range",
+            "services:\n  web:\n    command: [/bin/true]\n    health:\n      exec: [/bin/true]\n      timeout: 300000000000y\n",
+            "CONFIG_INVALID_VALUE",
+        ),
+        (
+            "4.3e9 kept log files",
+            "services:\n  web:\n    command: [/bin/true]\n    logs: {keep: 4294967295}\n",
+            "CONFIG_LIMIT",
+        ),
+        (
+            "4.3e9 replicas",
+            "services:\n  web:\n    command: [/bin/true]\n    instances: 4294967295\n",
+            "CONFIG_LIMIT",
+        ),
+        (
+            "the reserved id -1",
+            "services:\n  web:\n    command: [/bin/true]\n    user: \"4294967295\"\n",
+            "CONFIG_INVALID_VALUE",
+        ),
+    ] {
+        let out = validate(dir.path(), "runtime.yaml", text);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert!(text.contains(code), "{what}: no {code} in {text}");
+    }
+}

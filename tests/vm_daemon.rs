@@ -576,7 +576,24 @@ fn daemon_reload_reads_the_file_off_the_loop_and_status_answers_meanwhile() {
     command: [/bin/sleep, '100000']
 ";
     let mut bh = Bh::new("slowload", svc);
-    bh.start();
+    // systemd's side of the daemon: a notify socket that records what the
+    // daemon says and when, and a watchdog of 2 s (pinged every second).
+    let notify_path = bh.path("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = heard.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = notify.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            log.lock().unwrap().extend(text.lines().map(str::to_string));
+        }
+    });
+    bh.spawn_env(&[
+        ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "2000000"),
+    ]);
+    bh.wait_for("the control socket answers", 60, |_| true);
     let s = bh.wait_for("idle runs", 60, |s| running(s, "idle", 0));
     let pid = inst(&s, "idle", 0).pid;
 
@@ -647,6 +664,25 @@ fn daemon_reload_reads_the_file_off_the_loop_and_status_answers_meanwhile() {
         "the invalid reload changed the services"
     );
     assert_eq!(inst(&s, "idle", 0).pid, pid);
+
+    // And systemd heard the watchdog while the file was being checked:
+    // RELOADING=1, then WATCHDOG=1 at least once, then READY=1.
+    let heard = heard.lock().unwrap().clone();
+    println!("notify messages: {heard:?}");
+    let reloading = heard
+        .iter()
+        .position(|m| m == "RELOADING=1")
+        .expect("no RELOADING=1");
+    let ready = reloading
+        + heard[reloading..]
+            .iter()
+            .position(|m| m == "READY=1")
+            .expect("no READY=1 after RELOADING=1");
+    assert!(
+        heard[reloading..ready].iter().any(|m| m == "WATCHDOG=1"),
+        "no watchdog ping while the reload read the file: {:?}",
+        &heard[reloading..=ready]
+    );
 }
 
 #[test]

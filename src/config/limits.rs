@@ -126,6 +126,30 @@ pub const MERGED_VALUES: Limit = Limit::new(
     "values in all services with their defaults merged in",
 );
 
+/// YAML parse events (a scalar, the start or end of a list or mapping) in
+/// the file: the parser stops there, before the walk.
+pub const YAML_EVENTS: Limit = Limit::new("yaml_events", 200_000, "YAML parse events");
+
+/// Nodes (values) in the parsed YAML.
+pub const YAML_NODES: Limit = Limit::new("yaml_nodes", 200_000, "YAML nodes");
+
+/// Levels of nesting in the YAML.
+pub const YAML_DEPTH: Limit = Limit::new("yaml_depth", 32, "levels of nesting");
+
+/// Aliases (`*name`) in the file.
+pub const YAML_ALIASES: Limit = Limit::new("yaml_aliases", 1_000, "aliases");
+
+/// Anchors (`&name`) in the file.
+pub const YAML_ANCHORS: Limit = Limit::new("yaml_anchors", 1_000, "anchors");
+
+/// Events recorded under anchors for replay by aliases.
+pub const YAML_ANCHORED_EVENTS: Limit =
+    Limit::new("yaml_anchored_events", 20_000, "events under anchors");
+
+/// Bytes in all scalars, aliases expanded.
+pub const YAML_SCALAR_BYTES: Limit =
+    Limit::new("yaml_scalar_bytes", 8 << 20, "bytes in all values");
+
 /// Every limit, for `bulkhead config limits` and the reference.
 pub const ALL: &[Limit] = &[
     FILE_BYTES,
@@ -143,6 +167,13 @@ pub const ALL: &[Limit] = &[
     ERRORS,
     CACHED_PROGRAM,
     MERGED_VALUES,
+    YAML_EVENTS,
+    YAML_NODES,
+    YAML_DEPTH,
+    YAML_ALIASES,
+    YAML_ANCHORS,
+    YAML_ANCHORED_EVENTS,
+    YAML_SCALAR_BYTES,
 ];
 
 #[cfg(test)]

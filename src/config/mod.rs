@@ -103,14 +103,14 @@ pub fn read(path: &Path) -> Result<String, Diagnostic> {
 /// would let a hostile file use much memory or time.
 fn options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = 200_000;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_depth = 32;
-    budget.max_nodes = 200_000;
-    budget.max_total_scalar_bytes = 8 << 20;
+    budget.max_events = limits::YAML_EVENTS.max_usize();
+    budget.max_aliases = limits::YAML_ALIASES.max_usize();
+    budget.max_anchors = limits::YAML_ANCHORS.max_usize();
+    budget.max_depth = limits::YAML_DEPTH.max_usize();
+    budget.max_nodes = limits::YAML_NODES.max_usize();
+    budget.max_total_scalar_bytes = limits::YAML_SCALAR_BYTES.max_usize();
     budget.max_documents = 1;
-    budget.max_recorded_anchor_events = 20_000;
+    budget.max_recorded_anchor_events = limits::YAML_ANCHORED_EVENTS.max_usize();
     let mut o = serde_saphyr::Options::default();
     o.budget = Some(budget);
     o.strict_booleans = true;
@@ -210,6 +210,16 @@ fn yaml_error(e: &serde_saphyr::Error, path: &Path, source: &str) -> Diagnostic 
         serde_saphyr::Error::Budget { breach, .. } => Some(breach),
         _ => None,
     };
+    // The limit a breach passed, named in the error as every limit is.
+    let limit = match breach {
+        Some(BudgetBreach::Events { .. }) => Some(limits::YAML_EVENTS),
+        Some(BudgetBreach::Nodes { .. }) => Some(limits::YAML_NODES),
+        Some(BudgetBreach::Depth { .. }) => Some(limits::YAML_DEPTH),
+        Some(BudgetBreach::Aliases { .. }) => Some(limits::YAML_ALIASES),
+        Some(BudgetBreach::Anchors { .. }) => Some(limits::YAML_ANCHORS),
+        Some(BudgetBreach::ScalarBytes { .. }) => Some(limits::YAML_SCALAR_BYTES),
+        _ => None,
+    };
     let (code, suggestion) = match breach {
         Some(BudgetBreach::Documents { .. }) => (
             Code::ConfigSyntax,
@@ -245,8 +255,11 @@ fn yaml_error(e: &serde_saphyr::Error, path: &Path, source: &str) -> Diagnostic 
         code,
         format!("{} is not valid bulkhead YAML", path.display()),
     )
-    .cause(first_line)
-    .suggest(if tabs {
+    .cause(first_line);
+    if let Some(l) = limit {
+        d = d.context("limit", l.name).context("max", l.max);
+    }
+    d = d.suggest(if tabs {
         "indent with spaces: YAML does not allow tabs for indentation"
     } else {
         suggestion

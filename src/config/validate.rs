@@ -705,14 +705,11 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
     }
     // Replicas are built up front, each with a port, a uid and a cgroup.
     if instances > MAX_INSTANCES {
-        c.report(
-            Code::ConfigInvalidValue,
-            p(&s.instances),
-            format!(
-                "{}: {instances} replicas is more than {MAX_INSTANCES}, the most one service runs",
-                at("instances")
-            ),
-            "run fewer replicas, or make the service a template (isolation) whose instances are launched on demand",
+        c.push(
+            limits::INSTANCES
+                .exceeded(at("instances"), u64::from(instances))
+                .at(c.file, p(&s.instances))
+                .suggest("run fewer replicas, or make the service a template (isolation) whose instances are launched on demand"),
         );
     }
     // An `instances` inherited from defaults does not apply to templates;
@@ -904,15 +901,11 @@ fn service(c: &mut Checker, name: &str, pos: Pos, s: &RawService, own: &RawServi
     };
     // Each rotation renames every kept file once.
     if logs.keep > MAX_LOGS_KEEP {
-        c.report(
-            Code::ConfigInvalidValue,
-            p(&lg.keep),
-            format!(
-                "{}: {} files is more than {MAX_LOGS_KEEP}, the most kept",
-                at("logs.keep"),
-                logs.keep
-            ),
-            "keep fewer, larger files (logs.max_size), or ship the log elsewhere",
+        c.push(
+            limits::LOGS_KEEP
+                .exceeded(at("logs.keep"), u64::from(logs.keep))
+                .at(c.file, p(&lg.keep))
+                .suggest("keep fewer, larger files (logs.max_size), or ship the log elsewhere"),
         );
     }
     if logs.max_size.bytes().is_some_and(|b| b < 4096) {

@@ -142,6 +142,12 @@ impl Bh {
 
     /// Starts the daemon; does not wait for it.
     pub fn spawn(&mut self) {
+        self.spawn_env(&[]);
+    }
+
+    /// [`Bh::spawn`] with these variables added to the daemon's environment
+    /// (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, ...).
+    pub fn spawn_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -151,6 +157,7 @@ impl Bh {
         let child = Command::new(BIN)
             .args(["run", "-c"])
             .arg(&self.cfg)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -350,6 +350,10 @@ struct Checker<'a> {
     index: JsonIndex,
     diags: Diagnostics,
     ignore_unknown: bool,
+    /// Unknown names looked up for a suggestion so far: only the first
+    /// `ERRORS_PER_KIND` are (the rest are folded in the report anyway, and
+    /// a 1 MiB profile of misspellings must not cost a search each).
+    suggested: usize,
 }
 
 /// Every architecture libseccomp has a syscall table for.
@@ -693,13 +697,20 @@ impl Checker<'_> {
                 ok = false;
             } else if !self.ignore_unknown && !is_syscall_anywhere(n) {
                 let newer = "if it is a call newer than this libseccomp, set \"ignore_unknown\": true at the top of the profile to set such names aside";
+                self.suggested += 1;
+                let closest =
+                    if self.suggested <= crate::config::limits::ERRORS_PER_KIND.max_usize() {
+                        closest_syscall(n)
+                    } else {
+                        None
+                    };
                 self.error(
                     &path,
                     format!(
                         "`{n}` is not a system call on any architecture libseccomp {} knows",
                         libseccomp_version()
                     ),
-                    match closest_syscall(n) {
+                    match closest {
                         Some(c) => format!("did you mean `{c}`? ({newer})"),
                         None => format!("check the spelling against syscalls(2); {newer}"),
                     },
@@ -914,6 +925,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Profile, Diagnostics> {
         index,
         diags: Diagnostics::default(),
         ignore_unknown: false,
+        suggested: 0,
     };
     let profile = c.profile(raw);
     match profile {
