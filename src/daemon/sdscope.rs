@@ -114,8 +114,15 @@ pub fn ensure(mount: &Path, scope: &Scope) -> Result<Placed, Diagnostics> {
     let root = discover::cgroup_dir(mount, &scope.cgroup);
     let _ = SUPERVISOR.set(root.join("supervisor"));
     if root.is_dir() {
-        let procs =
-            std::fs::read_to_string(root.join("supervisor/cgroup.procs")).unwrap_or_default();
+        // A keeper that an interrupted start left in the scope itself would
+        // keep the controllers off for good: into `supervisor` with it.
+        let sup = root.join("supervisor");
+        let _ = crate::cgroup::create(&sup);
+        let stray = std::fs::read_to_string(root.join("cgroup.procs")).unwrap_or_default();
+        for pid in stray.split_whitespace() {
+            let _ = crate::cgroup::write(&sup, "cgroup.procs", pid);
+        }
+        let procs = std::fs::read_to_string(sup.join("cgroup.procs")).unwrap_or_default();
         if procs.split_whitespace().next().is_some() {
             tracing::info!(scope = %scope.unit, "the services' scope is there; adopting");
             return Ok(Placed { root, keeper: None });

@@ -10,6 +10,8 @@
 #     good one is applied;
 #   kill -STOP the daemon: the watchdog gets it restarted, the service keeps
 #     its pid;
+#   the scope's keeper and the daemon killed: the restarted daemon gives the
+#     services' scope a new keeper and adopts the services;
 #   stop: the services are stopped and their cgroups removed.
 # Each check appends its name to /out/passed or /out/failed; /out/exit-code
 # is 0 when none failed. The log is /out/checks.log, the journal
@@ -165,7 +167,23 @@ check "the daemon restarted after the watchdog adopted steady (same pid)" \
     wait_for 30 eval '[[ $(svc_pid steady) == "$pid" ]] && running steady'
 [[ -s $OUT/failed ]] && diag
 
-# 6. Stop: the services stop and their cgroups go.
+# 6. The scope's keeper killed by someone, then a daemon crash: the
+# restarted daemon gives the scope a new keeper and adopts the services.
+echo "---- kill the scope's keeper, then kill -9 the daemon"
+SCOPE=$CG/system.slice/bulkhead-services.scope
+keeper=$(head -n 1 "$SCOPE/supervisor/cgroup.procs" 2>/dev/null)
+echo "keeper: ${keeper:-none} ($(cat "/proc/${keeper:-0}/cmdline" 2>/dev/null | tr '\0' ' '))"
+[[ -n $keeper ]] && kill -9 "$keeper"
+old_main=$(main_pid)
+kill_main -9
+check "after the keeper and the daemon died, systemd restarts the daemon" wait_for 120 new_daemon
+check "the restarted daemon adopted steady again (same pid)" \
+    wait_for 30 eval '[[ $(svc_pid steady) == "$pid" ]] && running steady'
+new_keeper() { local k; k=$(head -n 1 "$SCOPE/supervisor/cgroup.procs" 2>/dev/null); [[ -n $k && $k != "$keeper" ]]; }
+check "the scope has a new keeper" new_keeper
+[[ -s $OUT/failed ]] && diag
+
+# 7. Stop: the services stop and their cgroups go.
 echo "---- stop"
 second=$(svc_pid second)
 check "systemctl stop bulkhead succeeds" timeout 180 systemctl stop bulkhead
