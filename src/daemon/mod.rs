@@ -22,6 +22,7 @@ pub mod job;
 pub mod journal;
 pub mod monitor;
 mod reload;
+pub mod sdscope;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -144,7 +145,10 @@ pub fn run(opts: &Options) -> Result<(), Diagnostics> {
         root = %tree.root.display(),
         delegated,
         "cgroup subtree ready; the daemon runs in {}",
-        tree.supervisor_dir().display()
+        std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| discover::own_cgroup(&t))
+            .unwrap_or_default()
     );
     let init_exe = crate::sandbox::spawn::init_exe().map_err(|e| {
         Diagnostics::failure(
@@ -270,33 +274,55 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Diagnostic
 }
 
 /// Finds the cgroup2 mount and root, sets up the subtree and moves the
-/// daemon into `R/supervisor`.
+/// daemon into `R/supervisor` (or, under systemd, the scope's keeper: see
+/// [`sdscope`]; the daemon then stays in its unit's cgroup).
 fn subtree_for(cfg: &Config) -> Result<(PathBuf, Subtree, bool, Vec<&'static str>), Diagnostics> {
     let mount = crate::exec::cgroup2_mount()?;
-    let own = std::fs::read_to_string("/proc/self/cgroup")
+    let raw_own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| discover::own_cgroup(&t));
     // systemd's DelegateSubgroup=supervisor starts the daemon in
     // R/supervisor already: the delegated root is then its parent.
-    let own = own.map(|o| match o.strip_suffix("/supervisor") {
-        Some(parent)
-            if !parent.is_empty() && check::is_delegated(&discover::cgroup_dir(&mount, parent)) =>
-        {
-            parent.to_string()
-        }
-        _ => o,
-    });
+    let own = raw_own
+        .clone()
+        .map(|o| match o.strip_suffix("/supervisor") {
+            Some(parent)
+                if !parent.is_empty()
+                    && check::is_delegated(&discover::cgroup_dir(&mount, parent)) =>
+            {
+                parent.to_string()
+            }
+            _ => o,
+        });
     let delegated = own
         .as_deref()
         .is_some_and(|o| o != "/" && check::is_delegated(&discover::cgroup_dir(&mount, o)));
-    let root = discover::choose_root(&mount, configured_root(cfg), own.as_deref(), delegated);
+    let scope = match (configured_root(cfg), raw_own.as_deref()) {
+        (None, Some(raw)) => sdscope::scope_for(
+            raw,
+            check::is_delegated(&discover::cgroup_dir(&mount, raw)),
+            sdscope::systemd_running(),
+        ),
+        _ => None,
+    };
+    let (root, pid) = match &scope {
+        Some(scope) => {
+            let placed = sdscope::ensure(&mount, scope)?;
+            (placed.root, placed.keeper)
+        }
+        None => (
+            discover::choose_root(&mount, configured_root(cfg), own.as_deref(), delegated),
+            Some(std::process::id()),
+        ),
+    };
     let controllers = controllers_for(cfg);
-    let tree = subtree::setup(&mount, &root, &controllers, Some(std::process::id()))
+    let tree = subtree::setup(&mount, &root, &controllers, pid)
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
     for g in &cfg.groups {
         apply_group(&tree, g, &controllers)?;
     }
-    Ok((mount, tree, delegated, controllers))
+    // A scope is systemd's: the daemon never removes it (see leave_subtree).
+    Ok((mount, tree, delegated || scope.is_some(), controllers))
 }
 
 /// `supervisor.cgroup_root` when it names a path.
@@ -458,6 +484,8 @@ fn leaves_under(tree: &Subtree) -> Vec<PathBuf> {
 /// At shutdown: the daemon leaves `R/supervisor` and, when it created the
 /// root itself (not delegated), removes it.
 pub(crate) fn leave_subtree(mount: &Path, tree: &Subtree, delegated: bool) {
+    // Under systemd, the keeper goes and systemd removes the empty scope.
+    sdscope::release();
     if delegated {
         return;
     }
