@@ -2,13 +2,23 @@
 //! compartment (a cgroup v2 leaf, PID and mount namespaces, dropped
 //! privileges, a seccomp filter), and a failure inside one stays there.
 //!
-//! Module map (see DESIGN.md): `config` (the YAML schema, pure), `cgroup`
-//! (the cgroup v2 filesystem, rooted at injected paths), `sandbox` (the only
-//! module with `unsafe`), `check` (host preflight), `error` (user-facing
-//! errors with codes and suggestions), `supervisor` (the per-instance
-//! lifecycle as a pure state machine, restart backoff, circuit breaker),
-//! `health` (http, tcp and exec probes, run inside the instance's
-//! compartment).
+//! The modules, bottom layer first (docs/ARCHITECTURE.md says what may
+//! import what, and why each piece is built as it is):
+//! - [`error`]: user-facing errors (code, context, cause, suggestion),
+//!   rendered bounded and folded;
+//! - [`config`]: the YAML schema, its validation and the bounds on input
+//!   (pure but for reading the file and host lookups);
+//! - [`supervisor`]: the instance state machine, backoff, circuit breaker,
+//!   records, the reload diff, dynamic users (pure);
+//! - [`security`]: the exposure assessment behind `bulkhead security` (pure);
+//! - [`cgroup`]: the cgroup v2 filesystem, rooted at injected paths;
+//! - [`sandbox`]: the compartment and its init; the only module with `unsafe`;
+//! - [`check`]: the host preflight;
+//! - [`monitor`]: violation rules and their event sources;
+//! - [`health`]: http, tcp and exec probes (exec inside the compartment);
+//! - [`api`]: the control socket, its client, metrics, `top`, `logs`, `events`;
+//! - [`daemon`]: the event loop that runs it all (`bulkhead run`);
+//! - [`exec`]: `bulkhead exec`, one command in a compartment.
 
 pub mod api;
 pub mod cgroup;
