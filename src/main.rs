@@ -430,7 +430,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    // The init of a compartment is this binary re-executed (DESIGN.md
+    // The init of a compartment is this binary re-executed (docs/ARCHITECTURE.md
     // decision 5); it never goes through the command line parser.
     if std::env::args_os().nth(1).is_some_and(|a| a == "__init") {
         bulkhead::sandbox::init::main();

@@ -1,4 +1,4 @@
-//! The control plane's walls on the host (DESIGN.md decision 16):
+//! The control plane's walls on the host (docs/ARCHITECTURE.md decision 16):
 //! - the control socket refuses a peer inside bulkhead's cgroup subtree,
 //!   whatever its uid (403 `CONTROL_DENIED`), serves one outside it and
 //!   the daemon's own `R/supervisor`. The subtree is a real cgroup made

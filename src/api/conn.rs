@@ -1,6 +1,6 @@
 //! The accept loop both HTTP listeners share (the control socket and the
 //! metrics port), with the bounds axum's `serve` does not have
-//! (DESIGN.md decision 16):
+//! (docs/ARCHITECTURE.md decision 16):
 //!
 //! - a cap on connections open at once ([`Limits::max_connections`]): one
 //!   past it is closed as soon as it is accepted, and counted

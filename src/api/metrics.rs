@@ -1,5 +1,5 @@
 //! Metrics: the cgroup figures of `GET /v1/metrics`, and the Prometheus text
-//! form of the whole reply that `/metrics` serves (DESIGN.md decision 13).
+//! form of the whole reply that `/metrics` serves (docs/ARCHITECTURE.md decision 13).
 //!
 //! ```text
 //! daemon loop ──MetricsReply──> fill (reads each live cgroup, off the loop) ──> JSON

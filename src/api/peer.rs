@@ -1,5 +1,5 @@
 //! Where the process at the other end of the control socket runs, so that
-//! no compartment reaches the control plane (DESIGN.md decision 16).
+//! no compartment reaches the control plane (docs/ARCHITECTURE.md decision 16).
 //!
 //! A service running as uid 0 passes the socket's uid check; what tells it
 //! apart from the admin's shell is its cgroup. The control server refuses

@@ -1,5 +1,5 @@
 //! The control protocol: HTTP/1.1 + JSON over the daemon's unix socket
-//! (DESIGN.md decision 13). These types are the wire format shared by the
+//! (docs/ARCHITECTURE.md decision 13). These types are the wire format shared by the
 //! daemon and the CLI; renaming a field is a breaking change.
 //!
 //! ```text

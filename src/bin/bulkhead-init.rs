@@ -1,4 +1,4 @@
-//! `bulkhead-init`: the init of a compartment (DESIGN.md decision 5), a
+//! `bulkhead-init`: the init of a compartment (docs/ARCHITECTURE.md decision 5), a
 //! binary of its own so that it maps only what it uses. It is charged to
 //! the service's memory.max, and the daemon's code (tokio, axum, tracing)
 //! would cost it a megabyte of relocated pages; see

@@ -1,4 +1,4 @@
-//! Finding the cgroup2 hierarchy and the subtree bulkhead owns (DESIGN.md
+//! Finding the cgroup2 hierarchy and the subtree bulkhead owns (docs/ARCHITECTURE.md
 //! decision 6). The parsers are pure; callers pass the text of
 //! `/proc/self/mountinfo` and `/proc/self/cgroup`.
 
@@ -81,7 +81,7 @@ pub fn cgroup_dir(mount: &Path, cgroup: &str) -> PathBuf {
     mount.join(cgroup.trim_start_matches('/'))
 }
 
-/// Where bulkhead's subtree goes (DESIGN.md decision 6): a configured path;
+/// Where bulkhead's subtree goes (docs/ARCHITECTURE.md decision 6): a configured path;
 /// else the daemon's own cgroup when it was delegated to it (systemd
 /// `Delegate=yes`); else `<mount>/bulkhead`.
 pub fn choose_root(

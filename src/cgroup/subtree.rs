@@ -1,4 +1,4 @@
-//! The subtree bulkhead owns (DESIGN.md decision 6):
+//! The subtree bulkhead owns (docs/ARCHITECTURE.md decision 6):
 //!
 //! ```text
 //! R/                       the root: delegated cgroup, or <mount>/bulkhead

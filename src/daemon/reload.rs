@@ -1,4 +1,4 @@
-//! Reload (SIGHUP or `bulkhead reload`, DESIGN.md decision 12): read and
+//! Reload (SIGHUP or `bulkhead reload`, docs/ARCHITECTURE.md decision 12): read and
 //! validate the file again; an invalid file changes nothing and its errors
 //! go back to the caller. Otherwise the differences
 //! ([`crate::supervisor::reload::diff`]) are applied by the driver: limits

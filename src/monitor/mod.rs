@@ -1,5 +1,5 @@
 //! The monitor: what the daemon watches in a running instance besides its
-//! exit, and what it decides about it (DESIGN.md decisions 7 and 8).
+//! exit, and what it decides about it (docs/ARCHITECTURE.md decisions 7 and 8).
 //!
 //! Sources, none of them a thread or a timer per service:
 //! - `memory.events` (oom_kill) and `pids.events` (max): inotify, one

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `CLONE_INTO_CGROUP` (Linux 5.7). Defined here because libc's constant is a
-/// `c_int` that overflows (DESIGN.md decision 3).
+/// `c_int` that overflows (docs/ARCHITECTURE.md decision 3).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The size of the first `struct clone_args` (Linux 5.3), without `set_tid`

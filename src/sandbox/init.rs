@@ -1,4 +1,4 @@
-//! bulkhead's init: PID 1 of the service's PID namespace (DESIGN.md decision 5).
+//! bulkhead's init: PID 1 of the service's PID namespace (docs/ARCHITECTURE.md decision 5).
 //!
 //! It is the bulkhead binary re-executed (`bulkhead-init __init`), a fresh
 //! single-threaded process with no async runtime, so it may allocate. It:

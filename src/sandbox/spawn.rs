@@ -1,5 +1,5 @@
 //! The spawn: one clone3 into the cgroup and the new namespaces, and an
-//! exec of bulkhead's own init (DESIGN.md decisions 3-5).
+//! exec of bulkhead's own init (docs/ARCHITECTURE.md decisions 3-5).
 //!
 //! ```text
 //! parent (daemon or `bulkhead exec`)        child (PID 1 of a new PID ns)
@@ -65,7 +65,7 @@ pub struct SpawnRequest<'a> {
     pub cgroup: &'a Path,
     pub namespaces: NamespaceFlags,
     /// `bulkhead exec`: die with the parent. Never for supervised services,
-    /// which outlive a daemon crash (DESIGN.md decision 11).
+    /// which outlive a daemon crash (docs/ARCHITECTURE.md decision 11).
     pub die_with_parent: bool,
     /// The bulkhead binary to run as init.
     pub init_exe: &'a Path,

@@ -64,7 +64,7 @@ pub struct InitSpec {
     #[serde(default)]
     pub detach: bool,
     /// The walls the init builds in the mount namespace, in the order
-    /// `walls::plan` gives (DESIGN.md decision 14).
+    /// `walls::plan` gives (docs/ARCHITECTURE.md decision 14).
     #[serde(default)]
     pub walls: Walls,
 }

@@ -1,4 +1,4 @@
-//! Dynamic users (DESIGN.md decision 14): a service without `user:` runs as a
+//! Dynamic users (docs/ARCHITECTURE.md decision 14): a service without `user:` runs as a
 //! uid/gid of its own (uid == gid), allocated per instance key from a range
 //! (by default 61184-65519, the range systemd's `DynamicUser=` uses), stable
 //! for that key across restarts of the service and of the daemon, never a uid

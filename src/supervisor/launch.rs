@@ -1,4 +1,4 @@
-//! Launches of template instances, pure (DESIGN.md decision 10): which
+//! Launches of template instances, pure (docs/ARCHITECTURE.md decision 10): which
 //! instance a request gets by the template's isolation level, what makes a
 //! namespace or session id acceptable, and the admission bulkhead that
 //! bounds how many instance starts run at once and how many wait.

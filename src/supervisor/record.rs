@@ -1,4 +1,4 @@
-//! Crash-safe instance records (DESIGN.md decision 11). The daemon writes one
+//! Crash-safe instance records (docs/ARCHITECTURE.md decision 11). The daemon writes one
 //! file per running instance into `<state_dir>/instances/`, so that after a
 //! crash or an upgrade a new daemon can tell its own live instances from
 //! leftovers:

@@ -1,4 +1,4 @@
-//! What a reload changes, pure (DESIGN.md decision 12). [`diff`] compares the
+//! What a reload changes, pure (docs/ARCHITECTURE.md decision 12). [`diff`] compares the
 //! running config with the new, already validated one and sorts every
 //! difference by how it is applied:
 //!

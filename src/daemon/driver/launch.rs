@@ -1,4 +1,4 @@
-//! Template instances launched on demand (DESIGN.md decision 10): the
+//! Template instances launched on demand (docs/ARCHITECTURE.md decision 10): the
 //! driver's side of `launch`, `list`, `terminate`, idle reaping and the
 //! admission bulkhead. Which instance a launch gets and the admission rules
 //! are pure, in [`crate::supervisor::launch`].
