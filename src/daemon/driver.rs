@@ -199,6 +199,10 @@ pub struct Daemon {
     shutting_down: bool,
     reloads: super::reload::Reloads,
     ready_sent: bool,
+    /// The STATUS= line systemd shows, as last sent.
+    status_sent: String,
+    /// When EXTEND_TIMEOUT_USEC was last sent (health checks hold READY).
+    extended_at: Option<std::time::Instant>,
     jobs: usize,
     rng: u64,
     journal: Journal,
@@ -295,6 +299,8 @@ impl Daemon {
             shutting_down: false,
             reloads: super::reload::Reloads::default(),
             ready_sent: false,
+            status_sent: String::new(),
+            extended_at: None,
             jobs: 0,
             rng: seed,
             journal: Journal::default(),
@@ -1321,8 +1327,39 @@ impl Daemon {
                     sd_notify::NotifyState::Ready,
                     sd_notify::NotifyState::Status(&summary),
                 ]);
+                self.status_sent = summary;
+            } else {
+                self.extend_start_timeout();
+            }
+        } else {
+            // `systemctl status` shows the counts as they are now.
+            let summary = self.summary();
+            if summary != self.status_sent {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&summary)]);
+                self.status_sent = summary;
             }
         }
+    }
+
+    /// Before READY: while health checks hold an instance that runs but is
+    /// not ready yet, asks systemd for more start time (EXTEND_TIMEOUT_USEC),
+    /// so slow checks do not hit the unit's TimeoutStartSec. A spawn that
+    /// never returns gets no extension: systemd's own timeout applies.
+    fn extend_start_timeout(&mut self) {
+        /// How often to ask, and for how long each time.
+        const EVERY: Duration = Duration::from_secs(5);
+        const BY_USEC: u32 = 30_000_000;
+        let checking = self
+            .svcs
+            .iter()
+            .flat_map(|s| &s.insts)
+            .any(|i| i.machine.state().kind() == StateKind::Running && !i.machine.is_ready());
+        if !checking || self.extended_at.is_some_and(|t| t.elapsed() < EVERY) {
+            return;
+        }
+        self.extended_at = Some(std::time::Instant::now());
+        tracing::debug!("health checks hold READY: EXTEND_TIMEOUT_USEC={BY_USEC}");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::ExtendTimeoutUsec(BY_USEC)]);
     }
 
     /// `3 running, 1 backoff, 1 failed`.

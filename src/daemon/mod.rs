@@ -5,7 +5,7 @@
 //! 2. preflight (the `bulkhead check` findings; any failure stops here);
 //! 3. take the state dir's lock (one daemon per state dir);
 //! 4. set up the cgroup subtree and move the daemon into `R/supervisor`;
-//! 5. adopt what a previous run left (DESIGN.md decision 11): live
+//! 5. adopt what a previous run left (docs/ARCHITECTURE.md decision 11): live
 //!    instances that match their record are taken over with `pidfd_open`;
 //!    every other instance cgroup is killed and removed as an orphan;
 //! 6. bind the control socket and the metrics listener, then start the
@@ -72,6 +72,10 @@ fn init_tracing(format: LogFormat) {
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {
+        // Fields as journald names them (`SERVICE=web INSTANCE=0
+        // CODE=WATCH_VIOLATION`), so `journalctl -u bulkhead SERVICE=web`
+        // finds a service's events.
+        let journald = journald.with_field_prefix(None);
         let _ = registry.with(journald).try_init();
         return;
     }
@@ -363,7 +367,7 @@ pub(crate) fn apply_group(
     crate::exec::apply_limits(&dir, &g.resources)
 }
 
-/// The crash-safe record of a freshly spawned instance (DESIGN.md 11).
+/// The crash-safe record of a freshly spawned instance (docs/ARCHITECTURE.md 11).
 pub(crate) fn write_record(
     state_dir: &Path,
     job: &job::SpawnJob,

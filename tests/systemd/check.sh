@@ -12,7 +12,10 @@
 #     its pid;
 #   the scope's keeper and the daemon killed: the restarted daemon gives the
 #     services' scope a new keeper and adopts the services;
-#   stop: the services are stopped and their cgroups removed.
+#   stop: the services are stopped and their cgroups removed;
+#   the STATUS line follows the services, the journal has SERVICE= fields;
+#   a health check slower than TimeoutStartSec: EXTEND_TIMEOUT_USEC holds
+#     systemd's start timeout off until READY.
 # Each check appends its name to /out/passed or /out/failed; /out/exit-code
 # is 0 when none failed. The log is /out/checks.log, the journal
 # /out/journal.txt.
@@ -154,6 +157,12 @@ cp /etc/bulkhead/good2.yaml /etc/bulkhead/bulkhead.yaml
 check "systemctl reload with a good config succeeds" timeout 120 systemctl reload bulkhead
 check "the good reload applied: 'second' runs" wait_for 60 running second
 check "steady kept its pid through both reloads" eval '[[ $(svc_pid steady) == "$pid" ]]'
+status_now() { [[ $(prop StatusText) == "2 running" ]]; }
+check "the STATUS line follows the services (2 running after the reload)" wait_for 30 status_now
+echo "StatusText: $(prop StatusText)"
+# The daemon's structured fields reach the journal as journald fields.
+by_field() { journalctl -u bulkhead --no-pager -o cat SERVICE=second 2>/dev/null | grep -q .; }
+check "journalctl -u bulkhead SERVICE=second finds the service's events" wait_for 10 by_field
 [[ -s $OUT/failed ]] && diag
 
 # 5. A hung daemon: the watchdog (WatchdogSec) gets it restarted.
@@ -200,4 +209,39 @@ check "the services' cgroups and the scope are gone" wait_for 30 eval '[[ -z $(l
 echo "cgroups left: $(leftovers)"
 [[ -s $OUT/failed ]] && diag
 systemd-cgls --no-pager "$CG/system.slice" 2>&1 | head -n 20
+
+# 8. A health check slower than the unit's start timeout: the daemon asks
+# for more time (EXTEND_TIMEOUT_USEC) while it runs, and READY comes once
+# the service is healthy.
+echo "---- a health check slower than TimeoutStartSec"
+mkdir -p /etc/systemd/system/bulkhead.service.d
+printf '[Service]\nTimeoutStartSec=10s\n' >/etc/systemd/system/bulkhead.service.d/slow.conf
+cat >/etc/bulkhead/bulkhead.yaml <<'YAML'
+services:
+  slow:
+    command: [/bin/sh, -c, 'sleep 30; touch /tmp/ready; exec sleep infinity']
+    health:
+      exec: [/bin/test, -e, /tmp/ready]
+      interval: 2s
+      timeout: 1s
+      failures: 1
+      start_period: 300s
+YAML
+systemctl daemon-reload
+t0=$SECONDS
+check "systemctl start waits past TimeoutStartSec=10s for the slow check" \
+    timeout 300 systemctl start bulkhead
+echo "start took $((SECONDS - t0))s; StatusText: $(prop StatusText)"
+check "bulkhead is active once the slow check passed" is_active
+check "the start took longer than TimeoutStartSec (the check held READY)" \
+    test $((SECONDS - t0)) -gt 10
+if journalctl -u bulkhead --no-pager | grep -q 'start operation timed out'; then
+    fail "systemd did not time the start out"
+else
+    pass "systemd did not time the start out"
+fi
+timeout 180 systemctl stop bulkhead
+rm /etc/systemd/system/bulkhead.service.d/slow.conf
+systemctl daemon-reload
+[[ -s $OUT/failed ]] && diag
 exit 0
