@@ -121,6 +121,16 @@ check "steady runs in a PID namespace of its own" \
 check "steady's cgroup is in systemd's accounting (system.slice)" \
     grep -q '^0::/system.slice/.*steady/0$' "/proc/${pid:-0}/cgroup"
 systemd-cgls --no-pager "$CG/system.slice" 2>&1 | head -n 20
+# The control socket refuses a root process inside a compartment: its
+# cgroup is in the services' scope, not the daemon's unit.
+leaf=$(cut -d: -f3 "/proc/${pid:-0}/cgroup")
+from_compartment() {
+    sh -c 'echo $$ >"$1/cgroup.procs" && exec bulkhead status' sh "$CG$leaf" 2>&1
+}
+denied=$(from_compartment)
+echo "bulkhead status from $leaf: $denied"
+check "the control socket refuses root inside a compartment (the scope)" \
+    eval '[[ $denied == *CONTROL_DENIED* ]]'
 [[ -s $OUT/failed ]] && diag
 
 # 3. A crash: systemd restarts the daemon, which adopts the service.
