@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod dynuser;
+pub mod fleet;
 pub mod launch;
 pub mod machine;
 pub mod record;
