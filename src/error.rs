@@ -393,9 +393,67 @@ impl Diagnostic {
     }
 }
 
+// ---------------------------------------------------------------- bounds
+
+/// One bound on input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The name errors and `bulkhead config limits` use.
+    pub name: &'static str,
+    /// The largest value accepted.
+    pub max: u64,
+    /// What is counted, for people: "bytes in the config file".
+    pub what: &'static str,
+}
+
+impl Limit {
+    pub const fn new(name: &'static str, max: u64, what: &'static str) -> Self {
+        Limit { name, max, what }
+    }
+
+    /// Whether `seen` is within the bound.
+    pub fn allows(&self, seen: u64) -> bool {
+        seen <= self.max
+    }
+
+    /// `max` as a usize, for lengths and counts (saturating on 32-bit).
+    pub fn max_usize(&self) -> usize {
+        usize::try_from(self.max).unwrap_or(usize::MAX)
+    }
+
+    /// The error for a value past this limit: a `CONFIG_LIMIT` naming the
+    /// limit, its bound and the value seen. The caller adds where.
+    pub fn exceeded(&self, subject: impl fmt::Display, seen: u64) -> Diagnostic {
+        Diagnostic::new(
+            Code::ConfigLimit,
+            format!(
+                "{subject}: {seen} {} is more than {}, the most bulkhead takes",
+                self.what, self.max
+            ),
+        )
+        .context("limit", self.name)
+        .context("max", self.max)
+        .context("seen", seen)
+    }
+
+    /// The one-line form used in messages built elsewhere.
+    pub fn describe(&self, seen: u64) -> String {
+        format!(
+            "{seen} {} is more than {} (limit {})",
+            self.what, self.max, self.name
+        )
+    }
+}
+
+/// Errors of one kind reported before the rest are counted as "and N more".
+pub const ERRORS_PER_KIND: Limit = Limit::new("errors_per_kind", 20, "errors of one kind");
+
+/// Errors reported in all.
+pub const ERRORS: Limit = Limit::new("errors", 200, "errors");
+
 /// The most bytes of a message, cause, suggestion or file name printed (the
 /// rest is cut with a note of the full length): a message may quote a value
-/// as long as [`crate::config::limits::STRING_BYTES`].
+/// as long as the config's `string_bytes` limit.
 pub const FIELD_BYTES: usize = 1024;
 /// The most bytes of one context key or value printed.
 pub const CONTEXT_BYTES: usize = 256;
@@ -635,13 +693,12 @@ impl Diagnostics {
     }
 
     /// Which errors a report shows: at most
-    /// [`ERRORS_PER_KIND`](crate::config::limits::ERRORS_PER_KIND) of one
+    /// [`ERRORS_PER_KIND`](ERRORS_PER_KIND) of one
     /// [kind](Diagnostic::kind), the last of them carrying how many more of
     /// its kind there are, and at most
-    /// [`ERRORS`](crate::config::limits::ERRORS) in all. Two passes over
+    /// [`ERRORS`](ERRORS) in all. Two passes over
     /// the list, one map of kinds: linear in the number of errors.
     pub fn plan(&self) -> Plan {
-        use crate::config::limits::{ERRORS, ERRORS_PER_KIND};
         let per_kind = ERRORS_PER_KIND.max_usize();
         let cap = ERRORS.max_usize();
         let kinds: Vec<(Code, String)> = self.0.iter().map(Diagnostic::kind).collect();
@@ -721,7 +778,7 @@ impl Diagnostics {
                 "... and {} more error{} (at most {} are shown)\n",
                 plan.more,
                 if plan.more == 1 { "" } else { "s" },
-                crate::config::limits::ERRORS.max
+                ERRORS.max
             )?;
         }
         let n = plan.total;
@@ -978,7 +1035,6 @@ mod tests {
 
     #[test]
     fn the_plan_folds_a_kind_and_caps_the_total() {
-        use crate::config::limits::{ERRORS, ERRORS_PER_KIND};
         let per = ERRORS_PER_KIND.max_usize();
         let cap = ERRORS.max_usize();
         let p = many(&[("same", 20_000)]).plan();

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use crate::cgroup::{self, discover, kill, limits, subtree};
 use crate::config::{self, Config, Service, schema::CgroupRoot};
 use crate::error::{Code, Diagnostic, Diagnostics};
-use crate::sandbox::spec::{ExitRecord, LogSpec};
+use crate::exit::ExitRecord;
+use crate::sandbox::spec::LogSpec;
 use crate::sandbox::{init, plan, spawn};
 
 /// The `bulkhead exec` flags, as given.

@@ -5,7 +5,9 @@
 //! The modules, bottom layer first (docs/ARCHITECTURE.md says what may
 //! import what, and why each piece is built as it is):
 //! - [`error`]: user-facing errors (code, context, cause, suggestion),
-//!   rendered bounded and folded;
+//!   rendered bounded and folded, and the [`error::Limit`] type of the
+//!   bounds on input; [`time`] and [`exit`]: the monotonic instant and how a
+//!   process ended (leaves: they import nothing from the crate);
 //! - [`config`]: the YAML schema, its validation and the bounds on input
 //!   (pure but for reading the file and host lookups);
 //! - [`supervisor`]: the instance state machine, backoff, circuit breaker,
@@ -27,8 +29,10 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod exec;
+pub mod exit;
 pub mod health;
 pub mod monitor;
 pub mod sandbox;
 pub mod security;
 pub mod supervisor;
+pub mod time;

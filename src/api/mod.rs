@@ -29,10 +29,7 @@ pub mod render;
 pub mod server;
 pub mod top;
 
-/// Where the daemon listens unless `supervisor.control_socket` says
-/// otherwise, and where the CLI looks unless `--socket` or
-/// `$BULKHEAD_SOCKET` say otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/bulkhead/control.sock";
+pub use crate::config::DEFAULT_SOCKET;
 
 /// The environment variable that overrides [`DEFAULT_SOCKET`] for the CLI.
 pub const SOCKET_ENV: &str = "BULKHEAD_SOCKET";

@@ -7,59 +7,7 @@
 //! one of them names the limit (`limit`), its bound (`max`) and the value seen
 //! (`seen`), built by [`Limit::exceeded`].
 
-use std::fmt;
-
-use crate::error::{Code, Diagnostic};
-
-/// One bound on input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    /// The name errors and `bulkhead config limits` use.
-    pub name: &'static str,
-    /// The largest value accepted.
-    pub max: u64,
-    /// What is counted, for people: "bytes in the config file".
-    pub what: &'static str,
-}
-
-impl Limit {
-    const fn new(name: &'static str, max: u64, what: &'static str) -> Self {
-        Limit { name, max, what }
-    }
-
-    /// Whether `seen` is within the bound.
-    pub fn allows(&self, seen: u64) -> bool {
-        seen <= self.max
-    }
-
-    /// `max` as a usize, for lengths and counts (saturating on 32-bit).
-    pub fn max_usize(&self) -> usize {
-        usize::try_from(self.max).unwrap_or(usize::MAX)
-    }
-
-    /// The error for a value past this limit: a `CONFIG_LIMIT` naming the
-    /// limit, its bound and the value seen. The caller adds where.
-    pub fn exceeded(&self, subject: impl fmt::Display, seen: u64) -> Diagnostic {
-        Diagnostic::new(
-            Code::ConfigLimit,
-            format!(
-                "{subject}: {seen} {} is more than {}, the most bulkhead takes",
-                self.what, self.max
-            ),
-        )
-        .context("limit", self.name)
-        .context("max", self.max)
-        .context("seen", seen)
-    }
-
-    /// The one-line form used in messages built elsewhere.
-    pub fn describe(&self, seen: u64) -> String {
-        format!(
-            "{seen} {} is more than {} (limit {})",
-            self.what, self.max, self.name
-        )
-    }
-}
+pub use crate::error::{ERRORS, ERRORS_PER_KIND, Limit};
 
 /// Bytes in a config file. Bytes are read at most this plus one, whatever
 /// `stat` says (a /proc file reports size 0).
@@ -101,12 +49,6 @@ pub const DURATION_SECS: Limit =
 
 /// Rotated files one log keeps (`logs.keep`): each rotation renames all.
 pub const LOGS_KEEP: Limit = Limit::new("logs_keep", 1000, "kept log files");
-
-/// Errors of one kind reported before the rest are counted as "and N more".
-pub const ERRORS_PER_KIND: Limit = Limit::new("errors_per_kind", 20, "errors of one kind");
-
-/// Errors reported in all.
-pub const ERRORS: Limit = Limit::new("errors", 200, "errors");
 
 /// Bytes in a compiled seccomp program read back from the cache: the
 /// kernel's BPF_MAXINSNS (4096) records of 8 bytes.
@@ -179,6 +121,7 @@ pub const ALL: &[Limit] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     #[test]
     fn names_are_unique_and_bounds_positive() {

@@ -30,6 +30,11 @@ use shape::Shaped;
 /// Where the daemon and the CLI look when no `-c` is given.
 pub const DEFAULT_PATH: &str = "/etc/bulkhead/bulkhead.yaml";
 
+/// Where the daemon listens unless `supervisor.control_socket` says
+/// otherwise, and where the CLI looks unless `--socket` or
+/// `$BULKHEAD_SOCKET` say otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/bulkhead/control.sock";
+
 /// Larger files are refused before parsing: a config for thousands of
 /// services is well under this ([`limits::FILE_BYTES`]).
 pub const MAX_FILE_BYTES: u64 = limits::FILE_BYTES.max;

@@ -12,9 +12,10 @@ use crate::cgroup::subtree::Subtree;
 use crate::config::model::{Config, Service};
 use crate::config::units::Size;
 use crate::error::{Code, Diagnostics};
+use crate::exit::ExitRecord;
+use crate::sandbox::plan;
 use crate::sandbox::spawn::{self, SpawnRequest};
 use crate::sandbox::spec::LogSpec;
-use crate::sandbox::{plan, spec::ExitRecord};
 
 /// Where an instance's files are.
 #[derive(Debug, Clone)]

@@ -11,10 +11,11 @@ use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::unix::pipe;
 
 use super::{Compartment, human, io_reason};
+use crate::exit::ExitRecord;
+use crate::exit::describe_exit;
 use crate::sandbox::enter::{self, EnterRequest, Entered};
 use crate::sandbox::reactor;
-use crate::sandbox::spec::{ExitRecord, Step};
-use crate::supervisor::machine::describe_exit;
+use crate::sandbox::spec::Step;
 
 /// How much of the probe's output is kept for the failure reason.
 const KEEP_OUTPUT: usize = 512;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::config::model::{MemoryLimits, Rule, Watch};
 use crate::config::schema::{Action, Stall};
 use crate::config::units::{Dur, Size};
-use crate::supervisor::Mono;
+use crate::time::Mono;
 
 /// The rules, by their config key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -393,23 +393,7 @@ pub fn decode_failure(b: &[u8]) -> Option<(Step, i32)> {
     Some((Step::from_u32(step)?, errno))
 }
 
-/// How the service ended, as the init records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitRecord {
-    Exited { code: i32 },
-    Signaled { signal: i32, core_dumped: bool },
-}
-
-impl ExitRecord {
-    /// The status a shell would report: the code, or 128 + signal.
-    pub fn shell_status(self) -> i32 {
-        match self {
-            ExitRecord::Exited { code } => code,
-            ExitRecord::Signaled { signal, .. } => 128 + signal,
-        }
-    }
-}
+pub use crate::exit::ExitRecord;
 
 #[cfg(test)]
 mod tests {
@@ -433,19 +417,6 @@ mod tests {
         let mut nums: Vec<u32> = Step::ALL.iter().map(|s| *s as u32).collect();
         nums.dedup();
         assert_eq!(nums.len(), Step::ALL.len());
-    }
-
-    #[test]
-    fn shell_status() {
-        assert_eq!(ExitRecord::Exited { code: 3 }.shell_status(), 3);
-        assert_eq!(
-            ExitRecord::Signaled {
-                signal: 9,
-                core_dumped: false
-            }
-            .shell_status(),
-            137
-        );
     }
 
     #[test]

@@ -67,8 +67,8 @@ use crate::config::model;
 use crate::config::schema::{Action as WatchAction, RestartPolicy};
 use crate::config::units::{Dur, Sig};
 use crate::error::Code;
+use crate::exit::ExitRecord;
 use crate::monitor::RuleKind;
-use crate::sandbox::spec::ExitRecord;
 
 /// What to do once a stopping instance has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,21 +321,7 @@ fn short(d: Duration) -> Dur {
     Dur(rounded)
 }
 
-/// `exited with status 1`, `killed by SIGSEGV (core dumped)`.
-pub fn describe_exit(rec: ExitRecord) -> String {
-    match rec {
-        ExitRecord::Exited { code } => format!("exited with status {code}"),
-        ExitRecord::Signaled {
-            signal,
-            core_dumped,
-        } => {
-            let name = nix::sys::signal::Signal::try_from(signal)
-                .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned());
-            let core = if core_dumped { " (core dumped)" } else { "" };
-            format!("killed by {name}{core}")
-        }
-    }
-}
+pub use crate::exit::describe_exit;
 
 /// One instance's lifecycle: its state plus the restart bookkeeping.
 #[derive(Debug, Clone)]

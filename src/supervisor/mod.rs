@@ -25,9 +25,6 @@ pub mod record;
 pub mod reload;
 pub mod users;
 
-/// A monotonic instant: the time since an epoch the driver picks (e.g. its
-/// start, from `Instant::elapsed`). A `Duration` keeps arithmetic total
-/// (saturating) and tests free to start at zero.
-pub type Mono = std::time::Duration;
+pub use crate::time::Mono;
 
 pub use machine::{Action, AfterStop, Event, Exit, Level, Machine, Reason, State, StateKind};
