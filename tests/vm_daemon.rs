@@ -8,6 +8,7 @@
 mod common;
 
 use common::daemon::{Bh, cg_key, read_cg, sleep_ms, text};
+use common::{poll_until, wait_until};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -389,14 +390,11 @@ fn daemon_sigkill_at_random_moments_adopts_and_leaves_no_orphans() {
         common::daemon::leftovers(&bh.cgroot),
         bh.daemon_log()
     );
-    let mut left = pgrep(&mark);
-    for _ in 0..50 {
-        if left.is_empty() {
-            break;
-        }
-        sleep_ms(100);
+    let mut left = Vec::new();
+    let _ = poll_until(Duration::from_secs(5), || {
         left = pgrep(&mark);
-    }
+        left.is_empty()
+    });
     assert!(left.is_empty(), "processes left: {left:?}");
 }
 
@@ -507,11 +505,9 @@ fn daemon_reload_raises_memory_max_live_and_an_invalid_reload_changes_nothing() 
     bh.write_config(&svc("64M"));
     let out = bh.cli(&["reload"]);
     assert!(out.status.success(), "reload failed");
-    let end = Instant::now() + Duration::from_secs(30);
-    while read_cg(&cg, "memory.max").trim() != "67108864" && Instant::now() < end {
-        sleep_ms(200);
-    }
-    assert_eq!(read_cg(&cg, "memory.max").trim(), "67108864");
+    wait_until("memory.max raised to 64M", Duration::from_secs(30), || {
+        read_cg(&cg, "memory.max").trim() == "67108864"
+    });
     let s = bh.status().unwrap();
     let i = inst(&s, "app", 0);
     assert_eq!(
@@ -802,10 +798,8 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    let end = Instant::now() + Duration::from_secs(90);
-    while count() < 20 && Instant::now() < end {
-        sleep_ms(500);
-    }
+    // Not a failure by itself: the count is checked below.
+    let _ = poll_until(Duration::from_secs(90), || count() >= 20);
 
     let s = bh.status().unwrap();
     let n = inst(&s, "neighbour", 0);

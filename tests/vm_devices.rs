@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulkhead::sandbox::devices::{self, DevType};
 use common::{TestCgroup, show};
@@ -31,11 +31,11 @@ fn null_blk() -> (&'static Path, u32, u32) {
             .status()
             .unwrap();
         assert!(st.success(), "modprobe null_blk failed");
-        let end = Instant::now() + Duration::from_secs(10);
-        while !dev.exists() {
-            assert!(Instant::now() < end, "no /dev/nullb0 after modprobe");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_until(
+            "/dev/nullb0 after modprobe",
+            Duration::from_secs(10),
+            || dev.exists(),
+        );
     }
     let (kind, major, minor) = devices::stat_device(dev).unwrap().unwrap();
     assert_eq!(kind, DevType::Block);

@@ -9,6 +9,11 @@ pub mod fake;
 pub mod inputs;
 pub mod kernel;
 pub mod prom;
+pub mod wait;
+
+// Not every test uses every one.
+#[allow(unused_imports)]
+pub use wait::{poll_every, poll_until, wait_until, wait_until_async};
 
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
 /// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
@@ -60,12 +65,9 @@ impl Drop for TestCgroup {
     fn drop(&mut self) {
         // Best effort: kill what is left, then remove.
         let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let _ = poll_until(std::time::Duration::from_secs(5), || {
+            std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
+        });
     }
 }
 
