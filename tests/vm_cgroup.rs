@@ -17,17 +17,12 @@ use bulkhead::cgroup::{self, kill, subtree};
 use bulkhead::config::schema::Stall;
 use bulkhead::config::units::{Cpu, Dur, Size};
 use bulkhead::config::{IoDevice, Resources};
-use common::{TestCgroup, cgroup2_with_controllers, poll_until, wait_until, workload};
+use common::{
+    TestCgroup, cgroup2_with_controllers, null_blk, poll_until, spawn_workload, wait_until,
+};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
-    Command::new(workload())
-        .arg("--join")
-        .arg(cg)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_workload(cg, args, Stdio::piped(), Stdio::piped())
 }
 
 /// Runs a workload to its end. A watchdog kills it after 5 minutes, so a
@@ -179,15 +174,7 @@ fn cpu_max_throttles_a_spinner_to_its_quota() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn io_max_holds_direct_writes_to_the_rate() {
-    let st = Command::new("modprobe")
-        .args(["null_blk", "nr_devices=1"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "modprobe null_blk failed");
-    wait_until("/dev/nullb0", Duration::from_secs(10), || {
-        Path::new("/dev/nullb0").exists()
-    });
-    let dev = limits::device_number(Path::new("/dev/nullb0")).unwrap();
+    let dev = limits::device_number(null_blk()).unwrap();
     let cg = TestCgroup::new("io-max");
     let r = resources(|r| {
         r.io.devices.push(IoDevice {

@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bulkhead::cgroup::limits::{self, DevNum};
@@ -18,17 +18,10 @@ use bulkhead::cgroup::stats::{StatFile, Stats};
 use bulkhead::cgroup::{self, kill};
 use bulkhead::config::Resources;
 use bulkhead::config::units::{Cpu, Dur};
-use common::{TestCgroup, poll_every, wait_until, workload};
+use common::{TestCgroup, poll_every, spawn_workload};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
-    Command::new(workload())
-        .arg("--join")
-        .arg(cg)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+    spawn_workload(cg, args, Stdio::null(), Stdio::inherit())
 }
 
 /// Sweeps until `pred` holds for the cgroup's stats; returns them.
@@ -59,15 +52,7 @@ fn only(sweep: &Sweep<'_>, dir: &Path) -> Stats {
 }
 
 fn null_blk() -> DevNum {
-    let st = Command::new("modprobe")
-        .args(["null_blk", "nr_devices=1"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "modprobe null_blk failed");
-    wait_until("/dev/nullb0", Duration::from_secs(10), || {
-        Path::new("/dev/nullb0").exists()
-    });
-    limits::device_number(Path::new("/dev/nullb0")).unwrap()
+    limits::device_number(common::null_blk()).unwrap()
 }
 
 #[test]

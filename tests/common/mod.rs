@@ -71,6 +71,43 @@ impl Drop for TestCgroup {
     }
 }
 
+/// Starts the [`workload`] example with `args`, joined to the cgroup `cg`
+/// before it does anything.
+pub fn spawn_workload(
+    cg: &std::path::Path,
+    args: &[&str],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(workload())
+        .arg("--join")
+        .arg(cg)
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// `/dev/nullb0`, a block device no test's rule covers, with `null_blk`
+/// loaded first if it is not there yet (waits 10 s for the node).
+pub fn null_blk() -> &'static std::path::Path {
+    let dev = std::path::Path::new("/dev/nullb0");
+    if !dev.exists() {
+        let st = std::process::Command::new("modprobe")
+            .args(["null_blk", "nr_devices=1"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "modprobe null_blk failed");
+        wait_until(
+            "/dev/nullb0 after modprobe",
+            std::time::Duration::from_secs(10),
+            || dev.exists(),
+        );
+    }
+    dev
+}
+
 /// The `workload` example built beside the test binaries
 /// (target/<profile>/examples): allocators, spinners, fork loops that join
 /// a given cgroup first.
