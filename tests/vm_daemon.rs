@@ -829,12 +829,26 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
         .windows(2)
         .map(|w| w[1] - w[0])
         .fold(0.0_f64, f64::max);
-    println!(
-        "heartbeat: {} beats, largest gap {max_gap:.2}s",
+    // Up to now too: a neighbour that stopped beating shows no gap between
+    // its beats.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let since_last = beats.last().map_or(f64::INFINITY, |b| now - b);
+    eprintln!(
+        "neighbour heartbeat: {} beats, largest gap {max_gap:.2}s, last beat {since_last:.2}s ago (one every 0.2s when idle)",
         beats.len()
     );
     assert!(beats.len() >= 10, "too few heartbeats: {}", beats.len());
-    assert!(max_gap <= 3.0, "the neighbour stalled for {max_gap:.2}s");
+    // A generous bound that proves isolation, not a latency figure: a
+    // neighbour the bomb or the hog reached (no pid left to fork `date`)
+    // stops beating for good, while load alone slows it by seconds.
+    assert!(
+        max_gap.max(since_last) <= 15.0,
+        "the neighbour stalled for {:.2}s",
+        max_gap.max(since_last)
+    );
     assert_eq!(bh.sigterm().code(), Some(0));
     assert!(
         !bh.cgroot.exists(),
