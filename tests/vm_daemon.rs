@@ -152,20 +152,29 @@ fn daemon_crash_loop_backs_off_and_the_breaker_opens_then_closes() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_stop_kills_a_service_that_ignores_sigterm_after_its_grace() {
-    let svc = "services:
+    let tmp = common::daemon::scratch("bh-t-");
+    // Created by the shell once its trap is installed.
+    let trapped = tmp.path().join("trapped");
+    let svc = format!(
+        "services:
   stubborn:
-    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do /bin/sleep 1; done']
+    command: [/bin/sh, -c, 'trap \"\" TERM; : > {t}; while :; do /bin/sleep 1; done']
     stop:
       grace: 2s
-";
-    let mut bh = Bh::new("stubborn", svc);
+",
+        t = trapped.display()
+    );
+    let mut bh = Bh::new("stubborn", &svc);
     bh.start();
     let s = bh.wait_for("stubborn runs", 60, |s| running(s, "stubborn", 0));
     let pid = inst(&s, "stubborn", 0).pid.unwrap();
     let cg = bh.inst_dir("stubborn", "0");
     assert!(procs(&cg).contains(&pid));
-    // Let the shell install its trap before the stop.
-    sleep_ms(1000);
+    wait_until(
+        "stubborn's TERM trap installed",
+        Duration::from_secs(30),
+        || trapped.exists(),
+    );
 
     let t0 = Instant::now();
     let out = bh.cli(&["stop", "stubborn"]);
@@ -207,7 +216,7 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
         let _ = write!(
             svc,
             "  {name}:
-    command: [/bin/sh, -c, 'echo start {name} >> {f}; trap \"echo stop {name} >> {f}; exit 0\" TERM; while :; do /bin/sleep 0.2; done']
+    command: [/bin/sh, -c, 'trap \"echo stop {name} >> {f}; exit 0\" TERM; echo start {name} >> {f}; while :; do /bin/sleep 0.2; done']
 "
         );
         if let Some(d) = dep {
@@ -219,17 +228,19 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
     bh.wait_for("a, b, c run", 60, |s| {
         ["a", "b", "c"].iter().all(|n| running(s, n, 0))
     });
-    // Each shell writes its start line first thing; give c's a moment.
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&order)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 3
-        && Instant::now() < end
-    {
-        sleep_ms(100);
-    }
+    // Each shell writes its start line once its TERM trap is installed:
+    // after three, a SIGTERM is heard by every one.
+    wait_until(
+        "a, b and c installed their trap",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&order)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= 3
+        },
+    );
     let st = bh.sigterm();
     let got = std::fs::read_to_string(&order).unwrap();
     println!("order file:\n{got}");
