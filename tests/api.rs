@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulkhead::api::client::{self, ClientError};
 use bulkhead::api::proto::*;
@@ -64,11 +64,9 @@ impl Daemon {
 
     /// Waits until the fake daemon holds `n` long polls.
     fn wait_held(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.held.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "no long poll held");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_until("a long poll held", Duration::from_secs(10), || {
+            self.held.load(Ordering::SeqCst) >= n
+        });
     }
 
     fn logs(&self) -> PathBuf {
@@ -932,17 +930,11 @@ impl Follower {
     /// Waits for the exit (killing it after 10 s); its status and stderr.
     /// It must have printed nothing more.
     fn exit(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
+        let status = common::poll_until(Duration::from_secs(10), || self.child.try_wait().unwrap())
+            .unwrap_or_else(|_| {
                 self.child.kill().unwrap();
                 panic!("bulkhead events -f did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+            });
         let mut err = String::new();
         self.child
             .stderr

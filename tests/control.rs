@@ -207,15 +207,6 @@ fn a_peer_inside_the_subtree_is_refused_whatever_its_uid() {
     served.stop();
 }
 
-/// Waits until `cond` holds, 10 s at most.
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Reads `s` until the peer closes it; how long that took. Fails when it
 /// stays open for 10 s.
 fn closed_within<S: Read>(s: &mut S) -> Duration {
@@ -260,7 +251,9 @@ fn the_metrics_listener_caps_connections_and_header_time() {
     };
     // Four idle connections take every place.
     let mut idle: Vec<TcpStream> = (0..4).map(|_| connect()).collect();
-    wait_until("4 accepted", || stats.accepted() == 4);
+    common::wait_until("4 accepted", Duration::from_secs(10), || {
+        stats.accepted() == 4
+    });
     // The fifth is closed at once, and counted.
     let mut fifth = connect();
     let took = closed_within(&mut fifth);
@@ -272,7 +265,7 @@ fn the_metrics_listener_caps_connections_and_header_time() {
         closed_within(s);
     }
     // Their places are free again: a request is served.
-    wait_until("a place", || {
+    common::wait_until("a place", Duration::from_secs(10), || {
         let mut s = connect();
         s.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
@@ -317,7 +310,9 @@ fn the_control_socket_caps_connections_and_header_time() {
         s
     };
     let mut idle: Vec<UnixStream> = (0..2).map(|_| connect()).collect();
-    wait_until("2 accepted", || stats.accepted() == 2);
+    common::wait_until("2 accepted", Duration::from_secs(10), || {
+        stats.accepted() == 2
+    });
     let mut third = connect();
     let took = closed_within(&mut third);
     assert!(took < Duration::from_millis(900), "closed after {took:?}");
@@ -326,7 +321,7 @@ fn the_control_socket_caps_connections_and_header_time() {
         closed_within(s);
     }
     // Served again once they are gone.
-    wait_until("a place", || {
+    common::wait_until("a place", Duration::from_secs(10), || {
         bulkhead::api::client::get::<StatusReply>(&socket, "/v1/status").is_ok()
     });
 }

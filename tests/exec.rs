@@ -206,12 +206,15 @@ fn a_dropped_user_cannot_read_a_root_only_file() {
 fn the_init_reaps_orphaned_zombies() {
     require_root();
     // The inner shell exits at once; its background sleep is orphaned to
-    // PID 1 (our init) and must be reaped when it ends.
+    // PID 1 (our init) and must be reaped when it ends: its /proc entry
+    // goes (a zombie keeps it), 10 s at most.
     let o = exec(&[
         "--",
         "/bin/sh",
         "-c",
-        "sh -c 'sleep 0.2 & exit 0'; sleep 1; grep -l '^State:.*Z' /proc/[0-9]*/status || echo no-zombies",
+        "p=$(sh -c 'sleep 0.2 >/dev/null & echo $!'); i=0; \
+         while [ -e /proc/$p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         grep -l '^State:.*Z' /proc/[0-9]*/status || echo no-zombies",
     ]);
     assert!(stdout(&o).contains("no-zombies"), "{}", stdout(&o));
 }

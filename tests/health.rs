@@ -198,13 +198,10 @@ async fn exec_a_hanging_probe_is_killed_with_what_it_started_and_reaped() {
     // What it started went with its process group; its reaping is its new
     // parent's business, so only its death is checked.
     let child = read_pid(&childf);
-    for _ in 0..100 {
-        if !alive(child) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the probe's child {child} is still running");
+    common::wait_until_async("the probe's child to end", Duration::from_secs(5), || {
+        !alive(child)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -232,26 +229,22 @@ async fn exec_a_dropped_probe_is_killed_and_reaped() {
     let pidf = tmp.path().join("pid");
     let t = exec(&format!("echo $$ > {}; exec sleep 100", pidf.display()));
     let task = tokio::spawn(async move { health::probe(&t, &Compartment::host(), T).await });
-    let mut pid = None;
-    for _ in 0..200 {
-        if let Ok(s) = std::fs::read_to_string(&pidf)
-            && let Ok(p) = s.trim().parse::<i32>()
-        {
-            pid = Some(p);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = pid.expect("the probe never started");
+    let pid = common::wait_until_async("the probe to start", Duration::from_secs(4), || {
+        std::fs::read_to_string(&pidf)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+    })
+    .await;
     task.abort();
     let _ = task.await;
-    for _ in 0..100 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the dropped probe {pid} was not killed and reaped");
+    common::wait_until_async(
+        "the dropped probe to be killed and reaped",
+        Duration::from_secs(5),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+    )
+    .await;
 }
 
 // --- as root: a real compartment on the host --------------------------------
@@ -289,12 +282,9 @@ impl HostCgroup {
 impl Drop for HostCgroup {
     fn drop(&mut self) {
         let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let _ = common::poll_until(Duration::from_secs(2), || {
+            std::fs::remove_dir(&self.dir).is_ok()
+        });
     }
 }
 

@@ -13,8 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bulkhead::api::metrics::{encode, read_figures};
+use bulkhead::api::metrics::{RESTART_REASONS, STATES, encode, read_figures};
 use bulkhead::api::proto::*;
+use bulkhead::monitor::rules::RuleKind;
 use common::fake::{self, Served};
 use common::kernel::{BARE, WORK, fixture_cgroup};
 use common::prom::{self, Scraped, http_get};
@@ -187,7 +188,14 @@ fn metrics_text_parses_and_every_value_reads_back() {
     assert_eq!(state("web", "stopped"), 1.0);
     assert_eq!(state("web", "failed"), 0.0);
     assert_eq!(state("sandbox", "starting"), 1.0);
-    assert_eq!(s.series_of("bulkhead_instances").len(), 3 * 6);
+    // Every state, reason and rule is a series, 0 when nothing is in it:
+    // the lists are the machine's (see the_state_and_reason_lists_are_the_machines).
+    for svc in ["web", "bare", "sandbox"] {
+        for st in STATES {
+            state(svc, st);
+        }
+    }
+    assert_eq!(s.series_of("bulkhead_instances").len(), 3 * STATES.len());
     assert_eq!(s.get("bulkhead_starts_total", &[("service", "web")]), 2.0);
     let restarts = |r| {
         s.get(
@@ -197,6 +205,9 @@ fn metrics_text_parses_and_every_value_reads_back() {
     };
     assert_eq!(restarts("exited"), 1.0);
     assert_eq!(restarts("oom_kill"), 0.0);
+    for r in RESTART_REASONS {
+        restarts(r);
+    }
     let violations = |r| {
         s.get(
             "bulkhead_violations_total",
@@ -206,6 +217,9 @@ fn metrics_text_parses_and_every_value_reads_back() {
     assert_eq!(violations("pids_max"), 1.0);
     assert_eq!(violations("oom"), 1.0);
     assert_eq!(violations("fds"), 0.0);
+    for r in RuleKind::ALL {
+        violations(r.as_str());
+    }
     let checks = |r| {
         s.get(
             "bulkhead_health_checks_total",

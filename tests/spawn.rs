@@ -3,7 +3,10 @@
 //! init's log file and its memory footprint can all be shown without the VM.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bulkhead::sandbox::spawn::{self, NamespaceFlags, SpawnError, SpawnRequest};
 use bulkhead::sandbox::spec::{ExitRecord, InitSpec, LogSpec, Step};
@@ -34,12 +37,9 @@ impl HostCgroup {
 
 impl Drop for HostCgroup {
     fn drop(&mut self) {
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let _ = common::poll_until(Duration::from_secs(2), || {
+            std::fs::remove_dir(&self.dir).is_ok()
+        });
     }
 }
 
@@ -207,25 +207,22 @@ fn the_init_stays_under_one_mib_of_unique_memory() {
         .spawn()
         .unwrap();
     let children = format!("/proc/{0}/task/{0}/children", exec.id());
-    let mut init = None;
-    for _ in 0..100 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let pid = std::fs::read_to_string(&children).unwrap_or_default();
-        if let Some(pid) = pid.split_whitespace().next() {
+    let init = common::wait_until(
+        "the init and its service started",
+        Duration::from_secs(2),
+        || {
+            let pid = std::fs::read_to_string(&children).unwrap_or_default();
+            let pid = pid.split_whitespace().next()?;
             // Wait until the init has forked the service.
             let grandchildren = format!("/proc/{pid}/task/{pid}/children");
-            if !std::fs::read_to_string(grandchildren)
+            let forked = !std::fs::read_to_string(grandchildren)
                 .unwrap_or_default()
                 .trim()
-                .is_empty()
-            {
-                init = Some(pid.to_string());
-                break;
-            }
-        }
-    }
-    let init = init.expect("the init and its service started");
-    std::thread::sleep(std::time::Duration::from_millis(100));
+                .is_empty();
+            forked.then(|| pid.to_string())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(100));
     let rollup = std::fs::read_to_string(format!("/proc/{init}/smaps_rollup")).unwrap();
     let kb = |field: &str| -> u64 {
         rollup

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulkhead::api::LONG_POLL;
 use bulkhead::api::proto::*;
@@ -382,18 +382,16 @@ impl Tmux {
     /// Polls the screen until `ready` says yes; fails with the last screen
     /// after [`PATIENCE`].
     fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let mut last = String::new();
+        common::poll_until(PATIENCE, || {
             let s = self.screen();
             if ready(&s) {
-                return s;
+                return Some(s);
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on the screen after {PATIENCE:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            last = s;
+            None
+        })
+        .unwrap_or_else(|_| panic!("no {what} on the screen after {PATIENCE:?}:\n{last}"))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -432,11 +430,9 @@ impl Tmux {
                 .map(|n| n.trim().parse::<i32>().unwrap())
         };
         let s = self.wait_for("exit status", |s| exited(s).is_some());
-        let deadline = Instant::now() + PATIENCE;
-        while std::fs::read_to_string(self.path("after")).map_or(true, |t| t.is_empty()) {
-            assert!(Instant::now() < deadline, "stty -g after top did not run");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_until("stty -g after top", PATIENCE, || {
+            std::fs::read_to_string(self.path("after")).is_ok_and(|t| !t.is_empty())
+        });
         (exited(&s).unwrap(), s)
     }
 
@@ -500,11 +496,9 @@ fn terminal_mode_refreshes_sorts_on_keys_and_restores_the_terminal_on_q() {
     println!("{s}");
     // Later frames keep the order asked for.
     let calls = d.calls.load(Ordering::SeqCst);
-    let deadline = Instant::now() + PATIENCE;
-    while d.calls.load(Ordering::SeqCst) < calls + 2 {
-        assert!(Instant::now() < deadline, "no new snapshots");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until("two new snapshots", PATIENCE, || {
+        d.calls.load(Ordering::SeqCst) >= calls + 2
+    });
     t.wait_for("the memory order, still", |s| {
         s.contains("sorted by memory") && order(s) == MEMORY_ORDER
     });

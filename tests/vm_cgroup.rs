@@ -17,17 +17,12 @@ use bulkhead::cgroup::{self, kill, subtree};
 use bulkhead::config::schema::Stall;
 use bulkhead::config::units::{Cpu, Dur, Size};
 use bulkhead::config::{IoDevice, Resources};
-use common::{TestCgroup, cgroup2_with_controllers, workload};
+use common::{
+    TestCgroup, cgroup2_with_controllers, null_blk, poll_until, spawn_workload, wait_until,
+};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
-    Command::new(workload())
-        .arg("--join")
-        .arg(cg)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_workload(cg, args, Stdio::piped(), Stdio::piped())
 }
 
 /// Runs a workload to its end. A watchdog kills it after 5 minutes, so a
@@ -39,14 +34,12 @@ fn run(cg: &Path, args: &[&str]) -> Output {
     let watchdog = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let end = Instant::now() + Duration::from_secs(300);
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                if Instant::now() > end {
-                    eprintln!("workload {pid} still running after 300s: killing it");
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            let ended = poll_until(Duration::from_secs(300), || {
+                done.load(std::sync::atomic::Ordering::SeqCst)
+            });
+            if ended.is_err() {
+                eprintln!("workload {pid} still running after 300s: killing it");
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
         })
     };
@@ -72,14 +65,6 @@ fn counter(dir: &Path, file: &str, key: &str) -> u64 {
                 .map(|v| v.trim().parse().unwrap())
         })
         .unwrap_or_else(|| panic!("no {key} in {file}: {text}"))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn resources(f: impl FnOnce(&mut Resources)) -> Resources {
@@ -189,15 +174,7 @@ fn cpu_max_throttles_a_spinner_to_its_quota() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn io_max_holds_direct_writes_to_the_rate() {
-    let st = Command::new("modprobe")
-        .args(["null_blk", "nr_devices=1"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "modprobe null_blk failed");
-    wait_for("/dev/nullb0", Duration::from_secs(10), || {
-        Path::new("/dev/nullb0").exists()
-    });
-    let dev = limits::device_number(Path::new("/dev/nullb0")).unwrap();
+    let dev = limits::device_number(null_blk()).unwrap();
     let cg = TestCgroup::new("io-max");
     let r = resources(|r| {
         r.io.devices.push(IoDevice {
@@ -280,7 +257,7 @@ fn psi_trigger_fires_when_squeezed_under_memory_high() {
 fn cgroup_kill_ends_a_forking_cgroup_and_removal_follows() {
     let cg = TestCgroup::new("kill");
     let mut child = start(&cg.dir, &["forkloop"]);
-    wait_for("forkloop's sleepers", Duration::from_secs(30), || {
+    wait_until("forkloop's sleepers", Duration::from_secs(30), || {
         pids_current(&cg.dir) > 4
     });
     kill::kill(&cg.dir).unwrap();
@@ -295,7 +272,7 @@ fn cgroup_kill_ends_a_forking_cgroup_and_removal_follows() {
     // Removing a cgroup that still has processes: killed, waited for, removed.
     let cg2 = TestCgroup::new("remove-populated");
     let mut sleeper = start(&cg2.dir, &["sleep", "600"]);
-    wait_for("the sleeper to join", Duration::from_secs(10), || {
+    wait_until("the sleeper to join", Duration::from_secs(10), || {
         pids_current(&cg2.dir) >= 1
     });
     kill::remove_killing(&cg2.dir, Duration::from_secs(10)).unwrap();
@@ -315,7 +292,7 @@ fn raising_pids_max_live_unblocks_a_fork_loop() {
     let cg = TestCgroup::new("pids-live");
     limits::apply(&cg.dir, &resources(|r| r.pids_max = Some(8)), &[]).unwrap();
     let mut child = start(&cg.dir, &["forks", "20", "--retry"]);
-    wait_for("pids.events max", Duration::from_secs(30), || {
+    wait_until("pids.events max", Duration::from_secs(30), || {
         counter(&cg.dir, "pids.events", "max") > 0
     });
     assert!(pids_current(&cg.dir) <= 8);

@@ -8,6 +8,7 @@
 mod common;
 
 use common::daemon::{Bh, cg_key, read_cg, sleep_ms, text};
+use common::{poll_until, wait_until};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -151,20 +152,29 @@ fn daemon_crash_loop_backs_off_and_the_breaker_opens_then_closes() {
 #[test]
 #[ignore = "privileged: needs root and a cgroup v2 kernel; run by scripts/vm-test"]
 fn daemon_stop_kills_a_service_that_ignores_sigterm_after_its_grace() {
-    let svc = "services:
+    let tmp = common::daemon::scratch("bh-t-");
+    // Created by the shell once its trap is installed.
+    let trapped = tmp.path().join("trapped");
+    let svc = format!(
+        "services:
   stubborn:
-    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do /bin/sleep 1; done']
+    command: [/bin/sh, -c, 'trap \"\" TERM; : > {t}; while :; do /bin/sleep 1; done']
     stop:
       grace: 2s
-";
-    let mut bh = Bh::new("stubborn", svc);
+",
+        t = trapped.display()
+    );
+    let mut bh = Bh::new("stubborn", &svc);
     bh.start();
     let s = bh.wait_for("stubborn runs", 60, |s| running(s, "stubborn", 0));
     let pid = inst(&s, "stubborn", 0).pid.unwrap();
     let cg = bh.inst_dir("stubborn", "0");
     assert!(procs(&cg).contains(&pid));
-    // Let the shell install its trap before the stop.
-    sleep_ms(1000);
+    wait_until(
+        "stubborn's TERM trap installed",
+        Duration::from_secs(30),
+        || trapped.exists(),
+    );
 
     let t0 = Instant::now();
     let out = bh.cli(&["stop", "stubborn"]);
@@ -206,7 +216,7 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
         let _ = write!(
             svc,
             "  {name}:
-    command: [/bin/sh, -c, 'echo start {name} >> {f}; trap \"echo stop {name} >> {f}; exit 0\" TERM; while :; do /bin/sleep 0.2; done']
+    command: [/bin/sh, -c, 'trap \"echo stop {name} >> {f}; exit 0\" TERM; echo start {name} >> {f}; while :; do /bin/sleep 0.2; done']
 "
         );
         if let Some(d) = dep {
@@ -218,17 +228,19 @@ fn daemon_depends_on_order_at_start_and_reverse_at_stop() {
     bh.wait_for("a, b, c run", 60, |s| {
         ["a", "b", "c"].iter().all(|n| running(s, n, 0))
     });
-    // Each shell writes its start line first thing; give c's a moment.
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&order)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 3
-        && Instant::now() < end
-    {
-        sleep_ms(100);
-    }
+    // Each shell writes its start line once its TERM trap is installed:
+    // after three, a SIGTERM is heard by every one.
+    wait_until(
+        "a, b and c installed their trap",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&order)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= 3
+        },
+    );
     let st = bh.sigterm();
     let got = std::fs::read_to_string(&order).unwrap();
     println!("order file:\n{got}");
@@ -389,14 +401,11 @@ fn daemon_sigkill_at_random_moments_adopts_and_leaves_no_orphans() {
         common::daemon::leftovers(&bh.cgroot),
         bh.daemon_log()
     );
-    let mut left = pgrep(&mark);
-    for _ in 0..50 {
-        if left.is_empty() {
-            break;
-        }
-        sleep_ms(100);
+    let mut left = Vec::new();
+    let _ = poll_until(Duration::from_secs(5), || {
         left = pgrep(&mark);
-    }
+        left.is_empty()
+    });
     assert!(left.is_empty(), "processes left: {left:?}");
 }
 
@@ -507,11 +516,9 @@ fn daemon_reload_raises_memory_max_live_and_an_invalid_reload_changes_nothing() 
     bh.write_config(&svc("64M"));
     let out = bh.cli(&["reload"]);
     assert!(out.status.success(), "reload failed");
-    let end = Instant::now() + Duration::from_secs(30);
-    while read_cg(&cg, "memory.max").trim() != "67108864" && Instant::now() < end {
-        sleep_ms(200);
-    }
-    assert_eq!(read_cg(&cg, "memory.max").trim(), "67108864");
+    wait_until("memory.max raised to 64M", Duration::from_secs(30), || {
+        read_cg(&cg, "memory.max").trim() == "67108864"
+    });
     let s = bh.status().unwrap();
     let i = inst(&s, "app", 0);
     assert_eq!(
@@ -802,10 +809,8 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    let end = Instant::now() + Duration::from_secs(90);
-    while count() < 20 && Instant::now() < end {
-        sleep_ms(500);
-    }
+    // Not a failure by itself: the count is checked below.
+    let _ = poll_until(Duration::from_secs(90), || count() >= 20);
 
     let s = bh.status().unwrap();
     let n = inst(&s, "neighbour", 0);
@@ -835,12 +840,26 @@ fn daemon_neighbour_keeps_answering_while_others_misbehave() {
         .windows(2)
         .map(|w| w[1] - w[0])
         .fold(0.0_f64, f64::max);
-    println!(
-        "heartbeat: {} beats, largest gap {max_gap:.2}s",
+    // Up to now too: a neighbour that stopped beating shows no gap between
+    // its beats.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let since_last = beats.last().map_or(f64::INFINITY, |b| now - b);
+    eprintln!(
+        "neighbour heartbeat: {} beats, largest gap {max_gap:.2}s, last beat {since_last:.2}s ago (one every 0.2s when idle)",
         beats.len()
     );
     assert!(beats.len() >= 10, "too few heartbeats: {}", beats.len());
-    assert!(max_gap <= 3.0, "the neighbour stalled for {max_gap:.2}s");
+    // A generous bound that proves isolation, not a latency figure: a
+    // neighbour the bomb or the hog reached (no pid left to fork `date`)
+    // stops beating for good, while load alone slows it by seconds.
+    assert!(
+        max_gap.max(since_last) <= 15.0,
+        "the neighbour stalled for {:.2}s",
+        max_gap.max(since_last)
+    );
     assert_eq!(bh.sigterm().code(), Some(0));
     assert!(
         !bh.cgroot.exists(),

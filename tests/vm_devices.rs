@@ -16,7 +16,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use bulkhead::sandbox::devices::{self, DevType};
 use common::{TestCgroup, show};
@@ -24,19 +23,7 @@ use common::{TestCgroup, show};
 /// Loads null_blk once: /dev/nullb0, a block device (254:0 here) that no
 /// rule of the default list covers.
 fn null_blk() -> (&'static Path, u32, u32) {
-    let dev = Path::new("/dev/nullb0");
-    if !dev.exists() {
-        let st = Command::new("modprobe")
-            .args(["null_blk", "nr_devices=1"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "modprobe null_blk failed");
-        let end = Instant::now() + Duration::from_secs(10);
-        while !dev.exists() {
-            assert!(Instant::now() < end, "no /dev/nullb0 after modprobe");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let dev = common::null_blk();
     let (kind, major, minor) = devices::stat_device(dev).unwrap().unwrap();
     assert_eq!(kind, DevType::Block);
     (dev, major, minor)

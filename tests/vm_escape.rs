@@ -13,9 +13,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::daemon::{Bh, read_cg, sleep_ms, text};
+use common::daemon::{Bh, read_cg, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
 
@@ -87,23 +87,25 @@ fn results(log: &Path) -> BTreeMap<String, (bool, String)> {
 }
 
 fn wait_results(log: &Path, want: &[&str]) -> BTreeMap<String, (bool, String)> {
-    let end = Instant::now() + Duration::from_secs(180);
-    loop {
+    let mut last = BTreeMap::new();
+    common::poll_until(Duration::from_secs(180), || {
         let r = results(log);
         if want.iter().all(|a| r.contains_key(*a)) {
-            return r;
+            return Some(r);
         }
-        assert!(
-            Instant::now() < end,
+        last = r;
+        None
+    })
+    .unwrap_or_else(|_| {
+        panic!(
             "{}: results of {:?} missing; log:\n{}",
             log.display(),
             want.iter()
-                .filter(|a| !r.contains_key(**a))
+                .filter(|a| !last.contains_key(**a))
                 .collect::<Vec<_>>(),
             std::fs::read_to_string(log).unwrap_or_default()
-        );
-        sleep_ms(300);
-    }
+        )
+    })
 }
 
 fn show(who: &str, r: &BTreeMap<String, (bool, String)>) {

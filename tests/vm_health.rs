@@ -11,10 +11,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bulkhead::api::proto::{InstanceStatus, StatusReply};
-use common::daemon::{Bh, sleep_ms};
+use common::daemon::Bh;
 
 fn inst<'a>(s: &'a StatusReply, svc: &str) -> &'a InstanceStatus {
     let service = s
@@ -270,14 +270,11 @@ fn vm_health_an_exec_probe_that_never_returns_is_cut_and_restarts_the_service() 
     // with it, and nothing is left unreaped.
     assert!(bh.cli(&["stop", "stuck"]).status.success());
     bh.wait_for("stuck stopped", 60, |s| inst(s, "stuck").state == "stopped");
-    let mut left = leftovers(daemon);
-    for _ in 0..50 {
-        if left.0.is_empty() && left.1.is_empty() {
-            break;
-        }
-        sleep_ms(100);
+    let mut left = (vec![], vec![]);
+    let _ = common::poll_until(Duration::from_secs(5), || {
         left = leftovers(daemon);
-    }
+        left.0.is_empty() && left.1.is_empty()
+    });
     assert_eq!(left, (vec![], vec![]), "(probes, zombies) left over");
     bh.sigterm();
     assert_unhealthy_reason(i);

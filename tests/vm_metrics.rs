@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bulkhead::api::proto::{MetricsReply, StatusReply};
 use common::daemon::{Bh, cg_key, cg_u64, read_cg, sleep_ms, text};
 use common::prom::{self, Scraped, http_get};
+use common::wait_until;
 
 const MIB: u64 = 1 << 20;
 
@@ -25,18 +26,6 @@ const MIB: u64 = 1 << 20;
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
-}
-
-/// Polls `ok` every 200 ms; panics with `what` after `secs`.
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {secs}s waiting for: {what}"
-        );
-        sleep_ms(200);
-    }
 }
 
 fn running(s: &StatusReply, svc: &str) -> bool {
@@ -161,13 +150,15 @@ fn metrics_scrape_matches_the_cgroup_files_and_drops_what_is_gone() {
     let hog = pool.join("hog/0");
     let forker = bh.inst_dir("forker", "0");
     let oomer = bh.inst_dir("oomer", "0");
-    wait_until("hog holds 24 MiB", 120, || {
+    wait_until("hog holds 24 MiB", Duration::from_secs(120), || {
         cg_u64(&hog, "memory.current") >= 24 * MIB
     });
-    wait_until("oomer's allocation OOM-killed", 120, || {
-        cg_key(&oomer, "memory.events", "oom_kill") >= 1
-    });
-    wait_until("forker's two sleepers", 60, || {
+    wait_until(
+        "oomer's allocation OOM-killed",
+        Duration::from_secs(120),
+        || cg_key(&oomer, "memory.events", "oom_kill") >= 1,
+    );
+    wait_until("forker's two sleepers", Duration::from_secs(60), || {
         cg_u64(&forker, "pids.current") >= 3
     });
     // Both sleepers forked and settled: pids.current holds still.

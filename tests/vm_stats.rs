@@ -9,8 +9,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use bulkhead::cgroup::limits::{self, DevNum};
 use bulkhead::cgroup::sampler::{Sampler, Sweep};
@@ -18,17 +18,10 @@ use bulkhead::cgroup::stats::{StatFile, Stats};
 use bulkhead::cgroup::{self, kill};
 use bulkhead::config::Resources;
 use bulkhead::config::units::{Cpu, Dur};
-use common::{TestCgroup, workload};
+use common::{TestCgroup, poll_every, spawn_workload};
 
 fn start(cg: &Path, args: &[&str]) -> Child {
-    Command::new(workload())
-        .arg("--join")
-        .arg(cg)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+    spawn_workload(cg, args, Stdio::null(), Stdio::inherit())
 }
 
 /// Sweeps until `pred` holds for the cgroup's stats; returns them.
@@ -39,19 +32,16 @@ fn sweep_until(
     timeout: Duration,
     pred: impl Fn(&Stats) -> bool,
 ) -> Stats {
-    let end = Instant::now() + timeout;
-    loop {
-        let sweep = sampler.sweep();
-        let stats = only(&sweep, dir);
+    let mut last = None;
+    poll_every(Duration::from_millis(200), timeout, || {
+        let stats = only(&sampler.sweep(), dir);
         if pred(&stats) {
-            return stats;
+            return Some(stats);
         }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}; last: {stats:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        last = Some(stats);
+        None
+    })
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}; last: {last:#?}"))
 }
 
 /// The one cgroup's stats, asserting every file read and parsed.
@@ -62,17 +52,7 @@ fn only(sweep: &Sweep<'_>, dir: &Path) -> Stats {
 }
 
 fn null_blk() -> DevNum {
-    let st = Command::new("modprobe")
-        .args(["null_blk", "nr_devices=1"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "modprobe null_blk failed");
-    let end = Instant::now() + Duration::from_secs(10);
-    while !Path::new("/dev/nullb0").exists() {
-        assert!(Instant::now() < end, "no /dev/nullb0");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    limits::device_number(Path::new("/dev/nullb0")).unwrap()
+    limits::device_number(common::null_blk()).unwrap()
 }
 
 #[test]

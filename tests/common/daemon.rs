@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use bulkhead::api::proto::StatusReply;
 
+use super::wait::{poll_every, poll_until};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
 
 pub fn text(b: &[u8]) -> String {
@@ -212,49 +214,51 @@ impl Bh {
         serde_json::from_slice(&out.stdout).map_err(|e| format!("status --json: {e}"))
     }
 
-    /// Polls `status --json` until `ok` holds; panics (with the last status
-    /// and the daemon log) after `secs`.
+    /// Polls `status --json` (every 200 ms: each look runs the CLI) until
+    /// `ok` holds; panics (with the last status and the daemon log) after
+    /// `secs`, or at once when the daemon exits.
     pub fn wait_for(
         &mut self,
         what: &str,
         secs: u64,
         mut ok: impl FnMut(&StatusReply) -> bool,
     ) -> StatusReply {
-        let end = Instant::now() + Duration::from_secs(secs);
         let mut last = None;
-        loop {
-            let last_err = match self.try_status() {
-                Ok(s) => {
-                    if ok(&s) {
-                        return s;
+        let mut last_err = None;
+        let name = self.name.clone();
+        let polled = poll_every(
+            Duration::from_millis(200),
+            Duration::from_secs(secs),
+            || {
+                last_err = match self.try_status() {
+                    Ok(s) => {
+                        if ok(&s) {
+                            return Some(s);
+                        }
+                        last = Some(s);
+                        None
                     }
-                    last = Some(s);
-                    None
+                    Err(e) => Some(e),
+                };
+                if let Some(c) = self.daemon.as_mut()
+                    && let Ok(Some(st)) = c.try_wait()
+                {
+                    self.daemon = None;
+                    panic!("[{name}] the daemon exited ({st}) while waiting for: {what}");
                 }
-                Err(e) => Some(e),
-            };
-            if let Some(c) = self.daemon.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                self.daemon = None;
-                panic!(
-                    "[{}] the daemon exited ({st}) while waiting for: {what}",
-                    self.name
-                );
-            }
-            if Instant::now() > end {
-                panic!(
-                    "[{}] timed out after {secs}s waiting for: {what}\n{}last status: {}",
-                    self.name,
-                    last_err
-                        .map(|e| format!("the status calls since failed: {e}\n"))
-                        .unwrap_or_default(),
-                    last.map(|s| serde_json::to_string_pretty(&s).unwrap())
-                        .unwrap_or_else(|| "none".into())
-                );
-            }
-            sleep_ms(200);
-        }
+                None
+            },
+        );
+        polled.unwrap_or_else(|_| {
+            panic!(
+                "[{name}] timed out after {secs}s waiting for: {what}\n{}last status: {}",
+                last_err
+                    .map(|e| format!("the status calls since failed: {e}\n"))
+                    .unwrap_or_default(),
+                last.map(|s| serde_json::to_string_pretty(&s).unwrap())
+                    .unwrap_or_else(|| "none".into())
+            )
+        })
     }
 
     pub fn sigkill(&mut self) {
@@ -272,38 +276,24 @@ impl Bh {
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st;
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "[{}] the daemon did not exit within 60s of SIGTERM",
-                    self.name
-                );
-            }
-            sleep_ms(100);
-        }
+        poll_until(Duration::from_secs(60), || c.try_wait().unwrap()).unwrap_or_else(|_| {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!(
+                "[{}] the daemon did not exit within 60s of SIGTERM",
+                self.name
+            );
+        })
     }
 
     /// Waits (up to `secs`) for a daemon that is expected to exit by itself.
     pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
         let mut c = self.daemon.take().expect("no daemon");
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st;
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("[{}] the daemon did not exit within {secs}s", self.name);
-            }
-            sleep_ms(100);
-        }
+        poll_until(Duration::from_secs(secs), || c.try_wait().unwrap()).unwrap_or_else(|_| {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("[{}] the daemon did not exit within {secs}s", self.name);
+        })
     }
 
     pub fn daemon_log(&self) -> String {
@@ -379,13 +369,15 @@ pub fn remove_cgroup_tree(root: &Path) {
         let _ = std::fs::write(d.join("cgroup.kill"), "1");
     }
     for d in dirs.iter().rev() {
-        for _ in 0..200 {
+        // Best effort, 10 s a directory: what is left shows in the next
+        // test's leftovers.
+        let _ = poll_until(Duration::from_secs(10), || {
             if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                break;
+                return true;
             }
             let _ = std::fs::write(d.join("cgroup.kill"), "1");
-            sleep_ms(50);
-        }
+            false
+        });
     }
 }
 

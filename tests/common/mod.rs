@@ -9,6 +9,11 @@ pub mod fake;
 pub mod inputs;
 pub mod kernel;
 pub mod prom;
+pub mod wait;
+
+// Not every test uses every one.
+#[allow(unused_imports)]
+pub use wait::{poll_every, poll_until, wait_until, wait_until_async};
 
 /// The reason every privileged test carries in `#[ignore]`; `cargo test`
 /// on the host lists it, `scripts/vm-test` runs them with `--ignored`.
@@ -60,13 +65,47 @@ impl Drop for TestCgroup {
     fn drop(&mut self) {
         // Best effort: kill what is left, then remove.
         let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let _ = poll_until(std::time::Duration::from_secs(5), || {
+            std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
+        });
     }
+}
+
+/// Starts the [`workload`] example with `args`, joined to the cgroup `cg`
+/// before it does anything.
+pub fn spawn_workload(
+    cg: &std::path::Path,
+    args: &[&str],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(workload())
+        .arg("--join")
+        .arg(cg)
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// `/dev/nullb0`, a block device no test's rule covers, with `null_blk`
+/// loaded first if it is not there yet (waits 10 s for the node).
+pub fn null_blk() -> &'static std::path::Path {
+    let dev = std::path::Path::new("/dev/nullb0");
+    if !dev.exists() {
+        let st = std::process::Command::new("modprobe")
+            .args(["null_blk", "nr_devices=1"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "modprobe null_blk failed");
+        wait_until(
+            "/dev/nullb0 after modprobe",
+            std::time::Duration::from_secs(10),
+            || dev.exists(),
+        );
+    }
+    dev
 }
 
 /// The `workload` example built beside the test binaries
