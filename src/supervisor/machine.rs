@@ -126,6 +126,16 @@ pub enum StateKind {
 }
 
 impl StateKind {
+    /// Every state kind, in the order metrics and summaries list them.
+    pub const ALL: [StateKind; 6] = [
+        StateKind::Stopped,
+        StateKind::Starting,
+        StateKind::Running,
+        StateKind::Stopping,
+        StateKind::Backoff,
+        StateKind::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StateKind::Stopped => "stopped",
@@ -217,6 +227,19 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// One reason of each kind (the detail a placeholder), in the order
+    /// metrics list them.
+    pub const EACH: [Reason; 8] = [
+        Reason::Exited(0),
+        Reason::Signal(0),
+        Reason::OomKill,
+        Reason::Violation(RuleKind::Fds),
+        Reason::Unhealthy,
+        Reason::SpawnFailed,
+        Reason::Manual,
+        Reason::Reload,
+    ];
+
     /// The reason without its detail: `exited`, `signal`, `oom_kill`,
     /// `violation`, `unhealthy`, `spawn_failed`, `manual`, `reload`.
     pub fn kind(self) -> &'static str {
@@ -1053,6 +1076,39 @@ mod tests {
             ),
             ("Timer", Event::Timer),
         ]
+    }
+
+    /// Fails to compile when a state kind or a reason is added, so `ALL` and
+    /// `EACH` (and the metrics built from them) get it too.
+    #[test]
+    fn all_and_each_name_every_variant() {
+        for k in StateKind::ALL {
+            match k {
+                StateKind::Stopped
+                | StateKind::Starting
+                | StateKind::Running
+                | StateKind::Stopping
+                | StateKind::Backoff
+                | StateKind::Failed => {}
+            }
+        }
+        let kinds: std::collections::HashSet<_> = StateKind::ALL.iter().collect();
+        assert_eq!(kinds.len(), 6);
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::EACH {
+            let k = match r {
+                Reason::Exited(_)
+                | Reason::Signal(_)
+                | Reason::OomKill
+                | Reason::Violation(_)
+                | Reason::Unhealthy
+                | Reason::SpawnFailed
+                | Reason::Manual
+                | Reason::Reload => r.kind(),
+            };
+            assert!(seen.insert(k), "{k} twice");
+        }
+        assert_eq!(seen.len(), 8);
     }
 
     /// Fails to compile when an event is added, so the table gets a column.

@@ -181,26 +181,8 @@ fn fill_reads_live_instances_and_groups_and_skips_stopped_ones() {
 #[test]
 fn the_state_and_reason_lists_are_the_machines() {
     use crate::supervisor::machine::{Reason, StateKind};
-    let kinds = [
-        StateKind::Stopped,
-        StateKind::Starting,
-        StateKind::Running,
-        StateKind::Stopping,
-        StateKind::Backoff,
-        StateKind::Failed,
-    ];
-    assert_eq!(kinds.map(StateKind::as_str), STATES);
-    let reasons = [
-        Reason::Exited(1),
-        Reason::Signal(9),
-        Reason::OomKill,
-        Reason::Violation(RuleKind::Fds),
-        Reason::Unhealthy,
-        Reason::SpawnFailed,
-        Reason::Manual,
-        Reason::Reload,
-    ];
-    assert_eq!(reasons.map(Reason::kind), RESTART_REASONS);
+    assert_eq!(StateKind::ALL.map(StateKind::as_str), STATES);
+    assert_eq!(Reason::EACH.map(Reason::kind), RESTART_REASONS);
 }
 
 #[test]
