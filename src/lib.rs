@@ -16,6 +16,9 @@
 //! - [`cgroup`]: the cgroup v2 filesystem, rooted at injected paths;
 //! - [`sandbox`]: the compartment and its init; the only module with `unsafe`;
 //! - [`check`]: the host preflight;
+//! - [`compartment`]: what every compartment is built from (seccomp
+//!   program, cgroup limits, spawn errors), shared by `exec`, the daemon and
+//!   health checks;
 //! - [`monitor`]: violation rules and their event sources;
 //! - [`health`]: http, tcp and exec probes (exec inside the compartment);
 //! - [`api`]: the control socket, its client, metrics, `top`, `logs`, `events`;
@@ -25,6 +28,7 @@
 pub mod api;
 pub mod cgroup;
 pub mod check;
+pub mod compartment;
 pub mod config;
 pub mod daemon;
 pub mod error;

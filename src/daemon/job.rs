@@ -87,9 +87,9 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
             &job.controllers,
         )
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
-    crate::exec::apply_limits(&dir, &svc.resources)?;
+    crate::compartment::apply_limits(&dir, &svc.resources)?;
     crate::sandbox::devices::confine(&dir, svc)?;
-    let seccomp = crate::exec::seccomp_program(&job.cfg, svc)?;
+    let seccomp = crate::compartment::seccomp_program(&job.cfg, svc)?;
 
     for d in [job.paths.status_file.parent(), job.paths.log_file.parent()]
         .into_iter()
@@ -139,7 +139,7 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
         init_exe: &job.init_exe,
         attach_after_clone: false,
     };
-    let child = spawn::spawn(&req).map_err(|e| crate::exec::spawn_diagnostic(&e, svc))?;
+    let child = spawn::spawn(&req).map_err(|e| crate::compartment::spawn_diagnostic(&e, svc))?;
     let at = SystemTime::now();
     let start_time =
         crate::supervisor::record::proc_start_time(Path::new("/proc"), child.pid).unwrap_or(0);

@@ -281,7 +281,7 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Diagnostic
 /// daemon into `R/supervisor` (or, under systemd, the scope's keeper: see
 /// [`sdscope`]; the daemon then stays in its unit's cgroup).
 fn subtree_for(cfg: &Config) -> Result<(PathBuf, Subtree, bool, Vec<&'static str>), Diagnostics> {
-    let mount = crate::exec::cgroup2_mount()?;
+    let mount = crate::compartment::cgroup2_mount()?;
     let raw_own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| discover::own_cgroup(&t));
@@ -364,7 +364,7 @@ pub(crate) fn apply_group(
     crate::cgroup::create(&dir).map_err(|e| Diagnostics::from(e.diagnostic()))?;
     crate::cgroup::enable_controllers(&dir, controllers)
         .map_err(|e| Diagnostics::from(e.diagnostic()))?;
-    crate::exec::apply_limits(&dir, &g.resources)
+    crate::compartment::apply_limits(&dir, &g.resources)
 }
 
 /// The crash-safe record of a freshly spawned instance (docs/ARCHITECTURE.md 11).

@@ -95,7 +95,7 @@ impl Compartment {
             svc.health.as_ref().map(|h| &h.probe),
             Some(Probe::Exec { .. })
         ) {
-            let seccomp = crate::exec::seccomp_program(cfg, svc).map_err(|d| {
+            let seccomp = crate::compartment::seccomp_program(cfg, svc).map_err(|d| {
                 let text = d.to_string();
                 format!(
                     "cannot compile the service's seccomp filter for the probe: {}",
