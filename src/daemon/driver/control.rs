@@ -3,7 +3,7 @@
 //! launch.rs), and the API errors they share.
 //!
 //! This file turns a request into events for the machines (`step`) and a
-//! reply; it does not spawn, signal or touch cgroups itself, and it never
+//! reply; it does not spawn, signal or write cgroups itself, and it never
 //! waits: calls that wait (a launch, a reload, `events --follow`) are
 //! routed from `Daemon::handle` instead.
 

@@ -5,7 +5,7 @@
 //! This file carries out what a state machine asked for (through
 //! `Daemon::execute`) and reports results back as events (`step`); it never
 //! decides a transition itself, and it does not watch a run (watch.rs) or
-//! decide when a service starts (the loop in mod.rs).
+//! decide when a service starts (order.rs).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::AsFd;

@@ -5,9 +5,10 @@
 //! run, and dropping what a reload retired once it has stopped. Also the
 //! accessors `daemon/mod.rs` and `daemon/reload.rs` use.
 //!
-//! This file changes the set of services and instances and their config;
-//! an instance's run it changes only through `step` (never spawning,
-//! signalling or killing itself), and it owns no state of its own.
+//! This file changes the set of services and instances and their config,
+//! writes live limits to running cgroups and removes a retired service's
+//! cgroup tree; an instance's run it changes only through `step` (it never
+//! spawns or signals one itself), and it owns no state of its own.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
