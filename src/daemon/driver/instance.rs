@@ -211,13 +211,9 @@ impl Daemon {
         run_id: u64,
         result: Result<Started, Diagnostics>,
     ) {
-        let Some(si) = self.find(svc) else { return };
-        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+        let Some(si) = self.current_run(svc, idx, run_id) else {
             return;
         };
-        if inst.run_id != run_id {
-            return;
-        }
         match result {
             Ok(started) => {
                 let pid = started.pid;
@@ -238,13 +234,10 @@ impl Daemon {
     }
 
     pub(super) fn exited(&mut self, svc: &str, idx: usize, run_id: u64) {
-        let Some(si) = self.find(svc) else { return };
-        let Some(inst) = self.svcs[si].insts.get_mut(idx) else {
+        let Some(si) = self.current_run(svc, idx, run_id) else {
             return;
         };
-        if inst.run_id != run_id {
-            return;
-        }
+        let inst = &mut self.svcs[si].insts[idx];
         let Some(pidfd) = inst.pidfd.take() else {
             return;
         };

@@ -333,6 +333,14 @@ impl Daemon {
         self.svcs.iter().position(|s| s.cfg.name == name)
     }
 
+    /// The index of service `svc` if its instance `idx` still exists and is
+    /// still on run `run_id` (a message about an earlier run is stale).
+    fn current_run(&self, svc: &str, idx: usize, run_id: u64) -> Option<usize> {
+        let si = self.find(svc)?;
+        let inst = self.svcs[si].insts.get(idx)?;
+        (inst.run_id == run_id).then_some(si)
+    }
+
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         self.reconcile();
         while let Some(msg) = rx.recv().await {

@@ -35,22 +35,8 @@ impl Daemon {
         let inst = &mut self.svcs[si].insts[idx];
         let run_id = inst.run_id;
         inst.since = Some(Instant::now());
-        let ctx = mon::Ctx {
-            tx: &self.tx,
-            files: &self.files,
-            sampler: &mut self.sampler,
-            interval: self.cfg.supervisor.monitor_interval.0,
-            privileged: self.privileged,
-        };
-        let key = Key {
-            svc: svc.name.clone(),
-            idx,
-            run_id,
-        };
-        if let Some(old) = inst.mon.take() {
-            mon::stop(old, &inst.paths.cgroup, ctx.files, ctx.sampler);
-        }
-        inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, adopted));
+        self.start_monitor(si, idx, adopted);
+        let inst = &mut self.svcs[si].insts[idx];
         // The watcher holds its own copy of the pidfd; the instance keeps
         // one for signals and waitid.
         match pidfd.try_clone() {
@@ -153,9 +139,8 @@ impl Daemon {
 
     /// The instance index of a live run, if `key` is still about it.
     fn locate(&self, key: &Key) -> Option<usize> {
-        let si = self.find(&key.svc)?;
-        let inst = self.svcs[si].insts.get(key.idx)?;
-        (inst.run_id == key.run_id && inst.mon.is_some()).then_some(si)
+        let si = self.current_run(&key.svc, key.idx, key.run_id)?;
+        self.svcs[si].insts[key.idx].mon.is_some().then_some(si)
     }
 
     pub(super) fn cgroup_events(&mut self, key: &Key) {
@@ -231,10 +216,20 @@ impl Daemon {
     /// Restarts the monitor of a running instance with its service's
     /// current rules.
     pub(super) fn rewatch(&mut self, si: usize, idx: usize) {
+        if self.svcs[si].insts[idx].mon.is_some() {
+            self.start_monitor(si, idx, true);
+        }
+    }
+
+    /// Starts the monitor of an instance's current run with its service's
+    /// current rules, in place of the one it had. `adopted`: the cgroup is
+    /// not new (adopted, or a reload), so counters start from their values.
+    fn start_monitor(&mut self, si: usize, idx: usize, adopted: bool) {
         let svc = self.svcs[si].cfg.clone();
         let inst = &mut self.svcs[si].insts[idx];
-        let Some(old) = inst.mon.take() else { return };
-        mon::stop(old, &inst.paths.cgroup, &self.files, &mut self.sampler);
+        if let Some(old) = inst.mon.take() {
+            mon::stop(old, &inst.paths.cgroup, &self.files, &mut self.sampler);
+        }
         let key = Key {
             svc: svc.name.clone(),
             idx,
@@ -247,7 +242,7 @@ impl Daemon {
             interval: self.cfg.supervisor.monitor_interval.0,
             privileged: self.privileged,
         };
-        inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, true));
+        inst.mon = Some(mon::start(ctx, &svc, &inst.paths.cgroup, key, adopted));
     }
 
     /// Records and carries out what the rules decided. `ended`: the run is
