@@ -74,6 +74,13 @@ pub enum Phase {
     Moving { start: bool },
 }
 
+impl Phase {
+    /// Removing or moving: its instances stop for good here.
+    pub fn leaving(self) -> bool {
+        matches!(self, Phase::Removing | Phase::Moving { .. })
+    }
+}
+
 /// What happens to a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SvcEvent {

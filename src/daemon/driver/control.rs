@@ -9,6 +9,7 @@
 
 use super::Daemon;
 use crate::api::proto::{ActionReply, ApiError, LogFile, LogsReply, Request, Response};
+use crate::supervisor::fleet::{self, Cmd, SvcEvent};
 use crate::supervisor::{Event, StateKind};
 
 impl Daemon {
@@ -42,12 +43,14 @@ impl Daemon {
                     .iter()
                     .filter(|i| i.machine.state().kind() == StateKind::Failed)
                     .count();
-                self.want_start(&service);
                 // Instances that are not stopped get the request directly
-                // (a failed one answers CIRCUIT_OPEN in the log).
-                for idx in 0..self.svcs[si].insts.len() {
-                    if self.svcs[si].insts[idx].machine.state().kind() != StateKind::Stopped {
-                        self.step(si, idx, Event::Start);
+                // (a failed one answers CIRCUIT_OPEN in the log), unless the
+                // service is going away.
+                if self.want_start(&service) {
+                    for idx in 0..self.svcs[si].insts.len() {
+                        if self.svcs[si].insts[idx].machine.state().kind() != StateKind::Stopped {
+                            self.step(si, idx, Event::Start);
+                        }
                     }
                 }
                 let n = self.svcs[si].insts.len();
@@ -74,7 +77,10 @@ impl Daemon {
             }
             Request::Stop { service } => {
                 let si = self.lookup(&service)?;
-                self.svcs[si].start_pending = false;
+                // A pending start is cancelled; a service already stopping
+                // for good (removed, moved, shut down) gets nothing more.
+                let send =
+                    fleet::apply(&mut self.svcs, si, SvcEvent::Stop) == Some(Cmd::StopInstances);
                 // A template's instances go for good (a launch makes new ones).
                 let template = self.svcs[si].cfg.isolation.is_some();
                 let mut n = 0;
@@ -84,8 +90,10 @@ impl Daemon {
                         continue;
                     }
                     n += 1;
-                    inst.retire |= template;
-                    self.step(si, idx, Event::Stop);
+                    if send {
+                        inst.retire |= template;
+                        self.step(si, idx, Event::Stop);
+                    }
                 }
                 let grace = self.svcs[si].cfg.stop.grace;
                 Ok(Response::Action(ActionReply {

@@ -20,6 +20,7 @@ use crate::config::model::Service;
 use crate::error::{Code, Diagnostics};
 use crate::monitor::Verdict as Ruling;
 use crate::sandbox::spec::ExitRecord;
+use crate::supervisor::fleet::Phase;
 use crate::supervisor::{Event, Exit, Machine, State};
 
 impl Daemon {
@@ -41,9 +42,8 @@ impl Daemon {
         Svc {
             cfg: svc,
             insts,
-            start_pending: false,
-            stop_sent: false,
-            retiring: None,
+            phase: Phase::Idle,
+            next: None,
             totals: Totals::default(),
         }
     }

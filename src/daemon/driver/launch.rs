@@ -28,6 +28,7 @@ use crate::api::proto::{
     ListReply, ListedInstance, Response,
 };
 use crate::error::{Code, Diagnostic};
+use crate::supervisor::fleet::{self, Cmd, SvcEvent};
 use crate::supervisor::launch::{self as keys, Admission, Admit};
 use crate::supervisor::{Event, Level, State, StateKind};
 
@@ -343,7 +344,7 @@ impl Daemon {
             .filter(|_| from_queue);
         let Some(si) = self
             .find(&p.svc)
-            .filter(|&si| self.svcs[si].retiring.is_none())
+            .filter(|&si| fleet::apply(&mut self.svcs, si, SvcEvent::Admit) == Some(Cmd::Admit))
         else {
             let d = Diagnostic::new(
                 Code::LaunchFailed,
@@ -625,7 +626,7 @@ impl Daemon {
             let Some(limit) = self.svcs[si].cfg.idle_timeout.map(|d| d.0) else {
                 continue;
             };
-            if self.svcs[si].cfg.isolation.is_none() || self.svcs[si].retiring.is_some() {
+            if self.svcs[si].cfg.isolation.is_none() || self.svcs[si].phase.leaving() {
                 continue;
             }
             for idx in 0..self.svcs[si].insts.len() {

@@ -51,6 +51,7 @@ use crate::config::model::{Config, Service};
 use crate::error::{Code, Diagnostics};
 use crate::health::Target;
 use crate::monitor::RuleKind;
+use crate::supervisor::fleet::{self, Phase};
 use crate::supervisor::{Action, Event, Level, Machine, Mono, State, StateKind};
 
 mod control;
@@ -168,13 +169,11 @@ const RECENT_VIOLATIONS: usize = 10;
 struct Svc {
     cfg: Arc<Service>,
     insts: Vec<Inst>,
-    /// Start requested; waits for `depends_on` to be ready.
-    start_pending: bool,
-    /// Shutdown: Stop already sent.
-    stop_sent: bool,
-    /// Reload: going away once stopped (`None`), or coming back with a new
-    /// config, started again if it ran (`Some`).
-    retiring: Option<Option<(Box<Service>, bool)>>,
+    /// Where the service is in its lifecycle (`supervisor::fleet`).
+    phase: Phase,
+    /// A moved service's new config: it comes back with it once every
+    /// instance here stopped.
+    next: Option<Box<Service>>,
     /// Counters over the daemon's life, instances gone included.
     totals: Totals,
 }
@@ -482,9 +481,8 @@ impl Daemon {
         tracing::info!("{name}: stopping every service in reverse dependency order");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.shutting_down = true;
-        for s in &mut self.svcs {
-            s.start_pending = false;
-        }
+        let cmds = fleet::shutdown(&mut self.svcs);
+        self.run_cmds(cmds);
         self.refuse_queued();
     }
 

@@ -5,15 +5,16 @@
 //! settled, STATUS= as the counts change after that, EXTEND_TIMEOUT_USEC
 //! while health checks hold READY.
 //!
-//! This file decides *when* a service gets Start or Stop, through the
-//! service flags (`start_pending`, `stop_sent`) and `step`; what happens to
-//! an instance after that is its state machine's business. It touches no
-//! process, cgroup or file.
+//! This file decides *when* a service gets Start or Stop: it feeds the
+//! pure service-level table (`supervisor::fleet`) and turns its commands
+//! into `step`s; what happens to an instance after that is its state
+//! machine's business. It touches no process or file; the one cgroup it
+//! touches is a dropped service's subtree, removed off the loop.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::Daemon;
+use super::{Daemon, Svc};
+use crate::supervisor::fleet::{self, Cmd, Facts, Member, Phase};
 use crate::supervisor::{Event, StateKind};
 
 impl Daemon {
@@ -31,83 +32,81 @@ impl Daemon {
     }
 
     /// Start `name` once its dependencies are ready; dependencies are
-    /// started too, as systemd's `Requires=` + `After=` would.
-    pub(super) fn want_start(&mut self, name: &str) {
-        let mut todo = vec![name.to_string()];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            if let Some(i) = self
-                .find(&n)
-                .filter(|&i| self.svcs[i].cfg.isolation.is_none())
-            {
-                let s = &mut self.svcs[i];
-                let stopped = s
-                    .insts
-                    .iter()
-                    .any(|x| matches!(x.machine.state().kind(), StateKind::Stopped));
-                if stopped {
-                    s.start_pending = true;
-                }
-                todo.extend(s.cfg.depends_on.iter().cloned());
-            }
-        }
+    /// started too, as systemd's `Requires=` + `After=` would. Whether
+    /// `name`'s instances that are not stopped may get the request too (not
+    /// when the service is going away).
+    pub(super) fn want_start(&mut self, name: &str) -> bool {
+        let first = self.find(name);
+        let cmds = fleet::want_start(&mut self.svcs, name);
+        let forward = cmds
+            .iter()
+            .any(|(i, c)| Some(*i) == first && *c == Cmd::Forward);
+        self.run_cmds(cmds);
+        forward
     }
 
-    /// Dependency order at start and reverse order at shutdown; READY=1.
-    pub(super) fn reconcile(&mut self) {
-        if self.shutting_down {
-            // Stop a service once nothing that depends on it still runs.
-            for si in 0..self.svcs.len() {
-                if self.svcs[si].stop_sent {
-                    continue;
+    /// Executes what the fleet table decided for services: instance events,
+    /// and services dropped or created anew once stopped. `Forward`,
+    /// `Resize`, `Admit` and `Refuse` answer the caller that asked and are
+    /// its business.
+    pub(super) fn run_cmds(&mut self, cmds: Vec<(usize, Cmd)>) {
+        let mut gone = Vec::new();
+        for (si, cmd) in cmds {
+            match cmd {
+                Cmd::StartInstances => {
+                    for idx in 0..self.svcs[si].insts.len() {
+                        self.step(si, idx, Event::Start);
+                    }
                 }
-                let name = self.svcs[si].cfg.name.clone();
-                let dependants_down = self.svcs.iter().all(|d| {
-                    !d.cfg.depends_on.contains(&name)
-                        || d.insts
-                            .iter()
-                            .all(|i| i.machine.state().kind() == StateKind::Stopped)
-                });
-                if dependants_down {
-                    self.svcs[si].stop_sent = true;
+                Cmd::StopInstances => {
                     for idx in 0..self.svcs[si].insts.len() {
                         self.step(si, idx, Event::Stop);
                     }
                 }
+                Cmd::Drop | Cmd::Recreate { .. } => gone.push((si, cmd)),
+                Cmd::Forward | Cmd::Resize | Cmd::Admit | Cmd::Refuse => {}
             }
+        }
+        // Highest index first, so the others keep theirs.
+        gone.sort_by_key(|(si, _)| std::cmp::Reverse(*si));
+        let mut back = Vec::new();
+        for (si, cmd) in gone {
+            let mut s = self.svcs.remove(si);
+            self.remove_service_dir(&s);
+            if let (Cmd::Recreate { start }, Some(next)) = (cmd, s.next.take()) {
+                back.push((*next, start));
+            }
+        }
+        // A moved service comes back under its new group.
+        for (svc, start) in back {
+            let name = svc.name.clone();
+            let s = self.new_svc(svc);
+            self.svcs.push(s);
+            if start {
+                self.want_start(&name);
+            }
+        }
+    }
+
+    /// Dependency order at start and reverse order at shutdown (the fleet
+    /// table, until it has nothing more to do: a stop can end a backing-off
+    /// instance at once and so free the next service); READY=1.
+    pub(super) fn reconcile(&mut self) {
+        if !self.shutting_down {
+            self.collect_retired();
+        }
+        loop {
+            let cmds = fleet::reconcile(&mut self.svcs);
+            if cmds.is_empty() {
+                break;
+            }
+            self.run_cmds(cmds);
+        }
+        if self.shutting_down {
             return;
         }
-        self.collect_retired();
-        for si in 0..self.svcs.len() {
-            if !self.svcs[si].start_pending {
-                continue;
-            }
-            let deps = self.svcs[si].cfg.depends_on.clone();
-            let ready = deps.iter().all(|d| {
-                self.find(d)
-                    .is_none_or(|di| self.svcs[di].insts.iter().all(|i| i.machine.is_ready()))
-            });
-            if ready {
-                self.svcs[si].start_pending = false;
-                for idx in 0..self.svcs[si].insts.len() {
-                    self.step(si, idx, Event::Start);
-                }
-            }
-        }
         if !self.ready_sent {
-            let settled = self.svcs.iter().all(|s| {
-                !s.start_pending
-                    && s.insts.iter().all(|i| {
-                        let k = i.machine.state().kind();
-                        // Settled: not starting, and ready if running.
-                        k != StateKind::Starting
-                            && (k != StateKind::Running || i.machine.is_ready())
-                    })
-            });
-            if settled {
+            if fleet::settled(&self.svcs) {
                 self.ready_sent = true;
                 let summary = self.summary();
                 tracing::info!("ready: {summary}");
@@ -148,5 +147,42 @@ impl Daemon {
         self.extended_at = Some(std::time::Instant::now());
         tracing::debug!("health checks hold READY: EXTEND_TIMEOUT_USEC={BY_USEC}");
         let _ = sd_notify::notify(&[sd_notify::NotifyState::ExtendTimeoutUsec(BY_USEC)]);
+    }
+}
+
+/// A service as the fleet table reads it.
+impl Member for Svc {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn depends_on(&self) -> &[String] {
+        &self.cfg.depends_on
+    }
+
+    fn is_template(&self) -> bool {
+        self.cfg.isolation.is_some()
+    }
+
+    fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+    }
+
+    fn facts(&self) -> Facts {
+        let kinds = || self.insts.iter().map(|i| i.machine.state().kind());
+        Facts {
+            any_stopped: kinds().any(|k| k == StateKind::Stopped),
+            all_stopped: kinds().all(|k| k == StateKind::Stopped),
+            all_ready: self.insts.iter().all(|i| i.machine.is_ready()),
+            // Settled: not starting, and ready if running.
+            settled: self.insts.iter().all(|i| {
+                let k = i.machine.state().kind();
+                k != StateKind::Starting && (k != StateKind::Running || i.machine.is_ready())
+            }),
+        }
     }
 }

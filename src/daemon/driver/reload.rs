@@ -16,10 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::{Daemon, Inst, Msg, launch, level_event, probe_target};
+use super::{Daemon, Inst, Msg, Svc, launch, level_event, probe_target};
 use crate::cgroup::subtree::Subtree;
 use crate::cgroup::{self, kill, limits};
 use crate::config::model::Config;
+use crate::supervisor::fleet::{self, Cmd, SvcEvent};
 use crate::supervisor::{Event, Level, StateKind};
 
 // For the adoption and reload code in `daemon` (mod.rs, reload.rs).
@@ -156,11 +157,8 @@ impl Daemon {
         self.cfg = new.clone();
         for name in &plan.removed {
             if let Some(si) = self.find(name) {
-                self.svcs[si].retiring = Some(None);
-                self.svcs[si].start_pending = false;
-                for idx in 0..self.svcs[si].insts.len() {
-                    self.step(si, idx, Event::Stop);
-                }
+                let cmd = fleet::apply(&mut self.svcs, si, SvcEvent::Removed);
+                self.run_cmds(cmd.map(|c| (si, c)).into_iter().collect());
             }
         }
         for name in &plan.added {
@@ -183,14 +181,13 @@ impl Daemon {
                 || was_template != svc.isolation.is_some();
             if moved {
                 // A new cgroup path: stop here, start again there.
-                let running = self.svcs[si]
+                let up = self.svcs[si]
                     .insts
                     .iter()
                     .any(|i| i.machine.state().kind() != StateKind::Stopped);
-                self.svcs[si].retiring = Some(Some((Box::new(svc.clone()), running)));
-                for idx in 0..self.svcs[si].insts.len() {
-                    self.step(si, idx, Event::Stop);
-                }
+                self.svcs[si].next = Some(Box::new(svc.clone()));
+                let cmd = fleet::apply(&mut self.svcs, si, SvcEvent::Moved { up });
+                self.run_cmds(cmd.map(|c| (si, c)).into_iter().collect());
                 continue;
             }
             let svc = Arc::new(svc.clone());
@@ -238,7 +235,9 @@ impl Daemon {
                 let h = has_health(i);
                 i.machine.reconfigure(&svc.restart, &svc.stop, h);
             }
-            if let Some((_, n)) = ch.instances.filter(|_| svc.isolation.is_none()) {
+            if let Some((_, n)) = ch.instances.filter(|_| svc.isolation.is_none())
+                && fleet::apply(&mut self.svcs, si, SvcEvent::Resize) == Some(Cmd::Resize)
+            {
                 self.resize(si, n as usize);
             }
             if !ch.respawn.is_empty() {
@@ -278,8 +277,8 @@ impl Daemon {
         }
     }
 
-    /// Drops retired instances and services once stopped; a moved service
-    /// comes back under its new group.
+    /// Drops retired instances once stopped (services that a reload removed
+    /// or moved are the fleet table's: `Cmd::Drop`, `Cmd::Recreate`).
     pub(super) fn collect_retired(&mut self) {
         self.vacate_stopped();
         for s in &mut self.svcs {
@@ -291,34 +290,13 @@ impl Daemon {
                 s.insts.pop();
             }
         }
-        let mut restart = Vec::new();
-        let mut k = 0;
-        while k < self.svcs.len() {
-            let s = &self.svcs[k];
-            let done = s.retiring.is_some()
-                && s.insts
-                    .iter()
-                    .all(|i| i.machine.state().kind() == StateKind::Stopped);
-            if !done {
-                k += 1;
-                continue;
-            }
-            let s = self.svcs.remove(k);
-            let dir = self
-                .tree
-                .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
-            let _ = kill::remove_tree(&dir, Duration::from_secs(10));
-            if let Some(Some((svc, was_up))) = s.retiring {
-                restart.push((*svc, was_up));
-            }
-        }
-        for (svc, up) in restart {
-            let name = svc.name.clone();
-            let s = self.new_svc(svc);
-            self.svcs.push(s);
-            if up {
-                self.want_start(&name);
-            }
-        }
+    }
+
+    /// Removes a dropped service's cgroup subtree.
+    pub(super) fn remove_service_dir(&self, s: &Svc) {
+        let dir = self
+            .tree
+            .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
+        let _ = kill::remove_tree(&dir, Duration::from_secs(10));
     }
 }
