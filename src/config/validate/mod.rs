@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use serde_saphyr::Spanned;
 
+use super::graph::{self, Dependency};
 use super::host::{DEFAULT_PATH, Host, PathKind, resolve_program};
 use super::limits;
 use super::model::*;
@@ -262,11 +263,7 @@ pub fn build(
     let raw_services = raw.services.unwrap_or_default();
     let defaults = raw.defaults.unwrap_or_default();
 
-    // The first of two groups of one name counts (the walk reports the second).
-    let mut group_index: HashMap<&str, &RawGroup> = HashMap::new();
-    for (name, _, g) in raw_groups.iter() {
-        group_index.entry(name).or_insert(g);
-    }
+    let group_index = graph::groups_by_name(&raw_groups);
     let mut groups = Vec::new();
     for (name, pos, g) in raw_groups.iter() {
         if let Err(e) = check_name(name) {
@@ -344,9 +341,7 @@ pub fn build(
                 "rename the service or the group",
             );
         }
-        // The group comes from the service, else from the top-level defaults.
-        let member_of = svc.member_of.as_ref().or(defaults.member_of.as_ref());
-        let group = match member_of {
+        let group = match graph::member_of(svc, &defaults) {
             Some(m) => match group_index.get_key_value(m.value.as_str()) {
                 Some((&g, _)) => Some(g),
                 None => {
@@ -409,8 +404,7 @@ fn merged_weight(
     services
         .iter()
         .map(|(_, _, s)| {
-            let member_of = s.member_of.as_ref().or(defaults.member_of.as_ref());
-            let group = member_of
+            let group = graph::member_of(s, defaults)
                 .and_then(|m| group_weight.get(m.value.as_str()))
                 .copied()
                 .unwrap_or(0);
@@ -1757,15 +1751,12 @@ fn dependencies(
     services: &[Service],
 ) {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-    let mut by_name: HashMap<&str, &Service> = HashMap::with_capacity(services.len());
-    for s in services {
-        by_name.entry(s.name.as_str()).or_insert(s);
-    }
+    let index = graph::index_by_name(services);
     let mut suggest = Suggestions::new(&names);
     for (name, deps) in merged {
         for dep in deps.iter().flatten() {
-            match by_name.get(dep.value.as_str()) {
-                None => {
+            match graph::dependency(services, &index, &dep.value) {
+                Dependency::Unknown => {
                     let help = match suggest.closest(&dep.value) {
                         Some(b) => format!("did you mean `{b}`?"),
                         None => format!("defined services: {}", suggest.list()),
@@ -1777,17 +1768,17 @@ fn dependencies(
                         help,
                     );
                 }
-                Some(t) if t.isolation.is_some() => c.report(
+                Dependency::Template => c.report(
                     Code::ConfigConflict,
                     spanned_pos(dep),
                     format!("services.{name}.depends_on: `{}` is a template; its instances start on demand", dep.value),
                     "depend on a regular service instead",
                 ),
-                Some(_) => {}
+                Dependency::Service => {}
             }
         }
     }
-    if let Some(cycle) = find_cycle(services) {
+    if let Some(cycle) = graph::find_cycle(services) {
         let first = &cycle[0];
         let pos = merged
             .iter()
@@ -1803,106 +1794,6 @@ fn dependencies(
             "remove one of these dependencies so the services can start in order",
         );
     }
-}
-
-/// Each service's index by name (the first of a name).
-fn index_by_name(services: &[Service]) -> HashMap<&str, usize> {
-    let mut index = HashMap::with_capacity(services.len());
-    for (i, s) in services.iter().enumerate() {
-        index.entry(s.name.as_str()).or_insert(i);
-    }
-    index
-}
-
-/// A dependency cycle as a path that ends where it starts (`a -> b -> a`).
-/// Depth-first with an explicit stack: linear in services and edges, and a
-/// chain of 4,096 services uses no more thread stack than one.
-pub fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    let index = index_by_name(services);
-    let edges: Vec<Vec<usize>> = services
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| index.get(d.as_str()).copied())
-                .collect()
-        })
-        .collect();
-    let mut marks = vec![Mark::New; services.len()];
-    // Where each active service sits on the path.
-    let mut on_path: Vec<usize> = vec![usize::MAX; services.len()];
-    for start in 0..services.len() {
-        if marks[start] != Mark::New {
-            continue;
-        }
-        // (service, next edge to follow)
-        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
-        marks[start] = Mark::Active;
-        on_path[start] = 0;
-        while let Some(top) = stack.last_mut() {
-            let (i, next) = *top;
-            match edges[i].get(next) {
-                None => {
-                    marks[i] = Mark::Done;
-                    stack.pop();
-                }
-                Some(&j) => {
-                    top.1 += 1;
-                    match marks[j] {
-                        Mark::Active => {
-                            let from = on_path[j];
-                            let mut path: Vec<String> = stack[from..]
-                                .iter()
-                                .map(|&(k, _)| services[k].name.clone())
-                                .collect();
-                            path.push(services[j].name.clone());
-                            return Some(path);
-                        }
-                        Mark::New => {
-                            marks[j] = Mark::Active;
-                            on_path[j] = stack.len();
-                            stack.push((j, 0));
-                        }
-                        Mark::Done => {}
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Services in an order where each comes after what it depends on (stable:
-/// file order otherwise). Assumes no cycles ([`build`] rejects them).
-/// Each pass over the services places every one whose dependencies are
-/// placed; a pass costs one lookup per dependency.
-pub fn start_order(services: &[Service]) -> Vec<&Service> {
-    let index = index_by_name(services);
-    let mut placed = vec![false; services.len()];
-    let mut out: Vec<&Service> = Vec::with_capacity(services.len());
-    while out.len() < services.len() {
-        let before = out.len();
-        for (i, s) in services.iter().enumerate() {
-            if !placed[i]
-                && s.depends_on
-                    .iter()
-                    .all(|d| index.get(d.as_str()).is_none_or(|&j| placed[j]))
-            {
-                placed[i] = true;
-                out.push(s);
-            }
-        }
-        if out.len() == before {
-            break;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1949,64 +1840,6 @@ mod tests {
         let long = "a".repeat(limits::NAME_BYTES.max_usize() + 1);
         assert!(check_name(&long).is_err());
         assert!(check_name(&long[1..]).is_ok());
-    }
-
-    fn svc(name: &str, deps: &[&str]) -> Service {
-        let yaml = format!("services:\n  {name}:\n    command: [/bin/true]\n");
-        let h = crate::config::host::fake::FakeHost::typical();
-        let mut cfg = crate::config::parse_str(&yaml, Path::new("/etc/b.yaml"), &h).unwrap();
-        let mut s = cfg.services.remove(0);
-        s.depends_on = deps.iter().map(ToString::to_string).collect();
-        s
-    }
-
-    #[test]
-    fn cycles_are_found_on_long_chains_and_start_order_is_stable() {
-        // a chain of 4,096: s0 depends on s1, ..., the last on nothing.
-        let n = limits::SERVICES.max_usize();
-        let template = svc("s", &[]);
-        let chain: Vec<Service> = (0..n)
-            .map(|i| {
-                let mut s = template.clone();
-                s.name = format!("s{i}");
-                if i + 1 < n {
-                    s.depends_on = vec![format!("s{}", i + 1)];
-                }
-                s
-            })
-            .collect();
-        assert_eq!(find_cycle(&chain), None);
-        let order = start_order(&chain);
-        assert_eq!(order.len(), n);
-        assert_eq!(order[0].name, format!("s{}", n - 1));
-        let mut looped = chain;
-        looped[n - 1].depends_on = vec!["s0".into()];
-        let cycle = find_cycle(&looped).unwrap();
-        assert_eq!(cycle.len(), n + 1);
-        assert_eq!(cycle.first(), cycle.last());
-
-        let small = vec![
-            svc("a", &["b"]),
-            svc("b", &["c"]),
-            svc("c", &["b"]),
-            svc("d", &[]),
-        ];
-        let small: Vec<Service> = small
-            .into_iter()
-            .zip(["a", "b", "c", "d"])
-            .map(|(mut s, n)| {
-                s.name = n.into();
-                s
-            })
-            .collect();
-        assert_eq!(find_cycle(&small).unwrap(), ["b", "c", "b"]);
-        let free = vec![small[3].clone(), {
-            let mut x = small[0].clone();
-            x.depends_on = vec!["d".into(), "unknown".into()];
-            x
-        }];
-        let names: Vec<&str> = start_order(&free).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["d", "a"]);
     }
 
     fn load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
