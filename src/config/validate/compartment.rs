@@ -5,17 +5,147 @@
 
 use serde_saphyr::Spanned;
 
-use super::{Checker, p_list, v};
+use super::{Checker, list, p, p_list, v};
+use crate::config::host::{Host, PathKind};
 use crate::config::model::*;
 use crate::config::node::spanned_pos;
 use crate::config::schema::*;
 use crate::config::shape::closest;
-use crate::error::Code;
+use crate::error::{Code, Pos};
+
+/// What `compartment` builds: the service's namespaces and walls.
+pub(super) struct Compartment {
+    pub namespaces: Namespaces,
+    pub hostname: Option<String>,
+    pub mounts: Mounts,
+    pub protect: Protect,
+    pub directories: Directories,
+}
+
+/// `namespaces`, `protect`, `directories`, `hostname` and `mounts`, and
+/// what each needs of the others (a hostname its uts namespace, mounts a
+/// mount namespace, directories a single instance).
+pub(super) fn compartment(c: &mut Checker, name: &str, pos: Pos, s: &RawService) -> Compartment {
+    let at = |field: &str| format!("services.{name}.{field}");
+    let ns = s.namespaces.clone().unwrap_or_default();
+    let namespaces = Namespaces {
+        pid: v(&ns.pid).unwrap_or(true),
+        mount: v(&ns.mount).unwrap_or(true),
+        net: v(&ns.net).unwrap_or(false)
+            || s.protect.as_ref().and_then(|p| v(&p.network)) == Some(Network::Private),
+        uts: v(&ns.uts).unwrap_or(true),
+        ipc: v(&ns.ipc).unwrap_or(true),
+    };
+    let protect = protect(
+        c,
+        name,
+        &s.protect.clone().unwrap_or_default(),
+        namespaces.mount,
+    );
+    let directories = directories(c, name, &s.directories.clone().unwrap_or_default());
+    if !directories.is_empty() && (v(&s.instances).unwrap_or(1) > 1 || s.isolation.is_some()) {
+        // Each instance has a dynamic user of its own: one directory for
+        // several would change hands at every start.
+        c.report(
+            Code::ConfigConflict,
+            s.directories
+                .as_ref()
+                .and_then(|d| {
+                    [&d.state, &d.runtime, &d.cache, &d.logs]
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|l| l.first())
+                        .map(spanned_pos)
+                        .next()
+                })
+                .unwrap_or(pos),
+            format!(
+                "{}: a service with several instances (instances, isolation) cannot share one set of directories",
+                at("directories")
+            ),
+            "give the instances a `user:` and `mounts: { read_write: [...] }`, or keep directories to single-instance services",
+        );
+    }
+    let hostname = v(&s.hostname);
+    if let Some(h) = &hostname {
+        if !namespaces.uts {
+            c.report(
+                Code::ConfigConflict,
+                p(&s.hostname),
+                format!("{}: a hostname needs its own uts namespace", at("hostname")),
+                "add `namespaces: { uts: true }`",
+            );
+        }
+        if h.is_empty()
+            || h.len() > 64
+            || !h
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.')
+        {
+            c.report(
+                Code::ConfigInvalidValue,
+                p(&s.hostname),
+                format!("{}: {h:?} is not a hostname", at("hostname")),
+                "use 1-64 letters, digits, '-' and '.'",
+            );
+        }
+    }
+    let m = s.mounts.clone().unwrap_or_default();
+    let mounts = Mounts {
+        read_only: list(&m.read_only).into_iter().map(|a| a.0).collect(),
+        read_write: list(&m.read_write).into_iter().map(|a| a.0).collect(),
+        tmpfs: list(&m.tmpfs).into_iter().map(|a| a.0).collect(),
+        inaccessible: list(&m.inaccessible).into_iter().map(|a| a.0).collect(),
+    };
+    let any_mounts = !(mounts.read_only.is_empty()
+        && mounts.read_write.is_empty()
+        && mounts.tmpfs.is_empty()
+        && mounts.inaccessible.is_empty());
+    if any_mounts && !namespaces.mount {
+        c.report(
+            Code::ConfigConflict,
+            pos,
+            format!(
+                "{}: mount changes need the service's own mount namespace",
+                at("mounts")
+            ),
+            "remove `namespaces: { mount: false }` or the mounts",
+        );
+    }
+    for (kind, paths) in [
+        ("read_only", &m.read_only),
+        ("read_write", &m.read_write),
+        ("inaccessible", &m.inaccessible),
+    ] {
+        for path in paths.iter().flatten() {
+            if c.host.path_kind(&path.value.0) == PathKind::Missing {
+                c.report(
+                    Code::ConfigPath,
+                    spanned_pos(path),
+                    format!(
+                        "{}: {} does not exist on this host",
+                        at(&format!("mounts.{kind}")),
+                        path.value.0.display()
+                    ),
+                    "create it or remove the entry",
+                );
+            }
+        }
+    }
+
+    Compartment {
+        namespaces,
+        hostname,
+        mounts,
+        protect,
+        directories,
+    }
+}
 
 /// `protect`: every wall up unless relaxed. Without a mount namespace the
 /// mount-based walls cannot be built; they are off, and `bulkhead security`
 /// says so.
-pub(super) fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Protect {
+fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: bool) -> Protect {
     let d = Protect::default();
     let mut device_allow = Vec::new();
     for e in s.device_allow.iter().flatten() {
@@ -94,7 +224,7 @@ pub(super) fn protect(c: &mut Checker, name: &str, s: &RawProtect, mount_ns: boo
 }
 
 /// `directories`: plain relative names (`app`, `app/cache`), no `..`.
-pub(super) fn directories(c: &mut Checker, name: &str, s: &RawDirectories) -> Directories {
+fn directories(c: &mut Checker, name: &str, s: &RawDirectories) -> Directories {
     let mut check = |kind: &str, f: &Option<Vec<Spanned<String>>>| -> Vec<String> {
         let mut out = Vec::new();
         for e in f.iter().flatten() {

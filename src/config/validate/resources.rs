@@ -12,12 +12,29 @@ use crate::config::host::{Host, PathKind};
 use crate::config::model::*;
 use crate::config::node::spanned_pos;
 use crate::config::schema::*;
-use crate::config::units::{Cpu, Dur, Limit, Size};
+use crate::config::units::{Cpu, Dur, Limit, Rlimit, Size};
 use crate::error::Code;
 
+/// `resources` of a service (`owner` is `services.NAME`) or a group
+/// (`groups.NAME`): each controller in the order its errors are reported.
 pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resources {
+    let cpu = cpu(c, owner, &r.cpu.clone().unwrap_or_default());
+    let memory = memory(c, owner, &r.memory.clone().unwrap_or_default());
+    let io = io(c, owner, &r.io.clone().unwrap_or_default());
+    let pids_max = pids(c, owner, &r.pids.clone().unwrap_or_default());
+    let rlimits = rlimits(c, owner, r.rlimits.as_ref());
+    Resources {
+        cpu,
+        memory,
+        io,
+        pids_max,
+        rlimits,
+    }
+}
+
+/// `cpu`: a period the kernel takes, and a quota of at least 1ms in it.
+fn cpu(c: &mut Checker, owner: &str, cpu: &RawCpu) -> CpuLimits {
     let at = |f: &str| format!("{owner}.resources.{f}");
-    let cpu = r.cpu.clone().unwrap_or_default();
     let period = v(&cpu.period).unwrap_or(Dur::millis(100));
     // The kernel takes cpu.max periods from 1ms to 1s, and a quota of at least 1ms.
     if period < Dur::millis(1) || period > Dur::secs(1) {
@@ -46,22 +63,34 @@ pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resou
             );
         }
     }
-    let weight = |c: &mut Checker, f: &Option<Spanned<u64>>, name: &str| {
-        if let Some(w) = v(f)
-            && !(1..=10000).contains(&w)
-        {
-            c.report(
-                Code::ConfigInvalidValue,
-                p(f),
-                format!("{}: {w} is outside 1..10000", at(name)),
-                "100 is the default share",
-            );
-        }
-        v(f)
-    };
-    let cpu_weight = weight(c, &cpu.weight, "cpu.weight");
+    CpuLimits {
+        max: v(&cpu.max),
+        period,
+        weight: weight(c, owner, &cpu.weight, "cpu.weight"),
+        cpuset: v(&cpu.cpuset),
+        mems: v(&cpu.mems),
+    }
+}
 
-    let mem = r.memory.clone().unwrap_or_default();
+/// `cpu.weight` and `io.weight`: the kernel's 1..10000.
+fn weight(c: &mut Checker, owner: &str, f: &Option<Spanned<u64>>, name: &str) -> Option<u64> {
+    let at = |f: &str| format!("{owner}.resources.{f}");
+    if let Some(w) = v(f)
+        && !(1..=10000).contains(&w)
+    {
+        c.report(
+            Code::ConfigInvalidValue,
+            p(f),
+            format!("{}: {w} is outside 1..10000", at(name)),
+            "100 is the default share",
+        );
+    }
+    v(f)
+}
+
+/// `memory`: room for a process, and low <= high <= max.
+fn memory(c: &mut Checker, owner: &str, mem: &RawMemory) -> MemoryLimits {
+    let at = |f: &str| format!("{owner}.resources.{f}");
     let (max, high, low) = (v(&mem.max), v(&mem.high), v(&mem.low));
     if let Some(Size::Bytes(b)) = max
         && b < (1 << 20)
@@ -104,9 +133,20 @@ pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resou
             }
         }
     }
+    MemoryLimits {
+        max,
+        high,
+        low,
+        swap_max: v(&mem.swap_max),
+        oom_group: v(&mem.oom_group).unwrap_or(true),
+    }
+}
 
-    let io = r.io.clone().unwrap_or_default();
-    let io_weight = weight(c, &io.weight, "io.weight");
+/// `io`: each device entry a block device of this host with a limit that
+/// is not 0.
+fn io(c: &mut Checker, owner: &str, io: &RawIo) -> IoLimits {
+    let at = |f: &str| format!("{owner}.resources.{f}");
+    let io_weight = weight(c, owner, &io.weight, "io.weight");
     let mut devices = Vec::new();
     for d in io.devices.iter().flatten() {
         let d_pos = spanned_pos(d);
@@ -183,8 +223,15 @@ pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resou
         }
         devices.push(entry);
     }
+    IoLimits {
+        devices,
+        weight: io_weight,
+    }
+}
 
-    let pids = r.pids.clone().unwrap_or_default();
+/// `pids.max`: room for bulkhead's init and the service.
+fn pids(c: &mut Checker, owner: &str, pids: &RawPids) -> Option<u64> {
+    let at = |f: &str| format!("{owner}.resources.{f}");
     let pids_max = v(&pids.max).and_then(|m| m.0);
     if let Some(n) = pids_max
         && n < 2
@@ -196,9 +243,14 @@ pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resou
             "allow at least 2: bulkhead's init counts as one process",
         );
     }
+    pids_max
+}
 
+/// `rlimits`: each soft limit at most its hard limit.
+fn rlimits(c: &mut Checker, owner: &str, rl: Option<&RawRlimits>) -> BTreeMap<String, Rlimit> {
+    let at = |f: &str| format!("{owner}.resources.{f}");
     let mut rlimits = BTreeMap::new();
-    if let Some(rl) = &r.rlimits {
+    if let Some(rl) = rl {
         let all = [
             ("as", &rl.r#as),
             ("core", &rl.core),
@@ -236,27 +288,5 @@ pub(super) fn resources(c: &mut Checker, owner: &str, r: &RawResources) -> Resou
             }
         }
     }
-
-    Resources {
-        cpu: CpuLimits {
-            max: v(&cpu.max),
-            period,
-            weight: cpu_weight,
-            cpuset: v(&cpu.cpuset),
-            mems: v(&cpu.mems),
-        },
-        memory: MemoryLimits {
-            max,
-            high,
-            low,
-            swap_max: v(&mem.swap_max),
-            oom_group: v(&mem.oom_group).unwrap_or(true),
-        },
-        io: IoLimits {
-            devices,
-            weight: io_weight,
-        },
-        pids_max,
-        rlimits,
-    }
+    rlimits
 }

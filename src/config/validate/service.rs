@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_saphyr::Spanned;
 
-use super::compartment::{directories, protect};
+use super::compartment::{Compartment, compartment};
 use super::health::health;
 use super::resources::resources;
 use super::restart::restart;
@@ -33,6 +33,7 @@ const _: () = assert!(MAX_INSTANCES as u64 == limits::INSTANCES.max);
 pub const MAX_LOGS_KEEP: u32 = 1000;
 const _: () = assert!(MAX_LOGS_KEEP as u64 == limits::LOGS_KEEP.max);
 
+/// One service: each part in the order its errors are reported.
 pub(super) fn service(
     c: &mut Checker,
     name: &str,
@@ -40,8 +41,74 @@ pub(super) fn service(
     s: &RawService,
     own: &RawService,
 ) -> Service {
-    let at = |field: &str| format!("services.{name}.{field}");
     let command = list(&s.command);
+    let env = env(c, name, pos, s);
+    let program = program(c, name, pos, s, &command, &env);
+    let working_dir = working_dir(c, name, s);
+    accounts(c, name, s);
+
+    let isolation = v(&s.isolation);
+    let instances = instances(c, name, s, own);
+    let (nice, oom, io_priority) = priorities(c, name, s);
+
+    let Compartment {
+        namespaces,
+        hostname,
+        mounts,
+        protect,
+        directories,
+    } = compartment(c, name, pos, s);
+
+    let res = s.resources.clone().unwrap_or_default();
+    let resources = resources(c, &format!("services.{name}"), &res);
+    let security = security(c, name, &s.security.clone().unwrap_or_default());
+    let health = s.health.as_ref().and_then(|h| health(c, name, pos, h));
+    let watch = watch(c, name, &s.watch.clone().unwrap_or_default(), &resources);
+    let restart = restart(c, name, &s.restart.clone().unwrap_or_default());
+    let st = s.stop.clone().unwrap_or_default();
+    let logs = logs(c, name, s);
+
+    Service {
+        name: name.to_string(),
+        command,
+        program,
+        env,
+        working_dir,
+        user: v(&s.user),
+        group: v(&s.group),
+        supplementary_groups: list(&s.supplementary_groups),
+        autostart: v(&s.autostart).unwrap_or(true),
+        depends_on: list(&s.depends_on),
+        member_of: v(&s.member_of),
+        instances,
+        nice,
+        oom_score_adj: oom,
+        io_priority,
+        isolation,
+        idle_timeout: v(&s.idle_timeout),
+        max_instances: v(&s.max_instances),
+        namespaces,
+        hostname,
+        mounts,
+        protect,
+        directories,
+        resources,
+        security,
+        health,
+        watch,
+        restart,
+        stop: Stop {
+            signal: v(&st.signal).unwrap_or(Sig(nix::sys::signal::Signal::SIGTERM)),
+            grace: v(&st.grace).unwrap_or(Dur::secs(10)),
+        },
+        logs,
+    }
+}
+
+/// `env`, merged: at most [`limits::ENV_ENTRIES`] variables, each name
+/// one `execve` can pass.
+fn env(c: &mut Checker, name: &str, pos: Pos, s: &RawService) -> BTreeMap<String, String> {
+    let at = |field: &str| format!("services.{name}.{field}");
     let env: BTreeMap<String, String> = s
         .env
         .as_ref()
@@ -71,6 +138,19 @@ pub(super) fn service(
             }
         }
     }
+    env
+}
+
+/// `command[0]` found on this host, through the service's PATH.
+fn program(
+    c: &mut Checker,
+    name: &str,
+    pos: Pos,
+    s: &RawService,
+    command: &[String],
+    env: &BTreeMap<String, String>,
+) -> PathBuf {
+    let at = |field: &str| format!("services.{name}.{field}");
     let mut program = PathBuf::new();
     match command.first() {
         None => c.report(
@@ -93,6 +173,12 @@ pub(super) fn service(
             }
         }
     }
+    program
+}
+
+/// `working_dir`: `/` unless set, and then a directory of this host.
+fn working_dir(c: &mut Checker, name: &str, s: &RawService) -> PathBuf {
+    let at = |field: &str| format!("services.{name}.{field}");
     let working_dir = v(&s.working_dir).map_or_else(|| PathBuf::from("/"), |a| a.0);
     if s.working_dir.is_some() && c.host.path_kind(&working_dir) != PathKind::Dir {
         c.report(
@@ -106,6 +192,12 @@ pub(super) fn service(
             "create the directory or fix the path",
         );
     }
+    working_dir
+}
+
+/// `user`, `group` and `supplementary_groups`: accounts of this host or ids.
+fn accounts(c: &mut Checker, name: &str, s: &RawService) {
+    let at = |field: &str| format!("services.{name}.{field}");
     account(c, &s.user, &at("user"), true);
     account(c, &s.group, &at("group"), false);
     if let Some(groups) = &s.supplementary_groups {
@@ -113,7 +205,12 @@ pub(super) fn service(
             account(c, &Some(g.clone()), &at("supplementary_groups"), false);
         }
     }
+}
 
+/// `instances`, and the keys only a template (`isolation`) has. `own` is
+/// the service as written, before `defaults`.
+fn instances(c: &mut Checker, name: &str, s: &RawService, own: &RawService) -> u32 {
+    let at = |field: &str| format!("services.{name}.{field}");
     let isolation = v(&s.isolation);
     let instances = if isolation.is_some() {
         1
@@ -168,6 +265,16 @@ pub(super) fn service(
             );
         }
     }
+    instances
+}
+
+/// `nice`, `oom_score_adj` and `io_priority`, each within the kernel's range.
+fn priorities(
+    c: &mut Checker,
+    name: &str,
+    s: &RawService,
+) -> (Option<i32>, Option<i32>, Option<IoPriority>) {
+    let at = |field: &str| format!("services.{name}.{field}");
     let nice = v(&s.nice);
     if let Some(n) = nice
         && !(-20..=19).contains(&n)
@@ -205,120 +312,12 @@ pub(super) fn service(
             level,
         }
     });
+    (nice, oom, io_priority)
+}
 
-    let ns = s.namespaces.clone().unwrap_or_default();
-    let namespaces = Namespaces {
-        pid: v(&ns.pid).unwrap_or(true),
-        mount: v(&ns.mount).unwrap_or(true),
-        net: v(&ns.net).unwrap_or(false)
-            || s.protect.as_ref().and_then(|p| v(&p.network)) == Some(Network::Private),
-        uts: v(&ns.uts).unwrap_or(true),
-        ipc: v(&ns.ipc).unwrap_or(true),
-    };
-    let protect = protect(
-        c,
-        name,
-        &s.protect.clone().unwrap_or_default(),
-        namespaces.mount,
-    );
-    let directories = directories(c, name, &s.directories.clone().unwrap_or_default());
-    if !directories.is_empty() && (v(&s.instances).unwrap_or(1) > 1 || s.isolation.is_some()) {
-        // Each instance has a dynamic user of its own: one directory for
-        // several would change hands at every start.
-        c.report(
-            Code::ConfigConflict,
-            s.directories
-                .as_ref()
-                .and_then(|d| {
-                    [&d.state, &d.runtime, &d.cache, &d.logs]
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|l| l.first())
-                        .map(spanned_pos)
-                        .next()
-                })
-                .unwrap_or(pos),
-            format!(
-                "{}: a service with several instances (instances, isolation) cannot share one set of directories",
-                at("directories")
-            ),
-            "give the instances a `user:` and `mounts: { read_write: [...] }`, or keep directories to single-instance services",
-        );
-    }
-    let hostname = v(&s.hostname);
-    if let Some(h) = &hostname {
-        if !namespaces.uts {
-            c.report(
-                Code::ConfigConflict,
-                p(&s.hostname),
-                format!("{}: a hostname needs its own uts namespace", at("hostname")),
-                "add `namespaces: { uts: true }`",
-            );
-        }
-        if h.is_empty()
-            || h.len() > 64
-            || !h
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.')
-        {
-            c.report(
-                Code::ConfigInvalidValue,
-                p(&s.hostname),
-                format!("{}: {h:?} is not a hostname", at("hostname")),
-                "use 1-64 letters, digits, '-' and '.'",
-            );
-        }
-    }
-    let m = s.mounts.clone().unwrap_or_default();
-    let mounts = Mounts {
-        read_only: list(&m.read_only).into_iter().map(|a| a.0).collect(),
-        read_write: list(&m.read_write).into_iter().map(|a| a.0).collect(),
-        tmpfs: list(&m.tmpfs).into_iter().map(|a| a.0).collect(),
-        inaccessible: list(&m.inaccessible).into_iter().map(|a| a.0).collect(),
-    };
-    let any_mounts = !(mounts.read_only.is_empty()
-        && mounts.read_write.is_empty()
-        && mounts.tmpfs.is_empty()
-        && mounts.inaccessible.is_empty());
-    if any_mounts && !namespaces.mount {
-        c.report(
-            Code::ConfigConflict,
-            pos,
-            format!(
-                "{}: mount changes need the service's own mount namespace",
-                at("mounts")
-            ),
-            "remove `namespaces: { mount: false }` or the mounts",
-        );
-    }
-    for (kind, paths) in [
-        ("read_only", &m.read_only),
-        ("read_write", &m.read_write),
-        ("inaccessible", &m.inaccessible),
-    ] {
-        for path in paths.iter().flatten() {
-            if c.host.path_kind(&path.value.0) == PathKind::Missing {
-                c.report(
-                    Code::ConfigPath,
-                    spanned_pos(path),
-                    format!(
-                        "{}: {} does not exist on this host",
-                        at(&format!("mounts.{kind}")),
-                        path.value.0.display()
-                    ),
-                    "create it or remove the entry",
-                );
-            }
-        }
-    }
-
-    let res = s.resources.clone().unwrap_or_default();
-    let resources = resources(c, &format!("services.{name}"), &res);
-    let security = security(c, name, &s.security.clone().unwrap_or_default());
-    let health = s.health.as_ref().and_then(|h| health(c, name, pos, h));
-    let watch = watch(c, name, &s.watch.clone().unwrap_or_default(), &resources);
-    let restart = restart(c, name, &s.restart.clone().unwrap_or_default());
-    let st = s.stop.clone().unwrap_or_default();
+/// `logs`: rotation size and how many files are kept.
+fn logs(c: &mut Checker, name: &str, s: &RawService) -> Logs {
+    let at = |field: &str| format!("services.{name}.{field}");
     let lg = s.logs.clone().unwrap_or_default();
     let logs = Logs {
         max_size: v(&lg.max_size).unwrap_or(Size::Bytes(10 << 20)),
@@ -341,42 +340,7 @@ pub(super) fn service(
             "rotate at 4K or more (10M is the default)",
         );
     }
-
-    Service {
-        name: name.to_string(),
-        command,
-        program,
-        env,
-        working_dir,
-        user: v(&s.user),
-        group: v(&s.group),
-        supplementary_groups: list(&s.supplementary_groups),
-        autostart: v(&s.autostart).unwrap_or(true),
-        depends_on: list(&s.depends_on),
-        member_of: v(&s.member_of),
-        instances,
-        nice,
-        oom_score_adj: oom,
-        io_priority,
-        isolation,
-        idle_timeout: v(&s.idle_timeout),
-        max_instances: v(&s.max_instances),
-        namespaces,
-        hostname,
-        mounts,
-        protect,
-        directories,
-        resources,
-        security,
-        health,
-        watch,
-        restart,
-        stop: Stop {
-            signal: v(&st.signal).unwrap_or(Sig(nix::sys::signal::Signal::SIGTERM)),
-            grace: v(&st.grace).unwrap_or(Dur::secs(10)),
-        },
-        logs,
-    }
+    logs
 }
 
 /// A user or group: a name that exists here, or a numeric id.
