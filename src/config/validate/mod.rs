@@ -30,6 +30,7 @@ use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
 mod compartment;
 mod depends;
+mod groups;
 mod health;
 mod names;
 mod resources;
@@ -44,7 +45,7 @@ pub use security::canonical_capability;
 pub use service::{MAX_INSTANCES, MAX_LOGS_KEEP};
 
 use depends::dependencies;
-use resources::resources;
+use groups::{check_group_defaults, groups, member_group};
 use service::service;
 use supervisor::supervisor;
 
@@ -237,30 +238,7 @@ pub fn build(
     let defaults = raw.defaults.unwrap_or_default();
 
     let group_index = graph::groups_by_name(&raw_groups);
-    let mut groups = Vec::new();
-    for (name, pos, g) in raw_groups.iter() {
-        if let Err(e) = check_name(name) {
-            c.report(
-                Code::ConfigInvalidValue,
-                pos,
-                format!("group name {}", e.message),
-                e.suggestion,
-            );
-        }
-        let res = g.resources.clone().unwrap_or_default();
-        if res.rlimits.is_some() {
-            c.report(
-                Code::ConfigConflict,
-                pos,
-                format!("groups.{name}.resources.rlimits: rlimits apply to processes, not to a group"),
-                format!("move them to groups.{name}.defaults.resources.rlimits to give every member the same rlimits"),
-            );
-        }
-        groups.push(Group {
-            name: name.to_string(),
-            resources: resources(&mut c, &format!("groups.{name}"), &res),
-        });
-    }
+    let groups = groups(&mut c, &raw_groups);
 
     if raw_services.0.is_empty() {
         c.push(
@@ -284,19 +262,7 @@ pub fn build(
     let mut services = Vec::new();
     let mut depends_all = Vec::new();
     let mut bases: HashMap<Option<&str>, RawService> = HashMap::new();
-    for (gname, gpos, g) in raw_groups.iter() {
-        if let Some(m) = g.defaults.as_ref().and_then(|d| d.member_of.as_ref()) {
-            c.report(
-                Code::ConfigConflict,
-                spanned_pos(m),
-                format!(
-                    "groups.{gname}.defaults.member_of: a group's defaults cannot name a group"
-                ),
-                "set member_of on the service (or in the top-level defaults)",
-            );
-        }
-        let _ = gpos;
-    }
+    check_group_defaults(&mut c, &raw_groups);
     for (name, pos, svc) in raw_services.iter() {
         if let Err(e) = check_name(name) {
             c.report(
@@ -315,26 +281,7 @@ pub fn build(
             );
         }
         let group = match graph::member_of(svc, &defaults) {
-            Some(m) => match group_index.get_key_value(m.value.as_str()) {
-                Some((&g, _)) => Some(g),
-                None => {
-                    let known = group_names.list();
-                    let best = group_names.closest(&m.value);
-                    c.report(
-                        Code::ConfigUnknownReference,
-                        spanned_pos(m),
-                        format!("services.{name}.member_of: no group named `{}`", m.value),
-                        match best {
-                            Some(b) => format!("did you mean `{b}`?"),
-                            None if group_index.is_empty() => {
-                                "define it under `groups:`".to_string()
-                            }
-                            None => format!("defined groups: {known}"),
-                        },
-                    );
-                    None
-                }
-            },
+            Some(m) => member_group(&mut c, &mut group_names, &group_index, name, m),
             None => None,
         };
         // `defaults` -> the group's `defaults`, merged once per group.
