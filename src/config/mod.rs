@@ -10,6 +10,7 @@
 //!    `defaults` -> group `defaults` -> service, applies defaults and checks
 //!    the rules that span several values or the host.
 
+pub mod graph;
 pub mod host;
 pub mod limits;
 pub mod model;
