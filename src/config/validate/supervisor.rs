@@ -34,7 +34,7 @@ pub(super) fn supervisor(c: &mut Checker, s: RawSupervisor) -> Supervisor {
         cgroup_root: v(&s.cgroup_root).unwrap_or(CgroupRoot::Auto),
         state_dir: v(&s.state_dir).map_or_else(|| "/run/bulkhead".into(), |a| a.0),
         control_socket: v(&s.control_socket)
-            .map_or_else(|| crate::api::DEFAULT_SOCKET.into(), |a| a.0),
+            .map_or_else(|| crate::config::DEFAULT_SOCKET.into(), |a| a.0),
         metrics_listen: v(&s.metrics_listen).unwrap_or(Listen::Addr(std::net::SocketAddr::from((
             [127, 0, 0, 1],
             9464,
