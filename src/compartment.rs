@@ -19,7 +19,7 @@ pub fn seccomp_program(
     cfg: &Config,
     svc: &Service,
 ) -> Result<Vec<(u16, u8, u8, u32)>, Diagnostics> {
-    crate::sandbox::seccomp::load_cached_with(
+    crate::seccomp::load_cached_with(
         &svc.security.seccomp,
         &svc.security.capabilities,
         &seccomp_walls(&svc.protect),
@@ -29,8 +29,8 @@ pub fn seccomp_program(
 
 /// The walls of `protect` that are seccomp rules: address families,
 /// realtime scheduling, the clock, the personality, setuid/setgid files.
-pub fn seccomp_walls(p: &config::model::Protect) -> crate::sandbox::seccomp::extra::Extra {
-    crate::sandbox::seccomp::extra::Extra {
+pub fn seccomp_walls(p: &config::model::Protect) -> crate::seccomp::extra::Extra {
+    crate::seccomp::extra::Extra {
         address_families: p.address_families.as_ref().map(|names| {
             names
                 .iter()

@@ -904,7 +904,7 @@ fn exit_on_interrupt() {
 /// `bulkhead seccomp check`: 0 when the profile compiles, 2 when it does not.
 fn seccomp_check(profile: &str, caps: &[String], bare: bool) -> ExitCode {
     use bulkhead::error::{Code, Diagnostic};
-    use bulkhead::sandbox::seccomp;
+    use bulkhead::seccomp;
     let fail = |d: Diagnostics, source: Option<&str>| {
         print_errors(&d, source);
         ExitCode::from(2)

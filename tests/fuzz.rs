@@ -302,12 +302,7 @@ fn fuzz_config_loader() {
 fn seccomp_corpus() -> Vec<Vec<u8>> {
     let mut c: Vec<Vec<u8>> = ["default", "strict"]
         .iter()
-        .map(|n| {
-            bulkhead::sandbox::seccomp::builtin(n)
-                .unwrap()
-                .as_bytes()
-                .to_vec()
-        })
+        .map(|n| bulkhead::seccomp::builtin(n).unwrap().as_bytes().to_vec())
         .collect();
     files(&Path::new(ROOT).join("tests/fixtures"), &["json"], &mut c);
     c.push(
@@ -326,7 +321,7 @@ fn profile_holds(input: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     let file = Path::new("fuzz.json");
-    match bulkhead::sandbox::seccomp::parse(text, file) {
+    match bulkhead::seccomp::parse(text, file) {
         Ok(_) => Ok(()),
         Err(diags) if diags.is_empty() => Err("an error without diagnostics".into()),
         Err(diags) => diags.iter().try_for_each(|d| {

@@ -80,6 +80,9 @@ impl Host for TestHost {
     fn read_to_string(&self, _path: &Path) -> std::io::Result<String> {
         Ok(include_str!("../seccomp-profiles/default.json").to_string())
     }
+    fn seccomp_target(&self) -> bulkhead::seccomp::Target {
+        bulkhead::seccomp::Target::native()
+    }
 }
 
 fn yaml_options() -> serde_saphyr::Options {

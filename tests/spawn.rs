@@ -58,7 +58,7 @@ fn spec(script: &str, dir: &Path) -> InitSpec {
         }),
         // The init's own filter, as every real spawn has it: rotation,
         // reaping and the status record all run under it here.
-        init_seccomp: bulkhead::sandbox::seccomp::own::init_program()
+        init_seccomp: bulkhead::seccomp::own::init_program()
             .expect("the init's filter")
             .to_vec(),
         ..InitSpec::default()

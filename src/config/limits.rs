@@ -8,17 +8,12 @@
 //! (`seen`), built by [`Limit::exceeded`].
 
 pub use crate::error::{ERRORS, ERRORS_PER_KIND, Limit};
+pub use crate::input::INCLUDED_FILE_BYTES;
+pub use crate::seccomp::cache::CACHED_PROGRAM;
 
 /// Bytes in a config file. Bytes are read at most this plus one, whatever
 /// `stat` says (a /proc file reports size 0).
 pub const FILE_BYTES: Limit = Limit::new("file_bytes", 4 << 20, "bytes in the config file");
-
-/// Bytes in a file a config names (a seccomp profile).
-pub const INCLUDED_FILE_BYTES: Limit = Limit::new(
-    "included_file_bytes",
-    1 << 20,
-    "bytes in a file the config names",
-);
 
 /// Services (and templates) in one config.
 pub const SERVICES: Limit = Limit::new("services", 4096, "services");
@@ -49,14 +44,6 @@ pub const DURATION_SECS: Limit =
 
 /// Rotated files one log keeps (`logs.keep`): each rotation renames all.
 pub const LOGS_KEEP: Limit = Limit::new("logs_keep", 1000, "kept log files");
-
-/// Bytes in a compiled seccomp program read back from the cache: the
-/// kernel's BPF_MAXINSNS (4096) records of 8 bytes.
-pub const CACHED_PROGRAM: Limit = Limit::new(
-    "cached_program_bytes",
-    4096 * 8,
-    "bytes in a cached seccomp program",
-);
 
 /// Values all services hold once `defaults` and their group's `defaults`
 /// are merged into each (every set leaf, list item and map entry counts

@@ -301,19 +301,7 @@ pub struct Security {
     pub seccomp: Seccomp,
 }
 
-/// Which seccomp filter a service gets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Seccomp {
-    Unconfined,
-    /// A profile shipped with bulkhead (`default`, `strict`).
-    Builtin(String),
-    /// An OCI/Docker JSON profile on disk, absolute.
-    File(PathBuf),
-}
-
-/// The built-in seccomp profile names.
-pub const BUILTIN_PROFILES: &[&str] = &["default", "strict"];
+pub use crate::seccomp::{BUILTIN_PROFILES, Seccomp};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {

@@ -964,26 +964,7 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// The known name closest to `word`, if it is close enough to be a typo
-/// (an edit distance of a third of the longer name, at least 1). Names
-/// whose lengths alone differ by more are not compared.
-pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_ascii_lowercase();
-    let chars = word.chars().count();
-    known
-        .iter()
-        .filter_map(|k| {
-            let bound = (k.len().max(word.len()) / 3).max(1);
-            // Each edit changes the length by at most one character.
-            if k.chars().count().abs_diff(chars) > bound {
-                return None;
-            }
-            let d = strsim::osa_distance(&word, &k.to_ascii_lowercase());
-            (d <= bound).then_some((d, *k))
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
+pub use crate::error::closest;
 
 /// Suggestions for many unknown words against one set of known names: each
 /// distinct word is looked up once, and only the first

@@ -43,10 +43,10 @@ use std::path::Path;
 use super::clone::{Forked, clone3, last_errno};
 use super::creds::{self, CredPlan};
 use super::limits::{self, LimitPlan};
-use super::seccomp::install::{self, Filter};
 use super::spawn::NamespaceFlags;
 use super::spec::{InitSpec, Step, decode_failure, encode_failure};
 use crate::config::host::DEFAULT_PATH;
+use crate::seccomp::install::{self, Filter};
 
 /// A running init whose namespaces are entered.
 #[derive(Debug, Clone, Copy)]

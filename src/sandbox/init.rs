@@ -31,8 +31,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use super::logsink::{LogSink, Stream};
-use super::seccomp::install;
 use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
+use crate::seccomp::install;
 
 const SPEC_FD: RawFd = 3;
 const ERR_FD: RawFd = 4;
@@ -73,7 +73,7 @@ fn drop_privileges() {
 /// The init's own filter (`seccomp::own`), last: nothing the init does
 /// after it needs more than the wait loop, the log and the exit record.
 fn confine_init(spec: &InitSpec) {
-    use super::seccomp::install;
+    use crate::seccomp::install;
     if let Err((_, errno)) = install::prepare(&spec.init_seccomp).and_then(|f| install::apply(&f)) {
         fail(Step::DropInit, errno);
     }

@@ -12,7 +12,6 @@ pub mod logsink;
 pub mod plan;
 pub mod probe;
 pub mod reactor;
-pub mod seccomp;
 pub mod spawn;
 pub mod spec;
 pub mod walls;

@@ -218,7 +218,7 @@ pub fn init_spec(
         capabilities,
         no_new_privs: svc.security.no_new_privs,
         seccomp,
-        init_seccomp: crate::sandbox::seccomp::own::init_program()
+        init_seccomp: crate::seccomp::own::init_program()
             .map_err(PlanError::InitFilter)?
             .to_vec(),
         mount_proc: ns.pid && ns.mount,

@@ -22,6 +22,9 @@ impl Host for NoReads {
     fn read_to_string(&self, _: &Path) -> std::io::Result<String> {
         Err(std::io::ErrorKind::NotFound.into())
     }
+    fn seccomp_target(&self) -> bulkhead::seccomp::Target {
+        RealHost.seccomp_target()
+    }
 }
 
 /// xorshift64*: small, seeded, reproducible. The seed must not be 0.

@@ -149,6 +149,7 @@ struct Memo<'a> {
     users: RefCell<HashMap<String, bool>>,
     groups: RefCell<HashMap<String, bool>>,
     paths: RefCell<HashMap<PathBuf, PathKind>>,
+    target: std::cell::Cell<Option<crate::seccomp::Target>>,
 }
 
 impl<'a> Memo<'a> {
@@ -158,6 +159,7 @@ impl<'a> Memo<'a> {
             users: RefCell::default(),
             groups: RefCell::default(),
             paths: RefCell::default(),
+            target: std::cell::Cell::default(),
         }
     }
 }
@@ -192,6 +194,15 @@ impl Host for Memo<'_> {
 
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
         self.host.read_to_string(path)
+    }
+
+    fn seccomp_target(&self) -> crate::seccomp::Target {
+        let t = self
+            .target
+            .get()
+            .unwrap_or_else(|| self.host.seccomp_target());
+        self.target.set(Some(t));
+        t
     }
 }
 

@@ -15,15 +15,7 @@ use crate::config::schema::*;
 use crate::config::shape::closest;
 use crate::error::{Code, Diagnostic, Pos};
 
-/// `net_bind_service` and `CAP_NET_BIND_SERVICE` both name the same capability.
-pub fn canonical_capability(name: &str) -> String {
-    let up = name.trim().to_ascii_uppercase();
-    if up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    }
-}
+pub use crate::seccomp::canonical_capability;
 
 /// The capability a misspelt name most likely means. The shared `CAP_`
 /// prefix is left out of the comparison (it would make every name look
@@ -173,7 +165,7 @@ fn profile_problems(host: &dyn Host, path: &Path, caps: &[String]) -> Vec<Diagno
             ];
         }
     };
-    let Err(found) = crate::sandbox::seccomp::build(&text, path, caps) else {
+    let Err(found) = crate::seccomp::build_for(&text, path, caps, host.seccomp_target()) else {
         return Vec::new();
     };
     found

@@ -13,8 +13,7 @@ use libseccomp::ScmpArch;
 use serde::Deserialize;
 
 use super::locate::JsonIndex;
-use crate::config::shape::closest;
-use crate::config::validate::canonical_capability;
+use crate::error::closest;
 use crate::error::{Code, Diagnostic, Diagnostics, Pos};
 
 // ------------------------------------------------------------ the JSON as written
@@ -698,12 +697,11 @@ impl Checker<'_> {
             } else if !self.ignore_unknown && !is_syscall_anywhere(n) {
                 let newer = "if it is a call newer than this libseccomp, set \"ignore_unknown\": true at the top of the profile to set such names aside";
                 self.suggested += 1;
-                let closest =
-                    if self.suggested <= crate::config::limits::ERRORS_PER_KIND.max_usize() {
-                        closest_syscall(n)
-                    } else {
-                        None
-                    };
+                let closest = if self.suggested <= crate::error::ERRORS_PER_KIND.max_usize() {
+                    closest_syscall(n)
+                } else {
+                    None
+                };
                 self.error(
                     &path,
                     format!(
@@ -931,5 +929,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Profile, Diagnostics> {
     match profile {
         Some(p) if c.diags.is_empty() => Ok(p),
         _ => Err(c.diags.finish()),
+    }
+}
+
+/// `net_bind_service` and `CAP_NET_BIND_SERVICE` both name the same capability.
+pub fn canonical_capability(name: &str) -> String {
+    let up = name.trim().to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
     }
 }

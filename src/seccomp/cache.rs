@@ -14,7 +14,15 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Extra, Insn};
-use crate::config::limits::CACHED_PROGRAM;
+use crate::error::Limit;
+
+/// Bytes in a compiled seccomp program read back from the cache: the
+/// kernel's BPF_MAXINSNS (4096) records of 8 bytes.
+pub const CACHED_PROGRAM: Limit = Limit::new(
+    "cached_program_bytes",
+    4096 * 8,
+    "bytes in a cached seccomp program",
+);
 
 /// The cache file for this input on this host with this build.
 pub fn entry(
@@ -86,7 +94,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Insn>> {
 /// [`CACHED_PROGRAM`]'s bytes are read (a longer file is no program), and
 /// only from a regular file.
 pub fn get(path: &Path) -> Option<Vec<Insn>> {
-    decode(&crate::config::host::read_bounded(path, &CACHED_PROGRAM).ok()?)
+    decode(&crate::input::read_bounded(path, &CACHED_PROGRAM).ok()?)
 }
 
 /// Stores a program; failures only cost the next spawn a compile.

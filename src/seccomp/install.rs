@@ -4,7 +4,7 @@
 //! [`prepare`] in the parent turns the spec's `(code, jt, jf, k)` tuples
 //! into `sock_filter`s and checks the length fits `sock_fprog.len` (a u16);
 //! [`apply`] in the child is one prctl on that memory, no allocation. It
-//! needs no_new_privs (or CAP_SYS_ADMIN), set by [`super::super::creds`].
+//! needs no_new_privs (or CAP_SYS_ADMIN), set by [`crate::sandbox::creds`].
 //!
 //! Last, because everything after it runs under the filter: a profile
 //! without brk or mmap still lets the child build nothing and report a

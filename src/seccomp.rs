@@ -70,27 +70,39 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 use libseccomp::ScmpArch;
+use serde::Serialize;
 
 pub use compile::{MAX_INSNS, compile, conflicts};
 pub use extra::Extra;
+pub use profile::canonical_capability;
 pub use profile::{
     ACTIONS, Action, Arches, ArgCmp, Cond, OPS, Op, Profile, Rule, arch_name, closest_syscall,
     errno_name, is_syscall_anywhere, libseccomp_version, parse, parse_arch, parse_kernel,
 };
 
-use crate::config::Seccomp;
 use crate::error::{Code, Diagnostic, Diagnostics};
+
+/// Which seccomp filter a service gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seccomp {
+    Unconfined,
+    /// A profile shipped with bulkhead (`default`, `strict`).
+    Builtin(String),
+    /// An OCI/Docker JSON profile on disk, absolute.
+    File(PathBuf),
+}
+
+/// The built-in seccomp profile names.
+pub const BUILTIN_PROFILES: &[&str] = &["default", "strict"];
 
 /// One BPF instruction: (code, jt, jf, k), as `struct sock_filter`.
 pub type Insn = (u16, u8, u8, u32);
 
 /// The built-in profiles, by name.
 const BUILTIN: &[(&str, &str)] = &[
-    (
-        "default",
-        include_str!("../../seccomp-profiles/default.json"),
-    ),
-    ("strict", include_str!("../../seccomp-profiles/strict.json")),
+    ("default", include_str!("../seccomp-profiles/default.json")),
+    ("strict", include_str!("../seccomp-profiles/strict.json")),
 ];
 
 /// The text of a built-in profile.
@@ -122,7 +134,7 @@ pub fn named(arg: &str) -> Result<Seccomp, Diagnostic> {
         Code::ConfigSeccompProfile,
         format!("no built-in seccomp profile named `{arg}`"),
     )
-    .suggest(match crate::config::shape::closest(arg, &names) {
+    .suggest(match crate::error::closest(arg, &names) {
         Some(b) => format!("did you mean `{b}`? A file needs a path, e.g. ./{arg}.json"),
         None => format!(
             "use {} or a path to an OCI/Docker JSON profile",
@@ -293,6 +305,26 @@ pub fn resolve(
     }
 }
 
+/// The machine a filter is resolved for: its native architecture and its
+/// kernel's (major, minor), which `minKernel` conditions compare against.
+/// Validation gets it from its host description, so a described host
+/// (tests) decides what a profile resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub arch: ScmpArch,
+    pub kernel: (u32, u32),
+}
+
+impl Target {
+    /// This machine.
+    pub fn native() -> Target {
+        Target {
+            arch: ScmpArch::native(),
+            kernel: host_kernel(),
+        }
+    }
+}
+
 /// The running kernel's (major, minor); (0, 0) when it cannot be read, so
 /// no `minKernel` condition holds.
 pub fn host_kernel() -> (u32, u32) {
@@ -326,7 +358,7 @@ pub fn source(choice: &Seccomp) -> Result<Option<(PathBuf, String)>, Diagnostic>
         // A profile is read as a config is: a regular file, at most
         // `included_file_bytes` whatever stat says.
         Seccomp::File(path) => {
-            crate::config::host::read_text(path, &crate::config::limits::INCLUDED_FILE_BYTES)
+            crate::input::read_text(path, &crate::input::INCLUDED_FILE_BYTES)
                 .map(|t| Some((path.clone(), t)))
                 .map_err(|e| match e.too_large(format_args!("seccomp profile {}", path.display())) {
                     Some(d) => d.in_file(path).suggest(
@@ -356,7 +388,17 @@ pub fn build(
     label: &Path,
     caps: &[String],
 ) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
-    build_with(text, label, caps, &Extra::default())
+    build_for(text, label, caps, Target::native())
+}
+
+/// [`build`] for `target` (validation passes its host's).
+pub fn build_for(
+    text: &str,
+    label: &Path,
+    caps: &[String],
+    target: Target,
+) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
+    build_in(text, label, caps, &Extra::default(), target)
 }
 
 /// [`build`], with the walls of `extra` merged into the resolved profile
@@ -368,8 +410,18 @@ pub fn build_with(
     caps: &[String],
     extra: &Extra,
 ) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
+    build_in(text, label, caps, extra, Target::native())
+}
+
+fn build_in(
+    text: &str,
+    label: &Path,
+    caps: &[String],
+    extra: &Extra,
+    target: Target,
+) -> Result<(ResolvedProfile, Vec<Insn>), Diagnostics> {
     let profile = parse(text, label)?;
-    let resolved = resolve(&profile, caps, ScmpArch::native(), host_kernel());
+    let resolved = resolve(&profile, caps, target.arch, target.kernel);
     if let Some(d) = conflicts(&resolved).into_iter().next() {
         return Err(d.in_file(label).into());
     }
