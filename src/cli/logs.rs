@@ -29,7 +29,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::proto::{LogFile, LogsReply};
+use crate::api::proto::{LogFile, LogsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How often `-f` looks for new output.

@@ -31,8 +31,8 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::termios::{self, InputModes, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 
 use super::{Layout, Sort, render, rows};
-use crate::api::client::ClientError;
 use crate::api::proto::MetricsReply;
+use crate::cli::client::ClientError;
 
 /// What `bulkhead top` was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

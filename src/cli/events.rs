@@ -18,8 +18,8 @@
 use std::io::{self, Write};
 
 use super::client::ClientError;
-use super::proto::{EventRecord, EventsReply};
 use super::render;
+use crate::api::proto::{EventRecord, EventsReply};
 
 /// What to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
