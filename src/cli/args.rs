@@ -3,6 +3,9 @@
 //! line clap refuses into a coded error. Their doc comments are the
 //! `--help` text, word for word.
 
+// `[:HARD]` and `[default: ...]` in them are help text, not doc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -5,12 +5,12 @@
 //!
 //! - [`args`]: the clap types (the `--help` text) and usage errors;
 //! - [`run`] (here): one match from a subcommand to its handler;
-//! - [`daemon_cmds`]: `run`, and the commands that send one request to the
+//! - `daemon_cmds`: `run`, and the commands that send one request to the
 //!   control socket (`status`, `start`, `reload`, `launch`, `list`, ...);
-//! - [`stream_cmds`]: `logs`, `events` and `top`, which keep talking to it;
-//! - [`config_cmds`]: `validate`, `config`, `seccomp check`, `security`,
-//!   `check`, which need no daemon; [`exec_cmd`]: `bulkhead exec`;
-//! - [`output`]: stdout and stderr as every handler writes them;
+//! - `stream_cmds`: `logs`, `events` and `top`, which keep talking to it;
+//! - `config_cmds`: `validate`, `config`, `seccomp check`, `security`,
+//!   `check`, which need no daemon; `exec_cmd`: `bulkhead exec`;
+//! - `output`: stdout and stderr as every handler writes them;
 //! - the client side of the control socket: [`client`] (one blocking
 //!   HTTP/1.1 exchange), [`render`] (replies as tables and lines, pure),
 //!   [`logs`] (reads, merges and follows the log files the daemon names),
