@@ -49,8 +49,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::client;
 use bulkhead::api::proto::{ActionReply, LaunchReply, LaunchRequest, ListReply, StatusReply};
+use bulkhead::cli::client;
 
 #[path = "bench_common/mod.rs"]
 mod bench_common;

@@ -21,13 +21,17 @@
 //!   health checks;
 //! - [`monitor`]: violation rules and their event sources;
 //! - [`health`]: http, tcp and exec probes (exec inside the compartment);
-//! - [`api`]: the control socket, its client, metrics, `top`, `logs`, `events`;
+//! - [`api`]: the control socket's server and wire format, metrics;
 //! - [`daemon`]: the event loop that runs it all (`bulkhead run`);
-//! - [`exec`]: `bulkhead exec`, one command in a compartment.
+//! - [`exec`]: `bulkhead exec`, one command in a compartment;
+//! - [`cli`]: the command line: its handlers, the control socket's client,
+//!   the rendering of replies, `top`, `logs`, `events` (imports `api`;
+//!   nothing imports it).
 
 pub mod api;
 pub mod cgroup;
 pub mod check;
+pub mod cli;
 pub mod compartment;
 pub mod config;
 pub mod daemon;

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bulkhead::api::client::{self, ClientError};
 use bulkhead::api::proto::*;
 use bulkhead::api::server::{bind, serve};
+use bulkhead::cli::client::{self, ClientError};
 use bulkhead::error::{Code, Diagnostic, Diagnostics};
 use common::fake::{self, Served, bulkhead, run};
 use common::{stderr, stdout};

@@ -182,7 +182,7 @@ fn a_peer_inside_the_subtree_is_refused_whatever_its_uid() {
     let reply = peer_status(&tree.root.join("supervisor"), &socket);
     assert_eq!(status_line(&reply), "HTTP/1.1 200 OK", "{reply}");
     // So is a process outside (this test, and the CLI run from it).
-    let reply: StatusReply = bulkhead::api::client::get(&socket, "/v1/status").unwrap();
+    let reply: StatusReply = bulkhead::cli::client::get(&socket, "/v1/status").unwrap();
     assert_eq!(reply, StatusReply::default());
     assert!(fake::cli(&socket, &["status"]).status.success());
 
@@ -322,6 +322,6 @@ fn the_control_socket_caps_connections_and_header_time() {
     }
     // Served again once they are gone.
     common::wait_until("a place", Duration::from_secs(10), || {
-        bulkhead::api::client::get::<StatusReply>(&socket, "/v1/status").is_ok()
+        bulkhead::cli::client::get::<StatusReply>(&socket, "/v1/status").is_ok()
     });
 }

@@ -485,7 +485,7 @@ fn fuzz_control_api_decoding() {
             // hyper closes a connection whose request line it cannot read.
             return Ok((0, Vec::new()));
         }
-        bulkhead::api::client::parse_response(&raw)
+        bulkhead::cli::client::parse_response(&raw)
     };
     let answered = std::sync::atomic::AtomicU64::new(0);
     fuzz("api", &api_corpus(), |input| {

@@ -462,7 +462,7 @@ fn metrics_endpoint_serves_the_cgroup_figures_over_tcp() {
     let json: MetricsReply = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json, reply);
     // The control socket route, as the API serves it.
-    let api: MetricsReply = bulkhead::api::client::metrics(&ep.socket).unwrap();
+    let api: MetricsReply = bulkhead::cli::client::metrics(&ep.socket).unwrap();
     assert_eq!(
         api.services[0].instances[0].figures,
         read_figures(&ep.dir.path().join("cgroup/pool/web/0"))

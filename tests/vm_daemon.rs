@@ -638,7 +638,7 @@ fn daemon_reload_reads_the_file_off_the_loop_and_status_answers_meanwhile() {
         // and the daemon's check needs them.
         sleep_ms(300);
         let t = Instant::now();
-        let r = bulkhead::api::client::get::<StatusReply>(&bh.sock, "/v1/status");
+        let r = bulkhead::cli::client::get::<StatusReply>(&bh.sock, "/v1/status");
         let took = t.elapsed();
         if reload.try_wait().unwrap().is_none() {
             let s = r.expect("status failed during the reload");

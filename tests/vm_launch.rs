@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::client::{self, ClientError};
 use bulkhead::api::proto::{LaunchReply, LaunchRequest, ListReply, MetricsReply};
+use bulkhead::cli::client::{self, ClientError};
 use common::daemon::{Bh, text};
 use common::wait_until;
 

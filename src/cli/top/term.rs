@@ -17,7 +17,7 @@
 //! The fetch runs on its own thread, so `q` works while the daemon is slow
 //! to answer. The signals are blocked before that thread starts (every
 //! thread inherits the mask), so they reach only the signalfd. Whatever ends
-//! the view (a key, a signal, an error, a panic), [`Screen`]'s drop puts
+//! the view (a key, a signal, an error, a panic), `Screen`'s drop puts
 //! the terminal back as it was before the error is printed.
 
 use std::io::{self, IsTerminal, Read, Write};
@@ -31,8 +31,8 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::termios::{self, InputModes, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 
 use super::{Layout, Sort, render, rows};
-use crate::api::client::ClientError;
 use crate::api::proto::MetricsReply;
+use crate::cli::client::ClientError;
 
 /// What `bulkhead top` was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 //!   last poll, then the new file from its start. A file that shrinks in
 //!   place (`keep: 0` truncates) is read again from its start. A line is
 //!   shown once it has its newline, so a half-written line is never cut.
-//! * The lines are the service's bytes: the CLI hands [`print`] a writer
+//! * The lines are the service's bytes: the CLI hands [`print()`] a writer
 //!   that shows their control characters escaped when stdout is a terminal
 //!   ([`super::escape`]), and leaves them raw for a pipe, a file or `--raw`.
 
@@ -29,7 +29,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::proto::{LogFile, LogsReply};
+use crate::api::proto::{LogFile, LogsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How often `-f` looks for new output.

@@ -12,14 +12,14 @@
 //! (it stops, or the socket is gone), and when the reader does (`| head`).
 //!
 //! Messages can hold service text (a failing probe's first line of output):
-//! the CLI hands [`print`] a writer that shows control characters escaped
+//! the CLI hands [`print()`] a writer that shows control characters escaped
 //! when stdout is a terminal ([`super::escape`]); the JSON form stays valid.
 
 use std::io::{self, Write};
 
 use super::client::ClientError;
-use super::proto::{EventRecord, EventsReply};
 use super::render;
+use crate::api::proto::{EventRecord, EventsReply};
 
 /// What to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

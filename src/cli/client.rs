@@ -13,7 +13,7 @@
 //! `rendered` the CLI prints as it is. Failing to reach the daemon at all is
 //! a [`ClientError`] that says why: not running (ENOENT, ECONNREFUSED), not
 //! allowed (EACCES), or no answer within [`TIMEOUT`] ([`LONG_POLL_TIMEOUT`]
-//! for a long poll, which the server may hold for [`super::LONG_POLL`]).
+//! for a long poll, which the server may hold for [`crate::api::LONG_POLL`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -22,15 +22,15 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::proto::{ApiError, EventsReply, LaunchReply, LaunchRequest, MetricsReply};
+use crate::api::proto::{ApiError, EventsReply, LaunchReply, LaunchRequest, MetricsReply};
 use crate::error::{Code, Diagnostic};
 
 /// How long the client waits for the daemon's reply (and to send).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`events`] waits for a long poll's reply: the server answers
-/// within [`super::LONG_POLL`], so only a stuck daemon takes longer.
-pub const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(super::LONG_POLL.as_secs() + 15);
+/// within [`crate::api::LONG_POLL`], so only a stuck daemon takes longer.
+pub const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(crate::api::LONG_POLL.as_secs() + 15);
 
 /// The largest reply read; a status of thousands of services is far below.
 const MAX_REPLY: u64 = 64 << 20;
@@ -216,7 +216,7 @@ pub fn status_path(service: Option<&str>) -> String {
 }
 
 /// `GET /v1/metrics`: the daemon's metrics with every live cgroup's
-/// figures, as [`super::metrics::encode`] turns them into what `/metrics`
+/// figures, as [`crate::api::metrics::encode`] turns them into what `/metrics`
 /// serves.
 pub fn metrics(socket: &Path) -> Result<MetricsReply, ClientError> {
     get(socket, "/v1/metrics")
@@ -224,7 +224,7 @@ pub fn metrics(socket: &Path) -> Result<MetricsReply, ClientError> {
 
 /// `GET /v1/events`: the events with a seq above `after` (every kept one
 /// when `None`), of `service` only when set. With `wait`, a long poll: the
-/// reply comes when there is an event, or empty after [`super::LONG_POLL`].
+/// reply comes when there is an event, or empty after [`crate::api::LONG_POLL`].
 pub fn events(
     socket: &Path,
     service: Option<&str>,
@@ -516,7 +516,7 @@ mod tests {
             "/v1/events?service=a%20b&after=41&wait=1"
         );
         assert_eq!(events_path(None, Some(0), false), "/v1/events?after=0");
-        assert!(LONG_POLL_TIMEOUT > super::super::LONG_POLL);
+        assert!(LONG_POLL_TIMEOUT > crate::api::LONG_POLL);
     }
 
     #[test]

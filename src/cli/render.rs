@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::proto::{
+use crate::api::proto::{
     DaemonInfo, EventRecord, GroupStatus, InstanceStatus, LaunchReply, ListReply, ServiceStatus,
     StatusReply,
 };

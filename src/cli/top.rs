@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::proto::{CgroupFigures, InstanceMetrics, MetricsReply, ServiceMetrics};
 use super::render::{bytes, dash, duration, state_label, usage};
+use crate::api::proto::{CgroupFigures, InstanceMetrics, MetricsReply, ServiceMetrics};
 
 pub mod term;
 

@@ -227,7 +227,7 @@ mod tests {
             ..Default::default()
         };
         let mut t = Terminal::new(Vec::new(), true);
-        writeln!(t, "{}", crate::api::render::event_line(&e)).unwrap();
+        writeln!(t, "{}", crate::cli::render::event_line(&e)).unwrap();
         let text = String::from_utf8(t.inner).unwrap();
         assert!(
             text.ends_with("unhealthy: exit 1: \\x1b]0;pwned\\x07\\x1b[2J\n"),
