@@ -4,6 +4,9 @@
 //!
 //! The modules, bottom layer first (docs/ARCHITECTURE.md says what may
 //! import what, and why each piece is built as it is):
+//! - [`sys`]: the one module with `unsafe` (the crate denies it everywhere
+//!   else): clone3 and the routines a cloned child runs before exec, the
+//!   reactor, pidfds, and safe wrappers for the raw syscalls (a leaf);
 //! - [`error`]: user-facing errors (code, context, cause, suggestion),
 //!   rendered bounded and folded, and the [`error::Limit`] type of the
 //!   bounds on input; [`time`] and [`exit`]: the monotonic instant and how a
@@ -14,13 +17,15 @@
 //!   records, the reload diff, dynamic users (pure);
 //! - [`security`]: the exposure assessment behind `bulkhead security` (pure);
 //! - [`cgroup`]: the cgroup v2 filesystem, rooted at injected paths;
-//! - [`sandbox`]: the compartment and its init; the only module with `unsafe`;
+//! - [`sandbox`]: the compartment and its init (its syscalls through [`sys`]);
 //! - [`check`]: the host preflight;
 //! - [`monitor`]: violation rules and their event sources;
 //! - [`health`]: http, tcp and exec probes (exec inside the compartment);
 //! - [`api`]: the control socket, its client, metrics, `top`, `logs`, `events`;
 //! - [`daemon`]: the event loop that runs it all (`bulkhead run`);
 //! - [`exec`]: `bulkhead exec`, one command in a compartment.
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cgroup;
@@ -35,4 +40,6 @@ pub mod monitor;
 pub mod sandbox;
 pub mod security;
 pub mod supervisor;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod time;

@@ -1,7 +1,8 @@
-//! The isolated spawn. This is the only module with `unsafe`; every block
-//! says why it is sound.
+//! The isolated spawn: the compartment's pieces (credentials, limits,
+//! walls, devices, seccomp), the spawn and the init. No `unsafe` here: the
+//! raw syscalls, and the routines a cloned child runs before exec, are in
+//! [`crate::sys`], the one module allowed it.
 
-pub mod clone;
 pub mod creds;
 pub mod devices;
 pub mod dirs;
@@ -11,7 +12,9 @@ pub mod limits;
 pub mod logsink;
 pub mod plan;
 pub mod probe;
-pub mod reactor;
+/// Moved to [`crate::sys::reactor`]; re-exported only until the daemon's
+/// driver (being split) names the new path in its one call.
+pub use crate::sys::reactor;
 pub mod seccomp;
 pub mod spawn;
 pub mod spec;
