@@ -4,9 +4,9 @@
 //!
 //! The modules, bottom layer first (docs/ARCHITECTURE.md says what may
 //! import what, and why each piece is built as it is):
-//! - [`sys`]: the one module with `unsafe` (the crate denies it everywhere
-//!   else): clone3 and the routines a cloned child runs before exec, the
-//!   reactor, pidfds, and safe wrappers for the raw syscalls (a leaf);
+//! - [`sys`]: the only module exempt from the lint at the root below:
+//!   clone3 and the routines a cloned child runs before exec, the reactor,
+//!   pidfds, and safe wrappers for the raw syscalls (a leaf);
 //! - [`error`]: user-facing errors (code, context, cause, suggestion),
 //!   rendered bounded and folded, and the [`error::Limit`] type of the
 //!   bounds on input; [`time`] and [`exit`]: the monotonic instant and how a

@@ -1,5 +1,7 @@
 //! The `bulkhead` command line.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

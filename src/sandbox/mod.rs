@@ -1,7 +1,7 @@
 //! The isolated spawn: the compartment's pieces (credentials, limits,
-//! walls, devices, seccomp), the spawn and the init. No `unsafe` here: the
+//! walls, devices, seccomp), the spawn and the init. All safe code: the
 //! raw syscalls, and the routines a cloned child runs before exec, are in
-//! [`crate::sys`], the one module allowed it.
+//! [`crate::sys`], the one module the crate root exempts from its lint.
 
 pub mod creds;
 pub mod devices;
