@@ -4,6 +4,9 @@
 //!
 //! The modules, bottom layer first (docs/ARCHITECTURE.md says what may
 //! import what, and why each piece is built as it is):
+//! - [`sys`]: the only module exempt from the lint at the root below:
+//!   clone3 and the routines a cloned child runs before exec, the reactor,
+//!   pidfds, and safe wrappers for the raw syscalls (a leaf);
 //! - [`error`]: user-facing errors (code, context, cause, suggestion),
 //!   rendered bounded and folded, and the [`error::Limit`] type of the
 //!   bounds on input; [`time`] and [`exit`]: the monotonic instant and how a
@@ -14,7 +17,7 @@
 //!   records, the reload diff, dynamic users (pure);
 //! - [`security`]: the exposure assessment behind `bulkhead security` (pure);
 //! - [`cgroup`]: the cgroup v2 filesystem, rooted at injected paths;
-//! - [`sandbox`]: the compartment and its init; the only module with `unsafe`;
+//! - [`sandbox`]: the compartment and its init (its syscalls through [`sys`]);
 //! - [`check`]: the host preflight;
 //! - [`compartment`]: what every compartment is built from (seccomp
 //!   program, cgroup limits, spawn errors), shared by `exec`, the daemon and
@@ -27,6 +30,8 @@
 //! - [`cli`]: the command line: its handlers, the control socket's client,
 //!   the rendering of replies, `top`, `logs`, `events` (imports `api`;
 //!   nothing imports it).
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cgroup;
@@ -45,4 +50,6 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod security;
 pub mod supervisor;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod time;

@@ -1,6 +1,8 @@
 //! The `bulkhead` command line: parses the arguments and hands them to
 //! [`bulkhead::cli::run`], where the commands live.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser as _;

@@ -5,6 +5,8 @@
 //! `tests/spawn.rs::the_init_stays_under_one_mib_of_unique_memory`.
 //! Started only by the spawn, as `bulkhead-init __init`.
 
+#![deny(unsafe_code)]
+
 fn main() {
     bulkhead::sandbox::init::main()
 }

@@ -127,7 +127,7 @@ pub struct AsyncFileWatch {
 impl AsyncFileWatch {
     /// Must be called inside a tokio runtime.
     pub fn new(watch: FileWatch) -> io::Result<Self> {
-        let fd = crate::sandbox::reactor::register(watch.fd, tokio::io::Interest::READABLE)?;
+        let fd = crate::sys::reactor::register(watch.fd, tokio::io::Interest::READABLE)?;
         Ok(AsyncFileWatch {
             fd,
             watches: watch.watches,
@@ -254,7 +254,7 @@ impl AsyncPsiTrigger {
     /// Must be called inside a tokio runtime.
     pub fn new(trigger: PsiTrigger) -> io::Result<Self> {
         let inner =
-            crate::sandbox::reactor::register(trigger.file.into(), tokio::io::Interest::PRIORITY)?;
+            crate::sys::reactor::register(trigger.file.into(), tokio::io::Interest::PRIORITY)?;
         Ok(AsyncPsiTrigger {
             inner,
             path: trigger.path,

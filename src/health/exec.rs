@@ -14,8 +14,8 @@ use super::{Compartment, human, io_reason};
 use crate::exit::ExitRecord;
 use crate::exit::describe_exit;
 use crate::sandbox::enter::{self, EnterRequest, Entered};
-use crate::sandbox::reactor;
 use crate::sandbox::spec::Step;
+use crate::sys::reactor;
 
 /// How much of the probe's output is kept for the failure reason.
 const KEEP_OUTPUT: usize = 512;

@@ -34,8 +34,10 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+
+use crate::sys::bpf;
 
 /// Which kind of device node a rule covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -343,17 +345,8 @@ pub fn allowed(
     rules.iter().any(|r| r.matches(kind, major, minor, access))
 }
 
-/// One eBPF instruction, laid out as the kernel's `struct bpf_insn`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    /// dst_reg and src_reg, 4 bits each (a C bit-field: which half holds
-    /// which follows the byte order).
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
-}
+/// One eBPF instruction (`struct bpf_insn`), defined beside bpf(2) in `sys`.
+pub use crate::sys::bpf::Insn;
 
 /// Opcodes the device program uses (`linux/bpf.h`, `bpf_common.h`).
 pub mod op {
@@ -484,126 +477,9 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
 
 // ---- loading and attaching -------------------------------------------------
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_DETACH: libc::c_long = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
-
-/// Every `union bpf_attr` passed is this long, zero past the fields set.
-/// The kernel accepts a longer attr when the bytes it does not know are
-/// zero, and some commands write fields past the ones bulkhead sets
-/// (BPF_PROG_QUERY writes `revision` since Linux 6.6), so the buffer must
-/// cover the whole union, which is well under this today.
-const ATTR_SIZE: usize = 256;
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
-#[repr(C)]
-struct LoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    tail: [u8; ATTR_SIZE - 72],
-}
-
-/// `union bpf_attr` for BPF_PROG_ATTACH and BPF_PROG_DETACH.
-#[repr(C)]
-struct AttachAttr {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-    tail: [u8; ATTR_SIZE - 20],
-}
-
-/// `union bpf_attr` for BPF_PROG_QUERY.
-#[repr(C)]
-struct QueryAttr {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-    tail: [u8; ATTR_SIZE - 28],
-}
-
-/// `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
-#[repr(C)]
-struct IdAttr {
-    prog_id: u32,
-    next_id: u32,
-    open_flags: u32,
-    tail: [u8; ATTR_SIZE - 12],
-}
-
-/// The attrs [`bpf`] may pass: `repr(C)`, fully initialised, `ATTR_SIZE`
-/// bytes.
-trait Attr {}
-impl Attr for LoadAttr {}
-impl Attr for AttachAttr {}
-impl Attr for QueryAttr {}
-impl Attr for IdAttr {}
-
-const _: () = {
-    assert!(std::mem::size_of::<LoadAttr>() == ATTR_SIZE);
-    assert!(std::mem::size_of::<AttachAttr>() == ATTR_SIZE);
-    assert!(std::mem::size_of::<QueryAttr>() == ATTR_SIZE);
-    assert!(std::mem::size_of::<IdAttr>() == ATTR_SIZE);
-};
-
-/// bpf(2): the result (a new fd for LOAD and GET_FD_BY_ID, else 0) or errno.
-fn bpf<A: Attr>(cmd: libc::c_long, attr: &mut A) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is one of the attr structs above (the sealed `Attr`
-    // trait): repr(C), initialised, exactly ATTR_SIZE bytes, and the size
-    // passed is that size, so the kernel reads and writes only inside it.
-    // Pointers inside it (instructions, license, log and id buffers) are set
-    // by the callers to buffers that outlive this call, with the lengths
-    // given beside them.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<A>(),
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Takes ownership of the fd a bpf(2) command returned.
-fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: BPF_PROG_LOAD and BPF_PROG_GET_FD_BY_ID return a new file
-    // descriptor (O_CLOEXEC) that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fd_u32(fd: &impl AsRawFd) -> io::Result<u32> {
-    u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
-}
-
-/// The pointer as the `__aligned_u64` bpf(2) wants.
-fn addr<T>(p: *const T) -> u64 {
-    p.addr() as u64
-}
 
 /// How much verifier log bulkhead asks for when a load fails; the program
 /// is tiny, so the log is short, and a longer one is cut.
@@ -616,34 +492,26 @@ pub fn load(prog: &[Insn]) -> io::Result<OwnedFd> {
     let license = c"Apache-2.0";
     let mut name = [0u8; 16];
     name[..12].copy_from_slice(b"bulkhead_dev");
-    let insn_cnt = u32::try_from(prog.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "device program too long"))?;
-    let mut attr = LoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt,
-        insns: addr(prog.as_ptr()),
-        license: addr(license.as_ptr()),
-        log_level: 0,
-        log_size: 0,
-        log_buf: 0,
-        kern_version: 0,
-        prog_flags: 0,
-        prog_name: name,
-        prog_ifindex: 0,
-        expected_attach_type: 0,
-        tail: [0; ATTR_SIZE - 72],
-    };
-    let first = match bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => return owned(fd),
+    if u32::try_from(prog.len()).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "device program too long",
+        ));
+    }
+    let first = match bpf::prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, prog, license, name, None) {
+        Ok(fd) => return Ok(fd),
         Err(e) => e,
     };
     let mut log = vec![0u8; LOG_SIZE];
-    attr.log_level = 1;
-    attr.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
-    attr.log_buf = addr(log.as_mut_ptr());
     // ENOSPC means the log was cut; the error is the first one either way.
-    if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr) {
-        return owned(fd);
+    if let Ok(fd) = bpf::prog_load(
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        prog,
+        license,
+        name,
+        Some(&mut log),
+    ) {
+        return Ok(fd);
     }
     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
     let text = String::from_utf8_lossy(&log[..end]);
@@ -672,26 +540,17 @@ pub fn attached(cgroup_dir: &Path) -> io::Result<Vec<u32>> {
 fn query(dir: &OwnedFd) -> io::Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
     loop {
-        let mut attr = QueryAttr {
-            target_fd: fd_u32(dir)?,
-            attach_type: BPF_CGROUP_DEVICE,
-            query_flags: 0,
-            attach_flags: 0,
-            prog_ids: addr(ids.as_mut_ptr()),
-            prog_cnt: u32::try_from(ids.len()).unwrap_or(u32::MAX),
-            tail: [0; ATTR_SIZE - 28],
-        };
-        match bpf(BPF_PROG_QUERY, &mut attr) {
-            Ok(_) => {
-                ids.truncate(usize::try_from(attr.prog_cnt).unwrap_or(usize::MAX));
+        match bpf::prog_query(dir.as_fd(), BPF_CGROUP_DEVICE, &mut ids) {
+            Ok(n) => {
+                ids.truncate(usize::try_from(n).unwrap_or(usize::MAX));
                 return Ok(ids);
             }
-            // More than fit: prog_cnt now says how many there are.
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && ids.len() < 1 << 16 => {
-                let n = usize::try_from(attr.prog_cnt).unwrap_or(0);
+            // More than fit: the count says how many there are.
+            Err((e, n)) if e.raw_os_error() == Some(libc::ENOSPC) && ids.len() < 1 << 16 => {
+                let n = usize::try_from(n).unwrap_or(0);
                 ids = vec![0u32; n.max(ids.len() * 2)];
             }
-            Err(e) => return Err(e),
+            Err((e, _)) => return Err(e),
         }
     }
 }
@@ -699,27 +558,13 @@ fn query(dir: &OwnedFd) -> io::Result<Vec<u32>> {
 /// Detaches the device program `id` from the cgroup; one already gone is
 /// fine.
 fn detach(dir: &OwnedFd, id: u32) -> io::Result<()> {
-    let mut by_id = IdAttr {
-        prog_id: id,
-        next_id: 0,
-        open_flags: 0,
-        tail: [0; ATTR_SIZE - 12],
-    };
-    let prog = match bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id) {
-        Ok(fd) => owned(fd)?,
+    let prog = match bpf::prog_get_fd_by_id(id) {
+        Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut attr = AttachAttr {
-        target_fd: fd_u32(dir)?,
-        attach_bpf_fd: fd_u32(&prog)?,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: 0,
-        replace_bpf_fd: 0,
-        tail: [0; ATTR_SIZE - 20],
-    };
-    match bpf(BPF_PROG_DETACH, &mut attr) {
-        Ok(_) => Ok(()),
+    match bpf::prog_detach(dir.as_fd(), prog.as_fd(), BPF_CGROUP_DEVICE) {
+        Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
@@ -757,16 +602,13 @@ pub fn attach(cgroup_dir: &Path, prog: &[Insn]) -> io::Result<OwnedFd> {
     let dir = open_dir(cgroup_dir)?;
     let fd = load(prog)?;
     let old = query(&dir).map_err(|e| with_path(e, "BPF_PROG_QUERY", cgroup_dir))?;
-    let mut attr = AttachAttr {
-        target_fd: fd_u32(&dir)?,
-        attach_bpf_fd: fd_u32(&fd)?,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        replace_bpf_fd: 0,
-        tail: [0; ATTR_SIZE - 20],
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr)
-        .map_err(|e| with_path(e, "BPF_PROG_ATTACH (device program) to", cgroup_dir))?;
+    bpf::prog_attach(
+        dir.as_fd(),
+        fd.as_fd(),
+        BPF_CGROUP_DEVICE,
+        BPF_F_ALLOW_MULTI,
+    )
+    .map_err(|e| with_path(e, "BPF_PROG_ATTACH (device program) to", cgroup_dir))?;
     for id in old {
         detach(&dir, id).map_err(|e| {
             with_path(

@@ -32,21 +32,23 @@
 //!   prepared before the clone: malloc's lock may be held by a thread that
 //!   does not exist in the child, and glibc's setuid/setgid wrappers signal
 //!   every thread glibc believes exists (threads this child does not have).
+//!   That routine is `sys::child::clone_entered`; this module prepares its
+//!   data.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::clone::{Forked, clone3, last_errno};
 use super::creds::{self, CredPlan};
 use super::limits::{self, LimitPlan};
 use super::spawn::NamespaceFlags;
-use super::spec::{InitSpec, Step, decode_failure, encode_failure};
+use super::spec::{InitSpec, Step, decode_failure};
 use crate::config::host::DEFAULT_PATH;
 use crate::seccomp::install::{self, Filter};
+use crate::sys::child::{EnterChild, clone_entered};
 
 /// A running init whose namespaces are entered.
 #[derive(Debug, Clone, Copy)]
@@ -277,33 +279,19 @@ pub fn candidates(argv0: &str, env: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Everything the child touches, built before the clone. The raw pointers
-/// point into `_strings`, which lives as long as the plan.
+/// Everything the child touches but its descriptors, built before the
+/// clone.
 struct Plan {
-    /// Fallback placement: the cgroup's `cgroup.procs`, written "0".
-    join_procs: Option<RawFd>,
-    /// (namespace fd, CLONE_NEW*, step), mount last.
-    ns: Vec<(RawFd, libc::c_int, Step)>,
-    null: RawFd,
-    out_w: RawFd,
-    err_w: RawFd,
     limits: LimitPlan,
     creds: CredPlan,
     working_dir: CString,
     programs: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    envp: Vec<*const libc::c_char>,
+    argv: Vec<CString>,
+    env: Vec<CString>,
     seccomp: Filter,
-    _strings: Vec<CString>,
 }
 
-fn plan(
-    req: &EnterRequest<'_>,
-    ns: &[(OwnedFd, libc::c_int, Step)],
-    null: &OwnedFd,
-    out_w: &OwnedFd,
-    err_w: &OwnedFd,
-) -> Result<Plan, EnterError> {
+fn plan(req: &EnterRequest<'_>) -> Result<Plan, EnterError> {
     let argv0 = req.argv.first().ok_or_else(|| EnterError::Io {
         what: "the probe command".into(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
@@ -312,21 +300,16 @@ fn plan(
         .iter()
         .map(|p| cstring(p.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut strings = Vec::new();
-    let mut argv = Vec::new();
-    for a in req.argv {
-        let c = cstring(a.as_bytes())?;
-        argv.push(c.as_ptr());
-        strings.push(c);
-    }
-    argv.push(std::ptr::null());
-    let mut envp = Vec::new();
-    for e in req.env {
-        let c = cstring(e.as_bytes())?;
-        envp.push(c.as_ptr());
-        strings.push(c);
-    }
-    envp.push(std::ptr::null());
+    let argv = req
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = req
+        .env
+        .iter()
+        .map(|e| cstring(e.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
     let id = req.identity;
     let step_err = |what: &'static str| {
         move |(_, errno): (Step, i32)| EnterError::Io {
@@ -337,22 +320,13 @@ fn plan(
     let limits = limits::prepare(&id.into(), Path::new("/proc")).map_err(step_err("the limits"))?;
     let seccomp = install::prepare(&id.seccomp).map_err(step_err("the seccomp program"))?;
     Ok(Plan {
-        join_procs: None,
-        ns: ns
-            .iter()
-            .map(|(fd, f, s)| (fd.as_raw_fd(), *f, *s))
-            .collect(),
-        null: null.as_raw_fd(),
-        out_w: out_w.as_raw_fd(),
-        err_w: err_w.as_raw_fd(),
         limits,
         creds: creds::prepare(&id.into(), creds::cap_last_cap()),
         working_dir: cstring(req.working_dir.as_os_str().as_bytes())?,
         programs,
         argv,
-        envp,
+        env,
         seccomp,
-        _strings: strings,
     })
 }
 
@@ -409,7 +383,23 @@ pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
         std::thread::Builder::new()
             .name("bulkhead-enter".into())
             .spawn_scoped(s, || -> Result<(i32, OwnedFd), EnterError> {
-                let mut plan = plan(req, &ns, &null, &out_w, &err_w)?;
+                let plan = plan(req)?;
+                let ns: Vec<(BorrowedFd<'_>, libc::c_int, Step)> =
+                    ns.iter().map(|(fd, f, s)| (fd.as_fd(), *f, *s)).collect();
+                let mut child = EnterChild {
+                    join_procs: None,
+                    ns: &ns,
+                    null: null.as_fd(),
+                    out_w: out_w.as_fd(),
+                    err_w: err_w.as_fd(),
+                    limits: &plan.limits,
+                    creds: &plan.creds,
+                    working_dir: &plan.working_dir,
+                    seccomp: &plan.seccomp,
+                    programs: &plan.programs,
+                    argv: &plan.argv,
+                    env: &plan.env,
+                };
                 if let Some(fd) = &pid_ns {
                     // Our next child is born in the init's PID namespace;
                     // this thread ends right after the clone.
@@ -422,23 +412,18 @@ pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
                         source: e.into(),
                     })?;
                 }
-                let cloned = |plan: &Plan, cgroup: Option<BorrowedFd<'_>>| {
-                    // SAFETY: the plan was built above, before the clone, and
-                    // stays alive and unchanged until `fork_entered` returns;
-                    // the child runs only `child`, whose calls are
-                    // async-signal-safe raw syscalls on that memory.
-                    unsafe { fork_entered(plan, cgroup) }
-                };
                 let r = match &cgroup {
-                    Some((dir, _)) if !req.attach_after_clone => cloned(&plan, Some(dir.as_fd())),
+                    Some((dir, _)) if !req.attach_after_clone => {
+                        clone_entered(Some(dir.as_fd()), &child)
+                    }
                     // E2BIG below: the kernel predates CLONE_INTO_CGROUP.
                     Some(_) => Err(io::Error::from_raw_os_error(libc::E2BIG)),
-                    None => cloned(&plan, None),
+                    None => clone_entered(None, &child),
                 };
                 match (r, &cgroup) {
                     (Err(e), Some((_, procs))) if e.raw_os_error() == Some(libc::E2BIG) => {
-                        plan.join_procs = Some(procs.as_raw_fd());
-                        cloned(&plan, None)
+                        child.join_procs = Some(procs.as_fd());
+                        clone_entered(None, &child)
                     }
                     (r, _) => r,
                 }
@@ -462,116 +447,6 @@ pub fn spawn_entered(req: &EnterRequest<'_>) -> Result<Entered, EnterError> {
         output: out_r,
         failure: err_r,
     })
-}
-
-/// clone3 (see [`clone3`]) into `cgroup` when given, in the namespaces of
-/// the calling thread (its PID namespace for children may have been moved);
-/// the child runs [`child`]. Returns its pid and pidfd.
-///
-/// # Safety
-/// `plan` must have been fully built before this call; the child reads it
-/// from its copy of this address space.
-unsafe fn fork_entered(plan: &Plan, cgroup: Option<BorrowedFd<'_>>) -> io::Result<(i32, OwnedFd)> {
-    // SAFETY: the child runs only `child`, which never returns and makes
-    // async-signal-safe raw syscalls on `plan`, built before the clone.
-    match unsafe { clone3(0, cgroup) }? {
-        // SAFETY: we are the freshly cloned child, `plan` in our copy.
-        Forked::Child => unsafe { child(plan) },
-        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
-    }
-}
-
-/// The child: setup steps in order, then exec. Only raw, async-signal-safe
-/// syscalls on the prepared plan; a failed step is reported as (step,
-/// errno) on the error pipe, and the child exits 127.
-///
-/// # Safety
-/// Only in the child right after clone3, with `plan` built before it.
-unsafe fn child(plan: &Plan) -> ! {
-    let fail_with = |(step, errno): (Step, i32)| -> ! {
-        let rec = encode_failure(step, errno);
-        // SAFETY: write and _exit are async-signal-safe; `rec` is a valid
-        // buffer of the length given.
-        unsafe {
-            libc::write(plan.err_w, rec.as_ptr().cast(), rec.len());
-            libc::_exit(127)
-        }
-    };
-    let fail = |step: Step| -> ! { fail_with((step, last_errno())) };
-    // SAFETY: for the whole block: every call is a plain syscall (through
-    // libc's thin wrappers or `syscall`), async-signal-safe, on integers or
-    // on pointers into the plan, which this copy of the address space holds
-    // unchanged. No allocation, no lock, nothing glibc tracks per thread.
-    unsafe {
-        // A clean signal state: nothing blocked, SIGPIPE back to default
-        // (Rust ignores it, and exec keeps ignored signals ignored).
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-
-        if let Some(procs) = plan.join_procs
-            && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
-        {
-            fail(Step::JoinCgroup);
-        }
-        for &(fd, nstype, step) in &plan.ns {
-            if libc::setns(fd, nstype) != 0 {
-                fail(step);
-            }
-        }
-        // Its own session and process group, so killing the group gets
-        // what it started, and no terminal signal of the daemon's reaches it.
-        if libc::setsid() < 0 {
-            fail(Step::Setsid);
-        }
-        if libc::dup2(plan.null, 0) < 0
-            || libc::dup2(plan.out_w, 1) < 0
-            || libc::dup2(plan.out_w, 2) < 0
-        {
-            fail(Step::Stdio);
-        }
-        if let Err(e) = limits::apply(&plan.limits) {
-            fail_with(e);
-        }
-        // Groups, gid, uid, capabilities, no_new_privs (`creds` has the
-        // order).
-        if let Err(e) = creds::apply(&plan.creds) {
-            fail_with(e);
-        }
-        if libc::chdir(plan.working_dir.as_ptr()) != 0 {
-            fail(Step::Chdir);
-        }
-        // Every fd above stdio closes at exec; the error pipe stays usable
-        // until then.
-        if libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        ) != 0
-        {
-            fail(Step::CloseFds);
-        }
-        if let Err(e) = install::apply(&plan.seccomp) {
-            fail_with(e);
-        }
-        // execvp's search, without its allocations: EACCES is remembered
-        // and the search goes on; ENOENT/ENOTDIR go on; anything else stops.
-        let mut errno = libc::ENOENT;
-        for p in &plan.programs {
-            libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            match last_errno() {
-                libc::ENOENT | libc::ENOTDIR => {}
-                libc::EACCES => errno = libc::EACCES,
-                e => {
-                    errno = e;
-                    break;
-                }
-            }
-        }
-        fail_with((Step::Exec, errno))
-    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -31,7 +31,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use super::logsink::{LogSink, Stream};
-use super::spec::{ExitRecord, InitSpec, Step, encode_failure};
+use super::spec::{ExitRecord, InitSpec, Step};
 use crate::seccomp::install;
 
 const SPEC_FD: RawFd = 3;
@@ -84,15 +84,10 @@ const CAP_KILL: u8 = 5;
 /// The highest capability this kernel knows: one definition, in `creds`.
 pub use super::creds::cap_last_cap;
 
-/// Reports a failed step on the error pipe and exits.
+/// Reports a failed step on the error pipe (the spawn placed it at fd 4;
+/// once closed, the write fails harmlessly) and exits.
 fn fail(step: Step, errno: i32) -> ! {
-    let rec = encode_failure(step, errno);
-    // SAFETY: ERR_FD is the error pipe the spawn placed at fd 4 (or closed,
-    // in which case write fails harmlessly); `rec` is a valid buffer.
-    unsafe {
-        libc::write(ERR_FD, rec.as_ptr().cast(), rec.len());
-        libc::_exit(127)
-    }
+    crate::sys::step::report_and_exit(ERR_FD, step, errno)
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -105,10 +100,13 @@ fn check<T>(step: Step, r: nix::Result<T>) -> T {
 
 /// The init's entry point (`bulkhead __init`). Never returns.
 pub fn main() -> ! {
+    // The two pipes the spawn placed at fds 3 and 4 are ours, claimed
+    // before anything else is opened.
+    let spec_fd = inherited(SPEC_FD, Step::ReadSpec);
+    let err_fd = inherited(ERR_FD, Step::ReadSpec);
     // fd 4 must not leak into the service beyond its exec.
-    // SAFETY: fcntl on an fd number is sound whatever the fd is.
-    unsafe { libc::fcntl(ERR_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
-    let spec = read_spec();
+    let _ = rustix::io::fcntl_setfd(&err_fd, rustix::io::FdFlags::CLOEXEC);
+    let spec = read_spec(spec_fd);
     let mut status_file = spec.status_file.as_ref().map(|p| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -156,9 +154,10 @@ pub fn main() -> ! {
     handled.add(Signal::SIGCHLD);
     check(Step::Signals, handled.thread_block());
 
-    // SAFETY: this process is single-threaded (a fresh exec), so the child
-    // may do anything a normal process may.
-    let service = match check(Step::Fork, unsafe { nix::unistd::fork() }) {
+    // A fresh exec with one thread, so the child may do anything a normal
+    // process may (sys checks the thread count).
+    let forked = crate::sys::process::fork_single_threaded();
+    let service = match forked.unwrap_or_else(|e| fail(Step::Fork, errno_of(&e))) {
         ForkResult::Child => service(&spec, output.as_ref().map(|o| &o.2)),
         ForkResult::Parent { child } => child,
     };
@@ -184,8 +183,7 @@ pub fn main() -> ! {
     confine_init(&spec);
     // Our copy of the error pipe goes; the service's closes at its exec,
     // and the parent's read then sees EOF: every step succeeded.
-    // SAFETY: closing fd 4, which this process owns.
-    unsafe { libc::close(ERR_FD) };
+    drop(err_fd);
 
     let record = supervise(service, &handled, output);
     if let Some(f) = status_file.as_mut()
@@ -200,10 +198,13 @@ pub fn main() -> ! {
     std::process::exit(record.shell_status())
 }
 
-fn read_spec() -> InitSpec {
-    // SAFETY: the spawn placed the read end of the spec pipe at fd 3 and
-    // nothing else in this fresh process owns it.
-    let mut f = unsafe { File::from_raw_fd(SPEC_FD) };
+/// Takes ownership of the pipe the spawn placed at `fd`.
+fn inherited(fd: RawFd, step: Step) -> OwnedFd {
+    crate::sys::fd::claim_inherited(fd).unwrap_or_else(|e| fail(step, errno_of(&e)))
+}
+
+fn read_spec(fd: OwnedFd) -> InitSpec {
+    let mut f = File::from(fd);
     let mut buf = Vec::new();
     if let Err(e) = f.read_to_end(&mut buf) {
         fail(Step::ReadSpec, errno_of(&e));
@@ -228,23 +229,8 @@ fn loopback_up() {
         None,
     )
     .unwrap_or_else(|e| fail(Step::Loopback, e.raw_os_error()));
-    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo") {
-        *dst = libc::c_char::from_ne_bytes([*src]);
-    }
-    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the ifreq we pass,
-    // which lives across both calls; `sock` is an open socket. The union's
-    // `ifru_flags` is the member those two requests use.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut ifr) != 0 {
-            fail(Step::Loopback, errno_of(&std::io::Error::last_os_error()));
-        }
-        let up = libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
-        ifr.ifr_ifru.ifru_flags |= up;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &raw const ifr) != 0 {
-            fail(Step::Loopback, errno_of(&std::io::Error::last_os_error()));
-        }
+    if let Err(e) = crate::sys::net::link_up(&sock, b"lo") {
+        fail(Step::Loopback, errno_of(&e));
     }
 }
 
@@ -369,12 +355,7 @@ fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     // and the caller of `bulkhead exec` (a shell's background job, nohup)
     // may have ignored SIGINT, SIGQUIT or SIGHUP; the init's runtime ignores
     // SIGPIPE.
-    for sig in 1..=libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: resetting a disposition to default; no handler runs.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
+    crate::sys::signal::reset_all_to_default();
     if let Some([out, err]) = log_pipes {
         // stdout and stderr to the init's log pipes, stdin from /dev/null:
         // a supervised service has no terminal.
@@ -404,9 +385,8 @@ fn service(spec: &InitSpec, log_pipes: Option<&[OwnedFd; 2]>) -> ! {
     check(Step::Chdir, nix::unistd::chdir(spec.working_dir.as_path()));
     // Every fd above stdio closes at exec; the error pipe (fd 4) stays
     // usable until then.
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) } != 0 {
-        fail(Step::CloseFds, errno_of(&std::io::Error::last_os_error()));
+    if let Err(e) = crate::sys::fd::cloexec_from(3) {
+        fail(Step::CloseFds, errno_of(&e));
     }
     // The filter is the last step, so a profile without brk or mmap still
     // lets the child report a failed exec instead of dying silently.

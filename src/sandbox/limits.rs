@@ -4,15 +4,15 @@
 //!
 //! Two phases, as [`super::creds`]: [`prepare`] in the parent builds a
 //! [`LimitPlan`] (the oom_score_adj text is rendered there: `-500` becomes
-//! the bytes `b"-500"`), [`apply`] in the child makes raw syscalls on it and
-//! allocates nothing.
+//! the bytes `b"-500"`), [`apply`] (in `sys::limits`) in the child makes
+//! raw syscalls on it and allocates nothing.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::clone::last_errno;
 use super::spec::{InitSpec, Step};
+pub use crate::sys::limits::{LimitPlan, apply};
 
 /// What the parent resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -35,20 +35,6 @@ impl<'a> From<&'a InitSpec> for Wanted<'a> {
         }
     }
 }
-
-/// Everything [`apply`] does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitPlan {
-    pub rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
-    pub nice: Option<i32>,
-    /// `<proc>/self/oom_score_adj` and the text written to it.
-    pub oom_score_adj: Option<(CString, Vec<u8>)>,
-    /// `class << 13 | level`, as ioprio_set takes it (IOPRIO_PRIO_VALUE).
-    pub io_priority: Option<i64>,
-}
-
-/// `ioprio_set`'s `which`: one process.
-const IOPRIO_WHO_PROCESS: libc::c_long = 1;
 
 /// The plan for `w`; `proc` is where procfs is mounted in the child (`/proc`).
 /// Fails only on a `proc` path with a NUL byte.
@@ -82,46 +68,6 @@ pub fn prepare(w: &Wanted<'_>, proc: &Path) -> Result<LimitPlan, (Step, i32)> {
             .io_priority
             .map(|(class, level)| i64::from((class << 13) | level)),
     })
-}
-
-/// Applies `plan` to the calling process: rlimits, nice, oom_score_adj, I/O
-/// priority, in that order. No allocation, no lock.
-pub fn apply(plan: &LimitPlan) -> Result<(), (Step, i32)> {
-    let fail = |step: Step| (step, last_errno());
-    // SAFETY: for the whole block: plain syscalls on our own process with
-    // integers or pointers into `plan` (a valid rlimit, a NUL-terminated
-    // path, a byte buffer of the length given), which outlives the block.
-    unsafe {
-        for (res, lim) in &plan.rlimits {
-            if libc::setrlimit(*res, lim) != 0 {
-                return Err(fail(Step::Rlimit));
-            }
-        }
-        if let Some(n) = plan.nice
-            && libc::setpriority(libc::PRIO_PROCESS, 0, n) != 0
-        {
-            return Err(fail(Step::Nice));
-        }
-        if let Some((path, text)) = &plan.oom_score_adj {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(fail(Step::OomScoreAdj));
-            }
-            let n = libc::write(fd, text.as_ptr().cast(), text.len());
-            let written = usize::try_from(n).is_ok_and(|n| n == text.len());
-            let err = (!written).then(|| if n < 0 { last_errno() } else { libc::EIO });
-            libc::close(fd);
-            if let Some(errno) = err {
-                return Err((Step::OomScoreAdj, errno));
-            }
-        }
-        if let Some(prio) = plan.io_priority
-            && libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) != 0
-        {
-            return Err(fail(Step::IoPriority));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

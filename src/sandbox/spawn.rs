@@ -15,17 +15,18 @@
 //! Between clone3 and execve the child runs only async-signal-safe calls on
 //! memory prepared before the clone: the parent is multi-threaded and any
 //! lock (malloc's included) may be held by a thread that does not exist in
-//! the child.
+//! the child. That routine is `sys::child::clone_init`; this module
+//! prepares its data and handles the parent's side.
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::clone::{Forked, clone3, last_errno};
-use super::spec::{InitSpec, Step, decode_failure, encode_failure};
+use super::spec::{InitSpec, Step, decode_failure};
+use crate::sys::child::{InitChild, clone_init};
 
 /// Namespaces beyond the cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,16 +150,10 @@ pub fn init_exe() -> io::Result<PathBuf> {
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     // Everything the child touches is built here, before the clone.
     let exe = cstring(req.init_exe.as_os_str().as_bytes(), "init path")?;
-    let argv_owned = [
+    let argv = [
         cstring(b"bulkhead-init", "argv")?,
         cstring(b"__init", "argv")?,
     ];
-    let argv: [*const libc::c_char; 3] = [
-        argv_owned[0].as_ptr(),
-        argv_owned[1].as_ptr(),
-        std::ptr::null(),
-    ];
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     // The init makes the mount namespace itself, once its own files are
     // open (see `InitSpec::unshare_mount`).
     let mut spec = req.spec.clone();
@@ -173,11 +168,14 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         cgroup: req.cgroup.to_path_buf(),
         source: e,
     })?;
-    let fds = ChildFds {
+    let child = InitChild {
         die_with_parent: req.die_with_parent,
-        spec_r: spec_r.as_raw_fd(),
-        err_w: err_w.as_raw_fd(),
+        spec_r: spec_r.as_fd(),
+        err_w: err_w.as_fd(),
         go: None,
+        exe: &exe,
+        argv: &argv,
+        env: &[],
     };
     let ns = NamespaceFlags {
         mount: false,
@@ -186,9 +184,7 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     .clone_flags();
     let mut cloned = None;
     if !req.attach_after_clone {
-        // SAFETY: the child side runs `child`, which only makes
-        // async-signal-safe calls on memory prepared above.
-        match unsafe { fork_init(ns, Some(cgroup_dir.as_fd()), &fds, &exe, &argv, &envp) } {
+        match clone_init(ns, Some(cgroup_dir.as_fd()), &child) {
             Ok(c) => cloned = Some(c),
             // E2BIG: the kernel predates clone_args.cgroup (5.7); fall back.
             Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {}
@@ -200,37 +196,35 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             }
         }
     }
-    let (pid, pidfd) =
-        match cloned {
-            Some(c) => c,
-            None => {
-                // The child waits on `go` until the parent has written its pid
-                // to cgroup.procs: it runs nothing of its own outside the cgroup.
-                let (go_r, go_w) = high_pipe().map_err(prep("go pipe"))?;
-                let fds = ChildFds {
-                    go: Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
-                    ..fds
-                };
-                // SAFETY: as above.
-                let (pid, pidfd) = unsafe { fork_init(ns, None, &fds, &exe, &argv, &envp) }
-                    .map_err(|source| SpawnError::Clone {
-                        cgroup: req.cgroup.to_path_buf(),
-                        source,
-                    })?;
-                drop(go_r);
-                if let Err(e) = std::fs::write(req.cgroup.join("cgroup.procs"), pid.to_string()) {
-                    // Closing `go` unwritten ends the child before its exec.
-                    drop(go_w);
-                    reap(pid);
-                    return Err(SpawnError::Step {
-                        step: Step::JoinCgroup,
-                        errno: e.raw_os_error().unwrap_or(libc::EIO),
-                    });
-                }
-                let _ = std::fs::File::from(go_w).write_all(b"1");
-                (pid, pidfd)
+    let (pid, pidfd) = match cloned {
+        Some(c) => c,
+        None => {
+            // The child waits on `go` until the parent has written its pid
+            // to cgroup.procs: it runs nothing of its own outside the cgroup.
+            let (go_r, go_w) = high_pipe().map_err(prep("go pipe"))?;
+            let child = InitChild {
+                go: Some((go_r.as_fd(), go_w.as_fd())),
+                ..child
+            };
+            let (pid, pidfd) =
+                clone_init(ns, None, &child).map_err(|source| SpawnError::Clone {
+                    cgroup: req.cgroup.to_path_buf(),
+                    source,
+                })?;
+            drop(go_r);
+            if let Err(e) = std::fs::write(req.cgroup.join("cgroup.procs"), pid.to_string()) {
+                // Closing `go` unwritten ends the child before its exec.
+                drop(go_w);
+                reap(pid);
+                return Err(SpawnError::Step {
+                    step: Step::JoinCgroup,
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                });
             }
-        };
+            let _ = std::fs::File::from(go_w).write_all(b"1");
+            (pid, pidfd)
+        }
+    };
     drop((spec_r, err_w, cgroup_dir));
 
     // Hand over the spec. A write error means the child died before reading:
@@ -246,7 +240,7 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             Err(SpawnError::Step { step, errno })
         }
         Err(e) => {
-            let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+            let _ = crate::sys::pidfd::send_signal(&pidfd, rustix::process::Signal::KILL);
             reap(pid);
             Err(e)
         }
@@ -282,104 +276,10 @@ fn reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
 }
 
-/// The fds and choices the child needs, all plain integers.
-#[derive(Clone, Copy)]
-struct ChildFds {
-    die_with_parent: bool,
-    spec_r: RawFd,
-    err_w: RawFd,
-    /// The fallback's (read, write) go pipe.
-    go: Option<(RawFd, RawFd)>,
-}
-
-/// clone3 (see [`clone3`]) with the namespaces in `flags`, into `cgroup`
-/// when given; returns the child's pid and pidfd. The child runs [`child`].
-///
-/// # Safety
-/// The pointers must refer to NUL-terminated arrays prepared before the call.
-unsafe fn fork_init(
-    flags: u64,
-    cgroup: Option<BorrowedFd<'_>>,
-    fds: &ChildFds,
-    exe: &CString,
-    argv: &[*const libc::c_char; 3],
-    envp: &[*const libc::c_char; 1],
-) -> io::Result<(i32, OwnedFd)> {
-    // SAFETY: the child runs only `child`, which never returns and makes
-    // async-signal-safe calls on data prepared before the clone (`fds`,
-    // `exe`, `argv`, `envp`, all in its copy of this address space).
-    match unsafe { clone3(flags, cgroup) }? {
-        // SAFETY: we are the freshly cloned child, with the caller's
-        // prepared arrays.
-        Forked::Child => unsafe { child(*fds, exe, argv, envp) },
-        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
-    }
-}
-
-/// The cloned child: async-signal-safe calls only, then exec of the init.
-///
-/// # Safety
-/// Must only be called in the child right after clone3, with pointers to
-/// NUL-terminated arrays that stay valid (they live in the copied stack).
-unsafe fn child(
-    fds: ChildFds,
-    exe: &CString,
-    argv: &[*const libc::c_char; 3],
-    envp: &[*const libc::c_char; 1],
-) -> ! {
-    let fail = |step: Step| -> ! {
-        let rec = encode_failure(step, last_errno());
-        // SAFETY: write(2) and _exit(2) are async-signal-safe; `rec` is a
-        // valid buffer of the length given.
-        unsafe {
-            libc::write(fds.err_w, rec.as_ptr().cast(), rec.len());
-            libc::_exit(127)
-        }
-    };
-    // SAFETY: prctl, close, read, dup2, sigprocmask, signal and execve are
-    // async-signal-safe; every pointer refers to memory prepared before the
-    // clone and still mapped in this copy of the address space.
-    unsafe {
-        if fds.die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            fail(Step::Pdeathsig);
-        }
-        if let Some((go_r, go_w)) = fds.go {
-            // Our copy of the write end must go, or a dead parent would
-            // leave us waiting forever.
-            libc::close(go_w);
-            let mut b = 0u8;
-            loop {
-                let n = libc::read(go_r, (&raw mut b).cast(), 1);
-                if n == 1 {
-                    break;
-                }
-                if n < 0 && last_errno() == libc::EINTR {
-                    continue;
-                }
-                // The parent could not place us: it reports why.
-                libc::_exit(127);
-            }
-            libc::close(go_r);
-        }
-        // The init finds the spec on fd 3 and reports failures on fd 4;
-        // dup2 clears CLOEXEC on the copies so they survive the exec.
-        if libc::dup2(fds.spec_r, 3) < 0 || libc::dup2(fds.err_w, 4) < 0 {
-            fail(Step::ExecInit);
-        }
-        // A clean signal state: nothing blocked, SIGPIPE back to default
-        // (Rust ignores it in the parent and execve keeps ignored signals).
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(Step::ExecInit)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn clone_flags() {

@@ -120,118 +120,9 @@ pub struct LogSpec {
     pub keep: u32,
 }
 
-/// A setup step, in the order the child runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Step {
-    Pdeathsig = 1,
-    JoinCgroup,
-    ExecInit,
-    ReadSpec,
-    StatusFile,
-    LogFile,
-    MountPrivate,
-    MountProc,
-    MountReadOnly,
-    MountReadWrite,
-    MountTmpfs,
-    MountInaccessible,
-    Hostname,
-    Fork,
-    Signals,
-    Stdio,
-    Rlimit,
-    Nice,
-    OomScoreAdj,
-    IoPriority,
-    Chdir,
-    Setgroups,
-    Setgid,
-    CapBounding,
-    KeepCaps,
-    Setuid,
-    Capabilities,
-    AmbientCaps,
-    NoNewPrivs,
-    CloseFds,
-    Seccomp,
-    Exec,
-    // Entering a running compartment (a health probe, `enter.rs`).
-    EnterNet,
-    EnterIpc,
-    EnterUts,
-    EnterMount,
-    Setsid,
-    Loopback,
-    // The walls (`protect`), each named for the setting that relaxes it.
-    ProtectSystem,
-    ProtectHome,
-    ProtectTmp,
-    ProtectDevices,
-    ProtectKernel,
-    ProtectCgroups,
-    ProtectProc,
-    HideBulkhead,
-    DropInit,
-    ServiceDirs,
-}
+pub use crate::sys::step::{Step, decode_failure, encode_failure};
 
 impl Step {
-    pub const ALL: [Step; 48] = [
-        Step::Pdeathsig,
-        Step::JoinCgroup,
-        Step::ExecInit,
-        Step::ReadSpec,
-        Step::StatusFile,
-        Step::LogFile,
-        Step::MountPrivate,
-        Step::MountProc,
-        Step::MountReadOnly,
-        Step::MountReadWrite,
-        Step::MountTmpfs,
-        Step::MountInaccessible,
-        Step::Hostname,
-        Step::Fork,
-        Step::Signals,
-        Step::Stdio,
-        Step::Rlimit,
-        Step::Nice,
-        Step::OomScoreAdj,
-        Step::IoPriority,
-        Step::Chdir,
-        Step::Setgroups,
-        Step::Setgid,
-        Step::CapBounding,
-        Step::KeepCaps,
-        Step::Setuid,
-        Step::Capabilities,
-        Step::AmbientCaps,
-        Step::NoNewPrivs,
-        Step::CloseFds,
-        Step::Seccomp,
-        Step::Exec,
-        Step::EnterNet,
-        Step::EnterIpc,
-        Step::EnterUts,
-        Step::EnterMount,
-        Step::Setsid,
-        Step::Loopback,
-        Step::ProtectSystem,
-        Step::ProtectHome,
-        Step::ProtectTmp,
-        Step::ProtectDevices,
-        Step::ProtectKernel,
-        Step::ProtectCgroups,
-        Step::ProtectProc,
-        Step::HideBulkhead,
-        Step::DropInit,
-        Step::ServiceDirs,
-    ];
-
-    pub fn from_u32(v: u32) -> Option<Step> {
-        Step::ALL.iter().copied().find(|s| *s as u32 == v)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Step::Pdeathsig => "pdeathsig",
@@ -377,20 +268,6 @@ impl Step {
             _ => "see the errno; `bulkhead check` lists what the host allows",
         }
     }
-}
-
-/// The wire form of a failed step: step and errno, little-endian u32/i32.
-pub fn encode_failure(step: Step, errno: i32) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&(step as u32).to_le_bytes());
-    b[4..].copy_from_slice(&errno.to_le_bytes());
-    b
-}
-
-pub fn decode_failure(b: &[u8]) -> Option<(Step, i32)> {
-    let step = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
-    let errno = i32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
-    Some((Step::from_u32(step)?, errno))
 }
 
 pub use crate::exit::ExitRecord;

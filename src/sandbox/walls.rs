@@ -319,48 +319,12 @@ pub fn plan(spec: &InitSpec) -> Vec<(Step, Op)> {
     ops
 }
 
-/// `struct mount_attr` (Linux 5.12).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-
 /// Sets (`rdonly`) or clears read-only on the mount at `p` and, with
 /// `recursive`, every mount below it; other flags stay as they are.
 fn set_read_only(p: &Path, rdonly: bool, recursive: bool) -> Result<(), i32> {
     let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
-    let attr = MountAttr {
-        attr_set: if rdonly { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: if rdonly { 0 } else { MOUNT_ATTR_RDONLY },
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: mount_setattr reads `attr` (valid, of the size passed) and the
-    // NUL-terminated path; both outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            flags,
-            &raw const attr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == 0 { Ok(()) } else { Err(last_errno()) }
-}
-
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    crate::sys::mount::set_read_only(&c, rdonly, recursive)
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 fn nix_errno(e: nix::Error) -> i32 {

@@ -3,31 +3,16 @@
 //!
 //! [`prepare`] in the parent turns the spec's `(code, jt, jf, k)` tuples
 //! into `sock_filter`s and checks the length fits `sock_fprog.len` (a u16);
-//! [`apply`] in the child is one prctl on that memory, no allocation. It
-//! needs no_new_privs (or CAP_SYS_ADMIN), set by [`crate::sandbox::creds`].
+//! [`apply`] in the child is one prctl on that memory, no allocation
+//! (`sys::seccomp::install`). It needs no_new_privs (or CAP_SYS_ADMIN), set
+//! by [`crate::sandbox::creds`].
 //!
 //! Last, because everything after it runs under the filter: a profile
 //! without brk or mmap still lets the child build nothing and report a
 //! failed exec, as every buffer exec needs was made before.
 
-use crate::sandbox::clone::last_errno;
-use crate::sandbox::spec::Step;
-
-/// A BPF program ready for the kernel; empty installs nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    insns: Vec<libc::sock_filter>,
-}
-
-impl Filter {
-    pub fn is_empty(&self) -> bool {
-        self.insns.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.insns.len()
-    }
-}
+pub use crate::sys::seccomp::Filter;
+use crate::sys::step::Step;
 
 /// The filter for `program`, as [`crate::sandbox::spec::InitSpec::seccomp`]
 /// holds it. E2BIG (as the kernel would say) when it is longer than a
@@ -36,38 +21,18 @@ pub fn prepare(program: &[(u16, u8, u8, u32)]) -> Result<Filter, (Step, i32)> {
     if u16::try_from(program.len()).is_err() {
         return Err((Step::Seccomp, libc::E2BIG));
     }
-    Ok(Filter {
-        insns: program
+    Filter::new(
+        program
             .iter()
             .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
             .collect(),
-    })
+    )
 }
 
 /// Installs `filter` in the calling thread (the child is single-threaded),
 /// or does nothing when it is empty. No allocation.
 pub fn apply(filter: &Filter) -> Result<(), (Step, i32)> {
-    if filter.insns.is_empty() {
-        return Ok(());
-    }
-    let fprog = libc::sock_fprog {
-        // Checked to fit by `prepare`.
-        len: u16::try_from(filter.insns.len()).map_err(|_| (Step::Seccomp, libc::E2BIG))?,
-        filter: filter.insns.as_ptr().cast_mut(),
-    };
-    // SAFETY: `fprog` points at `filter`'s instructions, alive for the call;
-    // the kernel copies the program and writes nothing through the pointer.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &raw const fprog,
-        )
-    };
-    if r != 0 {
-        return Err((Step::Seccomp, last_errno()));
-    }
-    Ok(())
+    crate::sys::seccomp::install(filter)
 }
 
 #[cfg(test)]
@@ -79,7 +44,7 @@ mod tests {
         // BPF_RET | BPF_K, SECCOMP_RET_ALLOW
         let f = prepare(&[(0x06, 0, 0, 0x7fff_0000)]).unwrap();
         assert_eq!(f.len(), 1);
-        assert_eq!((f.insns[0].code, f.insns[0].k), (0x06, 0x7fff_0000));
+        assert_eq!((f.insns()[0].code, f.insns()[0].k), (0x06, 0x7fff_0000));
         assert!(prepare(&[]).unwrap().is_empty());
         apply(&Filter::default()).unwrap();
     }

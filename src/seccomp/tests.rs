@@ -953,55 +953,18 @@ fn builtin_prog(name: &str, with: &[&str], extra: &Extra) -> Vec<Insn> {
     prog
 }
 
-/// What errno `f` ends with (0 when it succeeds) in a forked child with
-/// `prog` installed (none when empty). no_new_privs goes first, so no
-/// privilege is needed, and the filter never reaches the test runner. The
-/// child makes raw calls only and leaves with _exit.
-fn in_child(prog: &[Insn], f: impl FnOnce() -> libc::c_long) -> i32 {
+/// What errno the call `f` describes ends with (0 when it succeeds) in a
+/// cloned child with `prog` installed (none when empty). no_new_privs goes
+/// first, so no privilege is needed, and the filter never reaches the test
+/// runner. `f` runs here, in the runner; the child makes the raw call only
+/// (`sys::seccomp::errno_under_filter`) and leaves with _exit.
+fn in_child(prog: &[Insn], f: impl FnOnce() -> crate::sys::seccomp::Syscall) -> i32 {
     let filter: Vec<libc::sock_filter> = prog
         .iter()
         .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
         .collect();
-    let fprog = libc::sock_fprog {
-        len: u16::try_from(filter.len()).unwrap(),
-        filter: filter.as_ptr().cast_mut(),
-    };
-    // SAFETY: the child only makes system calls (no allocation, no locks
-    // another thread of the runner could hold) and ends in _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        // SAFETY: prctl with integer arguments and a pointer to a
-        // sock_fprog that outlives the call; _exit does not return.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                libc::_exit(200);
-            }
-            if !prog.is_empty()
-                && libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &raw const fprog,
-                ) != 0
-            {
-                libc::_exit(201);
-            }
-        }
-        let r = f();
-        let code = if r == -1 {
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(199)
-        } else {
-            0
-        };
-        // SAFETY: ends the child without running the runner's exit code.
-        unsafe { libc::_exit(code) }
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child just forked.
-    let w = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-    assert_eq!(w, pid);
+    let status = crate::sys::seccomp::errno_under_filter(&filter, f())
+        .unwrap_or_else(|e| panic!("clone: {e}"));
     assert!(libc::WIFEXITED(status), "child status {status:#x}");
     let code = libc::WEXITSTATUS(status);
     assert!(
@@ -1011,11 +974,14 @@ fn in_child(prog: &[Insn], f: impl FnOnce() -> libc::c_long) -> i32 {
     code
 }
 
-fn raw(nr: libc::c_long, args: &[libc::c_long]) -> libc::c_long {
+/// The system call `nr` with `args` (integers, or addresses of the test's
+/// own buffers, which the child's copy holds), for [`in_child`].
+fn raw(nr: libc::c_long, args: &[libc::c_long]) -> crate::sys::seccomp::Syscall {
     let a = |i: usize| args.get(i).copied().unwrap_or(0);
-    // SAFETY: the calls tested take integers or pointers the callers give
-    // to live buffers (or null, which the kernel checks).
-    unsafe { libc::syscall(nr, a(0), a(1), a(2), a(3), a(4), a(5)) }
+    crate::sys::seccomp::Syscall {
+        nr,
+        args: [a(0), a(1), a(2), a(3), a(4), a(5)],
+    }
 }
 
 // ------------------------------------------------------------ ENOSYS
@@ -1169,10 +1135,8 @@ fn the_default_profile_refuses_tiocsti_and_tioclinux_on_the_low_32_bits() {
 
 #[test]
 fn tiocsti_fails_in_a_child_while_other_ioctls_work() {
-    let mut fds = [0; 2];
-    // SAFETY: pipe fills the two-int array.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let fd = libc::c_long::from(fds[0]);
+    let (pipe_r, pipe_w) = rustix::pipe::pipe().unwrap();
+    let fd = libc::c_long::from(std::os::fd::AsRawFd::as_raw_fd(&pipe_r));
     let mut n: libc::c_int = 0;
     let np = (&raw mut n) as libc::c_long;
     let mut ch = b'x';
@@ -1198,11 +1162,7 @@ fn tiocsti_fails_in_a_child_while_other_ioctls_work() {
         assert_eq!(in_child(&prog, ioctl(0x541b, np)), 0, "{name}");
         assert_eq!(in_child(&prog, ioctl(0x5401, tp)), libc::ENOTTY, "{name}");
     }
-    // SAFETY: closes the pipe made above.
-    unsafe {
-        libc::close(fds[0]);
-        libc::close(fds[1]);
-    }
+    drop((pipe_r, pipe_w));
 }
 
 // ------------------------------------------------------------ extra walls
@@ -1293,8 +1253,7 @@ fn walls_hold_in_a_child() {
     assert_eq!(in_child(&walled, sched(libc::SCHED_RR, pp)), libc::EPERM);
     assert_eq!(in_child(&walled, sched(libc::SCHED_BATCH, zp)), 0);
     // As root the default profile alone lets SCHED_FIFO through.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         assert_eq!(in_child(&default, sched(libc::SCHED_FIFO, pp)), 0);
     }
     // The clock: CAP_SYS_TIME opens clock_settime in the default profile;
@@ -1521,10 +1480,14 @@ fn the_kernel_refuses_the_init_a_read_only_open_and_lets_it_append() {
     let log = std::ffi::CString::new(dir.path().join("svc.log").to_str().unwrap()).unwrap();
     let passwd = c"/etc/passwd";
     let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    // openat on a NUL-terminated path that outlives the call; the
+    // descriptor is left to the child's _exit.
     let open = |path: &std::ffi::CStr, flags: libc::c_int| {
-        // SAFETY: openat on a NUL-terminated path that outlives the call;
-        // the descriptor is left to the child's _exit.
-        libc::c_long::from(unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags, 0o640) })
+        let at = libc::c_long::from(libc::AT_FDCWD);
+        raw(
+            libc::SYS_openat,
+            &[at, path.as_ptr() as libc::c_long, flags.into(), 0o640],
+        )
     };
     let reopen = in_child(prog, || open(&log, append));
     assert_eq!(reopen, 0, "the log's reopen was refused");

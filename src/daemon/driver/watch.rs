@@ -361,8 +361,7 @@ impl Daemon {
 /// should registering fail (not expected: pidfds poll since 5.3, and
 /// clone3 needs that kernel anyway), by a poll once a second.
 async fn wait_readable(pidfd: OwnedFd, service: &str) {
-    let fd = match crate::sandbox::reactor::register_or_return(pidfd, tokio::io::Interest::READABLE)
-    {
+    let fd = match crate::sys::reactor::register_or_return(pidfd, tokio::io::Interest::READABLE) {
         Ok(afd) => {
             let _ = afd.readable().await;
             return;

@@ -1,12 +1,14 @@
 //! The one clone3 wrapper: the spawn of an init, the entered command of an
-//! exec health probe and `bulkhead check`'s probe all fork through it.
+//! exec health probe, `bulkhead check`'s probe and the tests that need a
+//! child all fork through it, by way of the routines in [`super::child`].
 //!
 //! It behaves like `fork(2)` with three extras: the child may be born in a
 //! cgroup (`CLONE_INTO_CGROUP`, Linux 5.7), in new namespaces, and the
 //! parent gets a pidfd (`CLONE_PIDFD`) as well as the pid. There is no
-//! closure: the call returns twice, once as [`Forked::Child`], so the code
-//! the child runs stays in its caller, in plain sight, where its
-//! async-signal-safety can be checked.
+//! closure: the call returns twice, once as [`Forked::Child`]. It is an
+//! `unsafe fn` visible only inside `sys`: the code each child runs is in
+//! [`super::child`], in plain sight, where its async-signal-safety can be
+//! checked, and what the rest of the crate calls is safe.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -39,7 +41,7 @@ struct CloneArgs {
 /// Which side of the clone this is.
 #[must_use]
 #[derive(Debug)]
-pub enum Forked {
+pub(super) enum Forked {
     /// The new process. It must end in `execve` or `_exit`, never return
     /// into code that may allocate or take a lock (see [`clone3`]).
     Child,
@@ -71,7 +73,7 @@ fn args_size(flags: u64) -> usize {
 /// `_exit`s it may only make async-signal-safe calls on memory prepared
 /// before this call, and it must not return or unwind into frames that
 /// would drop or allocate.
-pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+pub(super) unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | u64::from(libc::CLONE_PIDFD.unsigned_abs()),
@@ -101,14 +103,6 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
     // open descriptor in `pidfd` that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok(Forked::Parent { pid, pidfd })
-}
-
-/// The errno of the call that just failed, for the child side: reads the
-/// thread's errno slot, allocates nothing.
-pub fn last_errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]
