@@ -99,7 +99,7 @@ impl Harness {
                 .unwrap();
             rt.block_on(async move {
                 let mut d = Daemon::new(setup, daemon_tx);
-                d.adopt_instance(&rec, pidfd.into(), false);
+                d.adopt_instance(&rec, pidfd, false);
                 d.run(rx).await;
             });
         });
