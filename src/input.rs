@@ -255,6 +255,7 @@ mod tests {
 
     #[test]
     fn the_real_host_reads_profiles_bounded() {
+        use crate::config::host::{Host, RealHost};
         let e = RealHost.read_to_string(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("character device"), "{e}");
         let e = RealHost

@@ -1,15 +1,23 @@
 //! The blocking work of one instance, run on tokio's blocking pool: creating
-//! its cgroup and spawning it, and removing its cgroup. The driver runs the
-//! jobs of one instance one after another, in the order it asked for them.
+//! its cgroup and spawning it, writing its limits and `memory.high`,
+//! removing its cgroup. The driver runs the jobs of one instance one after
+//! another, in the order it asked for them ([`run_after`]).
+//!
+//! A cgroup write can take long: `memory.high` below the usage makes the
+//! kernel reclaim in the writing thread, for seconds. So none runs on the
+//! driver's loop, which must keep answering `status` meanwhile.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cgroup::kill;
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
+
+use crate::cgroup::limits::{self, DevNum};
 use crate::cgroup::subtree::Subtree;
-use crate::config::model::{Config, Service};
+use crate::cgroup::{self, kill};
+use crate::config::model::{Config, Resources, Service};
 use crate::config::units::Size;
 use crate::error::{Code, Diagnostics};
 use crate::exit::ExitRecord;
@@ -154,6 +162,61 @@ pub fn spawn(job: &SpawnJob) -> Result<Started, Diagnostics> {
 /// Removes an instance's cgroup, killing what is left in it.
 pub fn remove(dir: &Path) -> Result<(), String> {
     kill::remove_killing(dir, Duration::from_secs(10)).map_err(|e| e.to_string())
+}
+
+/// Writes one file of an instance's cgroup (`memory.high`, for a throttle
+/// and its restore).
+pub fn write(dir: &Path, file: &'static str, value: &str) -> Result<(), String> {
+    cgroup::write(dir, file, value).map_err(|e| e.to_string())
+}
+
+/// A reload's live limits: `resets` (limits gone back to unlimited) first,
+/// then every limit `resources` sets.
+pub fn live_limits(
+    dir: &Path,
+    resets: &[limits::Write],
+    resources: &Resources,
+    devices: &[DevNum],
+) -> Result<(), String> {
+    resets
+        .iter()
+        .try_for_each(|w| cgroup::write(dir, w.file, &w.value))
+        .and_then(|()| limits::apply(dir, resources, devices))
+        .map_err(|e| e.to_string())
+}
+
+/// Removes a cgroup and everything below it, killing what runs there (a
+/// retired service's subtree, the services and groups at shutdown).
+pub fn remove_tree(dir: &Path) -> Result<(), String> {
+    kill::remove_tree(dir, Duration::from_secs(10)).map_err(|e| e.to_string())
+}
+
+/// Runs `work` on the blocking pool and sends `report(result)` to the loop
+/// on `tx`. It starts once it holds every lock of `turns` (one instance's
+/// `ops` each: the jobs those instances queued before it have run), taken
+/// in order; `held` (locks taken already) are released with the others
+/// when it is done. A job that panicked reports its panic as the error.
+pub fn run_after<T, M>(
+    turns: Vec<Arc<Mutex<()>>>,
+    held: Vec<OwnedMutexGuard<()>>,
+    tx: mpsc::UnboundedSender<M>,
+    work: impl FnOnce() -> T + Send + 'static,
+    report: impl FnOnce(Result<T, String>) -> M + Send + 'static,
+) where
+    T: Send + 'static,
+    M: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut guards = held;
+        for t in turns {
+            guards.push(t.lock_owned().await);
+        }
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("the job failed: {e}"));
+        let _ = tx.send(report(result));
+        drop(guards);
+    });
 }
 
 /// How an instance ended: what its init recorded, else what waitid said

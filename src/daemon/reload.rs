@@ -8,7 +8,9 @@
 //! Reading and validating run on the blocking pool, not on the driver's
 //! loop: a large file takes a while to check, and meanwhile the loop keeps
 //! reaping, answering status and pinging the watchdog. The loop applies
-//! the result when it comes back ([`loaded`]). A reload asked for while one
+//! the result when it comes back ([`loaded`]); the live limits are written
+//! on the blocking pool too, and the callers are answered once the last
+//! write is back ([`live_written`]), with what failed. A reload asked for while one
 //! is reading the file gets the next read, which starts when this one is
 //! done: the caller sees the file as it was when it asked, or later.
 
@@ -24,19 +26,32 @@ use crate::supervisor::reload::diff;
 /// goes to the log).
 pub(super) type Waiter = Option<oneshot::Sender<Result<Response, ApiError>>>;
 
-/// The reload being read now and the callers waiting for the next one.
+/// The reload being read or applied now and the callers waiting for the
+/// next one.
 #[derive(Default)]
 pub(super) struct Reloads {
     /// `Some` while a read runs: the callers it answers.
     current: Option<Vec<Waiter>>,
     /// Callers that asked while the current read ran.
     next: Vec<Waiter>,
+    /// A reload whose live limits are being written (on the blocking
+    /// pool): its reply waits for them, as it carries their failures.
+    applying: Option<Applying>,
+}
+
+struct Applying {
+    waiters: Vec<Waiter>,
+    reply: ReloadReply,
+    /// Writes not back yet.
+    pending: usize,
+    /// The failed writes, by their order.
+    failed: Vec<(usize, String)>,
 }
 
 impl Reloads {
-    /// Whether a read is running.
+    /// Whether a read runs or a reload is being applied.
     pub(super) fn busy(&self) -> bool {
-        self.current.is_some()
+        self.current.is_some() || self.applying.is_some()
     }
 }
 
@@ -73,8 +88,9 @@ fn start(d: &Daemon) {
     });
 }
 
-/// The read came back: applies it (or not), answers the callers, and
-/// starts the next read if one was asked for meanwhile.
+/// The read came back: applies it (or not), then answers the callers and
+/// starts the next read if one was asked for meanwhile; once the live
+/// limits are written when it started writes ([`live_written`]).
 pub(super) fn loaded(d: &mut Daemon, result: Result<Config, Diagnostics>) {
     let waiters = d.reloads().current.take().unwrap_or_default();
     let reply = if d.is_shutting_down() {
@@ -82,6 +98,48 @@ pub(super) fn loaded(d: &mut Daemon, result: Result<Config, Diagnostics>) {
     } else {
         apply(d, result)
     };
+    match reply {
+        Ok((reply, pending)) if pending > 0 => {
+            d.reloads().applying = Some(Applying {
+                waiters,
+                reply,
+                pending,
+                failed: Vec::new(),
+            });
+        }
+        Ok((reply, _)) => answer(d, waiters, Ok(reply)),
+        Err(e) => answer(d, waiters, Err(e)),
+    }
+}
+
+/// A live limit write of the reload being applied came back (`failure`:
+/// what it could not do); the last one completes the reload.
+pub(super) fn live_written(d: &mut Daemon, order: usize, failure: Option<String>) {
+    let Some(a) = d.reloads().applying.as_mut() else {
+        return;
+    };
+    a.pending = a.pending.saturating_sub(1);
+    if let Some(f) = failure {
+        a.failed.push((order, f));
+    }
+    if a.pending > 0 {
+        return;
+    }
+    let Some(mut a) = d.reloads().applying.take() else {
+        return;
+    };
+    a.failed.sort_by_key(|(order, _)| *order);
+    let live = a.failed.into_iter().map(|(_, f)| f);
+    for f in live.clone() {
+        tracing::error!(code = Code::CgroupIo.as_str(), "reload: {f}");
+    }
+    a.reply.failures.extend(live);
+    answer(d, a.waiters, Ok(a.reply));
+}
+
+/// Answers the callers of a reload, and starts the next read if one was
+/// asked for meanwhile.
+fn answer(d: &mut Daemon, waiters: Vec<Waiter>, reply: Result<ReloadReply, ApiError>) {
     notify(&[sd_notify::NotifyState::Ready]);
     for w in waiters {
         match w {
@@ -111,7 +169,12 @@ pub(super) fn loaded(d: &mut Daemon, result: Result<Config, Diagnostics>) {
     }
 }
 
-fn apply(d: &mut Daemon, result: Result<Config, Diagnostics>) -> Result<ReloadReply, ApiError> {
+/// Applies a read config; returns the reply so far and the number of live
+/// limit writes it started, whose failures are still to come.
+fn apply(
+    d: &mut Daemon,
+    result: Result<Config, Diagnostics>,
+) -> Result<(ReloadReply, usize), ApiError> {
     let new = match result {
         Ok(c) => c,
         Err(e) => {
@@ -129,8 +192,8 @@ fn apply(d: &mut Daemon, result: Result<Config, Diagnostics>) -> Result<ReloadRe
         }
     };
     let plan = diff(d.cfg(), &new);
-    let (changes, failures) = if plan.is_empty() {
-        (Vec::new(), Vec::new())
+    let (changes, failures, pending) = if plan.is_empty() {
+        (Vec::new(), Vec::new(), 0)
     } else {
         d.apply_reload(new, &plan)
     };
@@ -140,7 +203,7 @@ fn apply(d: &mut Daemon, result: Result<Config, Diagnostics>) -> Result<ReloadRe
     for f in &failures {
         tracing::error!(code = Code::CgroupIo.as_str(), "reload: {f}");
     }
-    Ok(ReloadReply { changes, failures })
+    Ok((ReloadReply { changes, failures }, pending))
 }
 
 /// systemd 253+ wants MONOTONIC_USEC with RELOADING=1.

@@ -35,7 +35,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -61,6 +61,9 @@ mod order;
 mod reload;
 mod report;
 mod watch;
+
+#[cfg(test)]
+mod loop_tests;
 
 pub(super) use control::shutting_down;
 
@@ -101,6 +104,28 @@ pub enum Msg {
     /// A removal job finished.
     Removed {
         result: Result<(), String>,
+    },
+    /// A `memory.high` write for `verdict` (a throttle or its restore) of
+    /// instance `instance` (at `idx` when asked) finished.
+    MemoryHigh {
+        svc: String,
+        idx: usize,
+        instance: String,
+        verdict: crate::monitor::Verdict,
+        result: Result<(), String>,
+    },
+    /// A reload's live limits of one instance were written; `order`: the
+    /// place of the write among the reload's, for its failure's place in
+    /// the reply.
+    LiveLimits {
+        order: usize,
+        svc: String,
+        instance: String,
+        result: Result<(), String>,
+    },
+    /// The cgroups were removed at shutdown: what could not be.
+    CleanedUp {
+        failures: Vec<String>,
     },
     Call(Call),
     /// A reload's read and validation came back from the blocking pool.
@@ -340,16 +365,24 @@ impl Daemon {
         (inst.run_id == run_id).then_some(si)
     }
 
+    /// The loop, until every service stopped and the cgroups are removed
+    /// (on the blocking pool: the loop answers calls and pings the
+    /// watchdog meanwhile).
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         self.reconcile();
+        let mut cleaning = false;
         while let Some(msg) = rx.recv().await {
+            let cleaned = matches!(msg, Msg::CleanedUp { .. });
             self.handle(msg);
-            self.reconcile();
-            if self.finished() {
+            if cleaned {
                 break;
             }
+            self.reconcile();
+            if !cleaning && self.finished() {
+                cleaning = true;
+                self.cleanup();
+            }
         }
-        self.cleanup();
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -428,6 +461,31 @@ impl Daemon {
                 if let Err(e) = result {
                     tracing::warn!(code = Code::CgroupIo.as_str(), "cgroup removal: {e}");
                 }
+            }
+            Msg::MemoryHigh {
+                svc,
+                idx,
+                instance,
+                verdict,
+                result,
+            } => {
+                self.jobs -= 1;
+                self.memory_high_written(&svc, idx, &instance, verdict, result);
+            }
+            Msg::LiveLimits {
+                order,
+                svc,
+                instance,
+                result,
+            } => {
+                self.jobs -= 1;
+                self.live_limits_written(order, &svc, &instance, result);
+            }
+            Msg::CleanedUp { failures } => {
+                for f in failures {
+                    tracing::warn!("{f}");
+                }
+                tracing::info!("stopped; cgroups removed");
             }
             Msg::LaunchTimeout(ticket) => self.launch_timeout(ticket),
             Msg::Call(Call {
@@ -613,21 +671,45 @@ impl Daemon {
                 .all(|i| i.machine.state().kind() == StateKind::Stopped)
     }
 
-    /// After the last service stopped: remove the subtree's cgroups.
+    /// After the last service stopped: removes the subtree's cgroups on
+    /// the blocking pool; [`Msg::CleanedUp`] ends the loop.
     fn cleanup(&mut self) {
-        for s in &self.svcs {
-            let dir = self
-                .tree
-                .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
-            if let Err(e) = kill::remove_tree(&dir, Duration::from_secs(10)) {
-                tracing::warn!("removing {}: {e}", dir.display());
-            }
-        }
-        for g in &self.cfg.groups {
-            let _ = kill::remove_tree(&self.tree.group_dir(&g.name), Duration::from_secs(10));
-        }
-        super::leave_subtree(&self.mount, &self.tree, self.delegated);
-        tracing::info!("stopped; cgroups removed");
+        let services: Vec<PathBuf> = self
+            .svcs
+            .iter()
+            .map(|s| {
+                self.tree
+                    .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name)
+            })
+            .collect();
+        let groups: Vec<PathBuf> = self
+            .cfg
+            .groups
+            .iter()
+            .map(|g| self.tree.group_dir(&g.name))
+            .collect();
+        let (mount, tree, delegated) = (self.mount.clone(), self.tree.clone(), self.delegated);
+        super::job::run_after(
+            Vec::new(),
+            Vec::new(),
+            self.tx.clone(),
+            move || {
+                let mut failures = Vec::new();
+                for dir in services {
+                    if let Err(e) = super::job::remove_tree(&dir) {
+                        failures.push(format!("removing {}: {e}", dir.display()));
+                    }
+                }
+                for dir in groups {
+                    let _ = super::job::remove_tree(&dir);
+                }
+                super::leave_subtree(&mount, &tree, delegated);
+                failures
+            },
+            |result| Msg::CleanedUp {
+                failures: result.unwrap_or_else(|e| vec![e]),
+            },
+        );
     }
 }
 

@@ -8,8 +8,8 @@
 //! This file decides *when* a service gets Start or Stop: it feeds the
 //! pure service-level table (`supervisor::fleet`) and turns its commands
 //! into `step`s; what happens to an instance after that is its state
-//! machine's business. It touches no process or file; the one cgroup it
-//! touches is a dropped service's subtree, removed off the loop.
+//! machine's business. It touches no process or file; a dropped service's
+//! cgroup subtree is removed on the blocking pool.
 
 use std::time::Duration;
 
@@ -70,9 +70,10 @@ impl Daemon {
         // Highest index first, so the others keep theirs.
         gone.sort_by_key(|(si, _)| std::cmp::Reverse(*si));
         let mut back = Vec::new();
+        let mut removals = Vec::new();
         for (si, cmd) in gone {
             let mut s = self.svcs.remove(si);
-            self.remove_service_dir(&s);
+            removals.push(self.tree_of(&s));
             if let (Cmd::Recreate { start }, Some(next)) = (cmd, s.next.take()) {
                 back.push((*next, start));
             }
@@ -85,6 +86,11 @@ impl Daemon {
             if start {
                 self.want_start(&name);
             }
+        }
+        // Off the loop, once the old instances' jobs are done; instances
+        // back under the same path wait for it.
+        for (dir, turns) in removals {
+            self.remove_tree(dir, turns);
         }
     }
 

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::super::job;
 use super::{Daemon, Inst, Msg, Svc, launch, level_event, probe_target};
+use crate::cgroup::limits;
 use crate::cgroup::subtree::Subtree;
-use crate::cgroup::{self, kill, limits};
 use crate::config::model::Config;
 use crate::supervisor::fleet::{self, Cmd, SvcEvent};
 use crate::supervisor::{Event, Level, StateKind};
@@ -118,14 +119,17 @@ impl Daemon {
     }
 
     /// Applies a validated new config (a reload); returns one line per
-    /// change and one per part that could not be applied.
+    /// change, one per part that could not be applied, and the number of
+    /// live limit writes started on the blocking pool: each comes back as
+    /// [`Msg::LiveLimits`], its failure to be added to the reply.
     pub(in crate::daemon) fn apply_reload(
         &mut self,
         new: Config,
         plan: &crate::supervisor::reload::ReloadPlan,
-    ) -> (Vec<String>, Vec<String>) {
+    ) -> (Vec<String>, Vec<String>, usize) {
         let mut lines = plan.describe();
         let mut failures = Vec::new();
+        let mut writes = 0;
         let mut new = new;
         if !plan.supervisor.is_empty() {
             // Supervisor settings are fixed for the daemon's life.
@@ -194,31 +198,7 @@ impl Daemon {
             self.svcs[si].cfg = svc.clone();
             if !ch.live.is_empty() {
                 match limits::resolve_devices(&svc.resources) {
-                    Ok(devices) => {
-                        for i in &self.svcs[si].insts {
-                            if i.machine.state().kind() == StateKind::Stopped {
-                                continue;
-                            }
-                            // Limits that went back to unlimited first, then the new values.
-                            // Only the files this reload changes: a reset of a file the
-                            // cgroup never had (cpuset.* without cpuset) fails with EACCES
-                            // and would stop every write after it.
-                            let r = limits::render_reset(&svc.resources)
-                                .iter()
-                                .filter(|w| ch.live.iter().any(|c| c.file == w.file))
-                                .try_for_each(|w| cgroup::write(&i.paths.cgroup, w.file, &w.value))
-                                .and_then(|()| {
-                                    limits::apply(&i.paths.cgroup, &svc.resources, &devices)
-                                });
-                            if let Err(e) = r {
-                                tracing::error!(service = %svc.name, instance = %i.id, "live limits: {e}");
-                                failures.push(format!(
-                                    "{}/{}: live limits NOT applied: {e}",
-                                    svc.name, i.id
-                                ));
-                            }
-                        }
-                    }
+                    Ok(devices) => writes += self.write_live_limits(si, &ch.live, &devices, writes),
                     Err(e) => {
                         tracing::error!(service = %svc.name, "live limits: {e}");
                         failures.push(format!("{}: live limits NOT applied: {e}", svc.name));
@@ -249,7 +229,74 @@ impl Daemon {
                 }
             }
         }
-        (lines, failures)
+        (lines, failures, writes)
+    }
+
+    /// Writes the live limits `live` names to every instance of service
+    /// `si` that is not stopped, each on the blocking pool after the
+    /// instance's earlier jobs. Returns how many writes it started; `first`
+    /// is the reload's count so far (their order in the reply).
+    fn write_live_limits(
+        &mut self,
+        si: usize,
+        live: &[crate::supervisor::reload::LimitChange],
+        devices: &[limits::DevNum],
+        first: usize,
+    ) -> usize {
+        let svc = self.svcs[si].cfg.clone();
+        // Limits that went back to unlimited first, then the new values.
+        // Only the files this reload changes: a reset of a file the
+        // cgroup never had (cpuset.* without cpuset) fails with EACCES
+        // and would stop every write after it.
+        let resets: Arc<[limits::Write]> = limits::render_reset(&svc.resources)
+            .into_iter()
+            .filter(|w| live.iter().any(|c| c.file == w.file))
+            .collect();
+        let devices: Arc<[limits::DevNum]> = devices.into();
+        let mut n = 0;
+        for i in &self.svcs[si].insts {
+            if i.machine.state().kind() == StateKind::Stopped {
+                continue;
+            }
+            let (dir, resets, devices, svc) = (
+                i.paths.cgroup.clone(),
+                resets.clone(),
+                devices.clone(),
+                svc.clone(),
+            );
+            let (order, name, instance) = (first + n, svc.name.clone(), i.id.clone());
+            n += 1;
+            job::run_after(
+                vec![i.ops.clone()],
+                Vec::new(),
+                self.tx.clone(),
+                move || job::live_limits(&dir, &resets, &svc.resources, &devices),
+                move |result| Msg::LiveLimits {
+                    order,
+                    svc: name,
+                    instance,
+                    result: result.and_then(|r| r),
+                },
+            );
+        }
+        self.jobs += n;
+        n
+    }
+
+    /// A live limit write of a reload came back: its failure is logged and
+    /// goes to the reload's reply, which is sent once the last one is back.
+    pub(super) fn live_limits_written(
+        &mut self,
+        order: usize,
+        svc: &str,
+        instance: &str,
+        result: Result<(), String>,
+    ) {
+        let failure = result.err().map(|e| {
+            tracing::error!(service = %svc, instance = %instance, "live limits: {e}");
+            format!("{svc}/{instance}: live limits NOT applied: {e}")
+        });
+        super::super::reload::live_written(self, order, failure);
     }
 
     /// A new replica count: new instances start if the service is up;
@@ -292,11 +339,45 @@ impl Daemon {
         }
     }
 
-    /// Removes a dropped service's cgroup subtree.
-    pub(super) fn remove_service_dir(&self, s: &Svc) {
+    /// A dropped service's cgroup tree, and the locks of its instances'
+    /// jobs (the removal waits for them): for [`Self::remove_tree`].
+    pub(super) fn tree_of(
+        &self,
+        s: &Svc,
+    ) -> (std::path::PathBuf, Vec<Arc<tokio::sync::Mutex<()>>>) {
         let dir = self
             .tree
             .service_dir(s.cfg.member_of.as_deref(), &s.cfg.name);
-        let _ = kill::remove_tree(&dir, Duration::from_secs(10));
+        (dir, s.insts.iter().map(|i| i.ops.clone()).collect())
+    }
+
+    /// Removes a retired service's cgroup tree on the blocking pool, after
+    /// the jobs its instances queued (`turns`: their removals). Instances
+    /// that live under it again (a moved service back at the same path)
+    /// wait for it: their locks are taken now, before any job of theirs.
+    pub(super) fn remove_tree(
+        &mut self,
+        dir: std::path::PathBuf,
+        mut turns: Vec<Arc<tokio::sync::Mutex<()>>>,
+    ) {
+        let mut held = Vec::new();
+        for i in self.svcs.iter().flat_map(|s| &s.insts) {
+            if i.paths.cgroup.starts_with(&dir) {
+                match i.ops.clone().try_lock_owned() {
+                    Ok(g) => held.push(g),
+                    Err(_) => turns.push(i.ops.clone()),
+                }
+            }
+        }
+        self.jobs += 1;
+        job::run_after(
+            turns,
+            held,
+            self.tx.clone(),
+            move || job::remove_tree(&dir),
+            |result| Msg::Removed {
+                result: result.and_then(|r| r),
+            },
+        );
     }
 }

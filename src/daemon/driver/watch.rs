@@ -6,8 +6,9 @@
 //!
 //! The rules themselves are pure, in [`crate::monitor`]; the event sources,
 //! in `daemon/monitor.rs`. This file only feeds them and carries out their
-//! verdicts: it changes an instance's monitor, counters and `memory.high`,
-//! and reaches its state machine only through `step`. It does not spawn or
+//! verdicts: it changes an instance's monitor, counters and `memory.high`
+//! (written on the blocking pool, recorded when the write is done), and
+//! reaches its state machine only through `step`. It does not spawn or
 //! remove instances.
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::super::job;
 use super::super::monitor::{self as mon, Key};
 use super::report::read_u64;
 use super::{Daemon, Msg, RECENT_VIOLATIONS, level_event, now_stamp, probe_target};
@@ -246,114 +248,184 @@ impl Daemon {
     }
 
     /// Records and carries out what the rules decided. `ended`: the run is
-    /// over already, so a `restart` is left to the exit.
+    /// over already, so a `restart` is left to the exit. A `memory.high`
+    /// write (a throttle, a restore) runs on the blocking pool, after the
+    /// instance's earlier jobs; it is recorded when it is done
+    /// ([`Self::memory_high_written`]).
     pub(super) fn act(&mut self, si: usize, idx: usize, verdicts: Vec<Ruling>, ended: bool) {
         for v in verdicts {
-            let name = self.svcs[si].cfg.name.clone();
-            let inst = &mut self.svcs[si].insts[idx];
             match v {
                 Ruling::Fire(f) => {
-                    let done = match (f.action, f.memory_high) {
-                        (WatchAction::Throttle, Some((from, to))) => {
-                            match cgroup::write(&inst.paths.cgroup, "memory.high", to.to_string()) {
-                                Ok(()) => format!(
-                                    "throttle: memory.high {} -> {}",
-                                    crate::monitor::rules::bytes(from),
-                                    crate::monitor::rules::bytes(to)
-                                ),
-                                Err(e) => format!("throttle FAILED: {e}"),
-                            }
-                        }
-                        (a, _) => a.to_string(),
-                    };
-                    let message = format!("watch rule {}: {} -> {done}", f.rule, f.observed);
-                    level_event(
-                        Level::Warn,
-                        &name,
-                        &inst.id,
-                        Some(Code::WatchViolation),
-                        &message,
-                    );
-                    inst.last_event = Some(format!(
-                        "{} {} {message}",
-                        now_stamp(),
-                        Code::WatchViolation.as_str()
-                    ));
-                    *inst
-                        .violation_counts
-                        .entry(f.rule.as_str().to_string())
-                        .or_default() += 1;
-                    *self.svcs[si]
-                        .totals
-                        .violations
-                        .entry(f.rule.as_str().to_string())
-                        .or_default() += 1;
-                    let inst = &mut self.svcs[si].insts[idx];
-                    let time = crate::sandbox::logsink::timestamp(SystemTime::now());
-                    inst.violations.push_back(ViolationStatus {
-                        time: time.clone(),
-                        rule: f.rule.as_str().into(),
-                        observed: f.observed.clone(),
-                        action: done.clone(),
-                    });
-                    while inst.violations.len() > RECENT_VIOLATIONS {
-                        inst.violations.pop_front();
+                    if let (WatchAction::Throttle, Some((_, to))) = (f.action, f.memory_high) {
+                        self.write_memory_high(si, idx, to.to_string(), Ruling::Fire(f));
+                        continue;
                     }
-                    let e = EventRecord {
-                        time,
-                        service: name,
-                        instance: inst.id.clone(),
-                        kind: "violation".into(),
-                        rule: Some(f.rule.as_str().into()),
-                        action: Some(done),
-                        observed: Some(f.observed),
-                        code: Some(Code::WatchViolation.as_str().into()),
-                        message,
-                        ..EventRecord::default()
-                    };
-                    self.journal.push(e);
                     let machine = match f.action {
                         WatchAction::Stop => true,
                         WatchAction::Restart => !ended,
                         _ => false,
                     };
+                    let (rule, action) = (f.rule, f.action);
+                    let done = action.to_string();
+                    let (name, id) = (
+                        self.svcs[si].cfg.name.clone(),
+                        self.svcs[si].insts[idx].id.clone(),
+                    );
+                    self.record_fire(&name, Some((si, Some(idx))), &id, f, done);
                     if machine {
-                        self.step(
-                            si,
-                            idx,
-                            Event::Violation {
-                                rule: f.rule,
-                                action: f.action,
-                            },
-                        );
+                        self.step(si, idx, Event::Violation { rule, action });
                     }
                 }
-                Ruling::Restore { to, from } => {
+                Ruling::Restore { to, .. } => {
                     let value = to.map_or_else(|| "max".to_string(), |b| b.to_string());
-                    let shown = to.map_or_else(|| "max".to_string(), crate::monitor::rules::bytes);
-                    let message = match cgroup::write(&inst.paths.cgroup, "memory.high", &value) {
-                        Ok(()) => format!(
-                            "memory.pressure cleared: memory.high {} -> {shown} (restored)",
-                            crate::monitor::rules::bytes(from)
-                        ),
-                        Err(e) => {
-                            format!("memory.pressure cleared; restoring memory.high FAILED: {e}")
-                        }
-                    };
-                    level_event(Level::Info, &name, &inst.id, None, &message);
-                    let e = EventRecord {
-                        service: name,
-                        instance: inst.id.clone(),
-                        kind: "violation".into(),
-                        rule: Some(RuleKind::MemoryPressure.as_str().into()),
-                        action: Some("restore".into()),
-                        message,
-                        ..EventRecord::default()
-                    };
-                    self.journal.push(e);
+                    self.write_memory_high(si, idx, value, v);
                 }
             }
         }
+    }
+
+    /// Writes `memory.high` of an instance on the blocking pool, for
+    /// `verdict` (a throttle or a restore); the result comes back as
+    /// [`Msg::MemoryHigh`].
+    fn write_memory_high(&mut self, si: usize, idx: usize, value: String, verdict: Ruling) {
+        let svc = self.svcs[si].cfg.name.clone();
+        let inst = &self.svcs[si].insts[idx];
+        let (dir, instance) = (inst.paths.cgroup.clone(), inst.id.clone());
+        let turn = vec![inst.ops.clone()];
+        self.jobs += 1;
+        job::run_after(
+            turn,
+            Vec::new(),
+            self.tx.clone(),
+            move || job::write(&dir, "memory.high", &value),
+            move |result| Msg::MemoryHigh {
+                svc,
+                idx,
+                instance,
+                verdict,
+                result: result.and_then(|r| r),
+            },
+        );
+    }
+
+    /// A `memory.high` write is done: the throttle's violation, or the
+    /// restore, is logged and recorded as it happened. The instance may be
+    /// gone meanwhile (a retired one): the log and the journal still say.
+    pub(super) fn memory_high_written(
+        &mut self,
+        svc: &str,
+        idx: usize,
+        instance: &str,
+        verdict: Ruling,
+        result: Result<(), String>,
+    ) {
+        let at = self.find(svc).map(|si| {
+            let here = self.svcs[si]
+                .insts
+                .get(idx)
+                .is_some_and(|i| i.id == instance);
+            (si, here.then_some(idx))
+        });
+        match verdict {
+            Ruling::Fire(f) => {
+                let done = match (f.memory_high, result) {
+                    (Some((from, to)), Ok(())) => format!(
+                        "throttle: memory.high {} -> {}",
+                        crate::monitor::rules::bytes(from),
+                        crate::monitor::rules::bytes(to)
+                    ),
+                    (None, Ok(())) => f.action.to_string(),
+                    (_, Err(e)) => format!("throttle FAILED: {e}"),
+                };
+                self.record_fire(svc, at, instance, f, done);
+            }
+            Ruling::Restore { to, from } => {
+                let shown = to.map_or_else(|| "max".to_string(), crate::monitor::rules::bytes);
+                let message = match result {
+                    Ok(()) => format!(
+                        "memory.pressure cleared: memory.high {} -> {shown} (restored)",
+                        crate::monitor::rules::bytes(from)
+                    ),
+                    Err(e) => {
+                        format!("memory.pressure cleared; restoring memory.high FAILED: {e}")
+                    }
+                };
+                level_event(Level::Info, svc, instance, None, &message);
+                let e = EventRecord {
+                    service: svc.to_string(),
+                    instance: instance.to_string(),
+                    kind: "violation".into(),
+                    rule: Some(RuleKind::MemoryPressure.as_str().into()),
+                    action: Some("restore".into()),
+                    message,
+                    ..EventRecord::default()
+                };
+                self.journal.push(e);
+            }
+        }
+    }
+
+    /// Logs and journals a fired rule, `done` saying what was done; counts
+    /// it on its service and instance where `at` (the service's index, the
+    /// instance's when it is still there) finds them.
+    fn record_fire(
+        &mut self,
+        svc: &str,
+        at: Option<(usize, Option<usize>)>,
+        instance: &str,
+        f: crate::monitor::Fired,
+        done: String,
+    ) {
+        let message = format!("watch rule {}: {} -> {done}", f.rule, f.observed);
+        level_event(
+            Level::Warn,
+            svc,
+            instance,
+            Some(Code::WatchViolation),
+            &message,
+        );
+        let time = crate::sandbox::logsink::timestamp(SystemTime::now());
+        if let Some((si, _)) = at {
+            *self.svcs[si]
+                .totals
+                .violations
+                .entry(f.rule.as_str().to_string())
+                .or_default() += 1;
+        }
+        if let Some((si, Some(idx))) = at {
+            let inst = &mut self.svcs[si].insts[idx];
+            inst.last_event = Some(format!(
+                "{} {} {message}",
+                now_stamp(),
+                Code::WatchViolation.as_str()
+            ));
+            *inst
+                .violation_counts
+                .entry(f.rule.as_str().to_string())
+                .or_default() += 1;
+            inst.violations.push_back(ViolationStatus {
+                time: time.clone(),
+                rule: f.rule.as_str().into(),
+                observed: f.observed.clone(),
+                action: done.clone(),
+            });
+            while inst.violations.len() > RECENT_VIOLATIONS {
+                inst.violations.pop_front();
+            }
+        }
+        let e = EventRecord {
+            time,
+            service: svc.to_string(),
+            instance: instance.to_string(),
+            kind: "violation".into(),
+            rule: Some(f.rule.as_str().into()),
+            action: Some(done),
+            observed: Some(f.observed),
+            code: Some(Code::WatchViolation.as_str().into()),
+            message,
+            ..EventRecord::default()
+        };
+        self.journal.push(e);
     }
 }
 
