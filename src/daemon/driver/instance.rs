@@ -2,8 +2,8 @@
 //! the spawn and removal jobs on the blocking pool, and what comes back
 //! from them (a run started, a spawn failed, the init exited and how).
 //!
-//! This file carries out what a state machine asked for (through
-//! `Daemon::execute`) and reports results back as events (`step`); it never
+//! `step` feeds an event to an instance's machine and `execute` carries
+//! out the actions it returns; the results come back as events. it never
 //! decides a transition itself, and it does not watch a run (watch.rs) or
 //! decide when a service starts (order.rs).
 
@@ -15,15 +15,134 @@ use std::time::Instant;
 
 use super::super::job::{self, Paths, SpawnJob, Started};
 use super::super::monitor as mon;
-use super::{Daemon, Inst, Msg, Svc, Totals, launch, probe_target};
+use super::{Daemon, Inst, Msg, Svc, Totals, launch, level_event, now_stamp, probe_target};
+use crate::api::proto::EventRecord;
+use crate::cgroup::kill;
 use crate::config::model::Service;
 use crate::error::{Code, Diagnostics};
+use crate::exit::ExitRecord;
 use crate::monitor::Verdict as Ruling;
-use crate::sandbox::spec::ExitRecord;
 use crate::supervisor::fleet::Phase;
-use crate::supervisor::{Event, Exit, Machine, State};
+use crate::supervisor::{Action, Event, Exit, Level, Machine, State, StateKind};
 
 impl Daemon {
+    /// Feeds one event to an instance's machine and executes the actions.
+    pub(super) fn step(&mut self, si: usize, idx: usize, event: Event) {
+        let now = self.now();
+        let rand = self.rand();
+        let name = self.svcs[si].cfg.name.clone();
+        let inst = &mut self.svcs[si].insts[idx];
+        let before = inst.machine.state().kind();
+        let actions = inst.machine.step(now, event, rand);
+        let after = inst.machine.state().kind();
+        if after != before {
+            // The step's own words: its most important log line.
+            let said = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Log {
+                        level,
+                        code,
+                        message,
+                    } if *level >= Level::Info => Some((*level, *code, message.clone())),
+                    _ => None,
+                })
+                .max_by_key(|(level, code, _)| (*level, code.is_some()));
+            let reason = match after {
+                StateKind::Backoff | StateKind::Failed | StateKind::Starting => {
+                    inst.machine.reason().filter(|_| inst.starts > 0)
+                }
+                _ => None,
+            };
+            let e = EventRecord {
+                service: name,
+                instance: inst.id.clone(),
+                kind: "state".into(),
+                state: Some(after.as_str().into()),
+                reason: reason.map(|r| r.to_string()),
+                code: said
+                    .as_ref()
+                    .and_then(|(_, c, _)| c.map(|c| c.as_str().to_string())),
+                message: said.map_or_else(|| after.as_str().to_string(), |(_, _, m)| m),
+                ..EventRecord::default()
+            };
+            self.journal.push(e);
+        }
+        self.execute(si, idx, actions);
+        if self.svcs[si].cfg.isolation.is_some() {
+            self.launch_progress(si, idx);
+        }
+    }
+
+    pub(super) fn execute(&mut self, si: usize, idx: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Spawn => self.spawn(si, idx),
+                Action::Signal { pid, signal } => {
+                    let inst = &self.svcs[si].insts[idx];
+                    let sent = match (
+                        &inst.pidfd,
+                        rustix::process::Signal::from_named_raw(signal.0 as i32),
+                    ) {
+                        (Some(fd), Some(sig)) => rustix::process::pidfd_send_signal(fd, sig)
+                            .map_err(std::io::Error::from),
+                        _ => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal.0)
+                            .map_err(std::io::Error::from),
+                    };
+                    if let Err(e) = sent {
+                        tracing::debug!(service = %self.svcs[si].cfg.name, "signal {signal}: {e}");
+                    }
+                }
+                Action::KillCgroup => {
+                    let inst = &self.svcs[si].insts[idx];
+                    level_event(
+                        Level::Warn,
+                        &self.svcs[si].cfg.name,
+                        &inst.id,
+                        None,
+                        "grace period over: killing every process in the cgroup",
+                    );
+                    if let Err(e) = kill::kill(&inst.paths.cgroup) {
+                        tracing::error!("cgroup.kill: {e}");
+                    }
+                }
+                Action::RemoveCgroup => self.remove(si, idx),
+                Action::ArmTimer(at) => {
+                    let (svc, tx) = (self.svcs[si].cfg.name.clone(), self.tx.clone());
+                    let when = tokio::time::Instant::from_std(self.epoch + at);
+                    let inst = &mut self.svcs[si].insts[idx];
+                    if let Some(t) = inst.timer.take() {
+                        t.abort();
+                    }
+                    inst.timer = Some(tokio::spawn(async move {
+                        tokio::time::sleep_until(when).await;
+                        let _ = tx.send(Msg::Step {
+                            svc,
+                            idx,
+                            run_id: None,
+                            event: Event::Timer,
+                            note: None,
+                        });
+                    }));
+                }
+                Action::NotifyReady => {}
+                Action::Log {
+                    level,
+                    code,
+                    message,
+                } => {
+                    let s = &mut self.svcs[si];
+                    let inst = &mut s.insts[idx];
+                    level_event(level, &s.cfg.name, &inst.id, code, &message);
+                    if level >= Level::Warn {
+                        let code = code.map(|c| format!("{} ", c.as_str())).unwrap_or_default();
+                        inst.last_event = Some(format!("{} {code}{message}", now_stamp()));
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn new_svc(&mut self, svc: Service) -> Svc {
         let svc = Arc::new(svc);
         // A template's instances come with launches.

@@ -15,20 +15,19 @@
 //! ```
 //!
 //! This file is the loop: the message and state types, `handle` (routing a
-//! message), `step` (one event through a machine, journalled) and
-//! `execute` (its actions, each a call into the file that owns the effect),
-//! shutdown and the final cleanup. It holds no policy of its own: which
+//! message to the file that owns it), shutdown and the final cleanup. It holds no policy of its own: which
 //! transition happens is [`Machine`]'s, and the work is in
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `order.rs` | when a service starts or stops (`depends_on`), READY/STATUS to systemd |
-//! | `instance.rs` | new services and instances, spawn and removal jobs, spawn results, exits |
+//! | `order.rs` | when a service starts or stops (`depends_on`, through the fleet table), READY/STATUS to systemd |
+//! | `instance.rs` | `step`/`execute` (an event to a machine, its actions carried out), new services and instances, spawn and removal jobs, spawn results, exits |
 //! | `watch.rs` | a run's pidfd, health probes and monitor; the watch rules' actions |
 //! | `control.rs` | the control requests answered on the loop, API errors |
 //! | `report.rs` | status, metrics and the summary: reads state, never changes it |
 //! | `reload.rs` | applying a reload, adopting an earlier run's instances, retiring |
 //! | `launch.rs` | template instances launched on demand, the admission bulkhead |
+//! | `templates.rs` | launched instances afterwards: `list`, `terminate`, idle reaping, vacant slots, launch figures |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
@@ -44,7 +43,6 @@ use super::job::{Paths, Started};
 use super::journal::Journal;
 use super::monitor::{self as mon, FileCmd, Key, Mon};
 use crate::api::proto::{Call, EventRecord, Request, ViolationStatus};
-use crate::cgroup::kill;
 use crate::cgroup::sampler::Sampler;
 use crate::cgroup::subtree::Subtree;
 use crate::config::model::{Config, Service};
@@ -52,7 +50,7 @@ use crate::error::{Code, Diagnostics};
 use crate::health::Target;
 use crate::monitor::RuleKind;
 use crate::supervisor::fleet::{self, Phase};
-use crate::supervisor::{Action, Event, Level, Machine, Mono, State, StateKind};
+use crate::supervisor::{Event, Level, Machine, Mono, State, StateKind};
 
 mod control;
 mod instance;
@@ -60,6 +58,7 @@ mod launch;
 mod order;
 mod reload;
 mod report;
+mod templates;
 mod watch;
 
 #[cfg(test)]
@@ -542,123 +541,6 @@ impl Daemon {
         let cmds = fleet::shutdown(&mut self.svcs);
         self.run_cmds(cmds);
         self.refuse_queued();
-    }
-
-    /// Feeds one event to an instance's machine and executes the actions.
-    fn step(&mut self, si: usize, idx: usize, event: Event) {
-        let now = self.now();
-        let rand = self.rand();
-        let name = self.svcs[si].cfg.name.clone();
-        let inst = &mut self.svcs[si].insts[idx];
-        let before = inst.machine.state().kind();
-        let actions = inst.machine.step(now, event, rand);
-        let after = inst.machine.state().kind();
-        if after != before {
-            // The step's own words: its most important log line.
-            let said = actions
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Log {
-                        level,
-                        code,
-                        message,
-                    } if *level >= Level::Info => Some((*level, *code, message.clone())),
-                    _ => None,
-                })
-                .max_by_key(|(level, code, _)| (*level, code.is_some()));
-            let reason = match after {
-                StateKind::Backoff | StateKind::Failed | StateKind::Starting => {
-                    inst.machine.reason().filter(|_| inst.starts > 0)
-                }
-                _ => None,
-            };
-            let e = EventRecord {
-                service: name,
-                instance: inst.id.clone(),
-                kind: "state".into(),
-                state: Some(after.as_str().into()),
-                reason: reason.map(|r| r.to_string()),
-                code: said
-                    .as_ref()
-                    .and_then(|(_, c, _)| c.map(|c| c.as_str().to_string())),
-                message: said.map_or_else(|| after.as_str().to_string(), |(_, _, m)| m),
-                ..EventRecord::default()
-            };
-            self.journal.push(e);
-        }
-        self.execute(si, idx, actions);
-        if self.svcs[si].cfg.isolation.is_some() {
-            self.launch_progress(si, idx);
-        }
-    }
-
-    fn execute(&mut self, si: usize, idx: usize, actions: Vec<Action>) {
-        for a in actions {
-            match a {
-                Action::Spawn => self.spawn(si, idx),
-                Action::Signal { pid, signal } => {
-                    let inst = &self.svcs[si].insts[idx];
-                    let sent = match (
-                        &inst.pidfd,
-                        rustix::process::Signal::from_named_raw(signal.0 as i32),
-                    ) {
-                        (Some(fd), Some(sig)) => rustix::process::pidfd_send_signal(fd, sig)
-                            .map_err(std::io::Error::from),
-                        _ => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal.0)
-                            .map_err(std::io::Error::from),
-                    };
-                    if let Err(e) = sent {
-                        tracing::debug!(service = %self.svcs[si].cfg.name, "signal {signal}: {e}");
-                    }
-                }
-                Action::KillCgroup => {
-                    let inst = &self.svcs[si].insts[idx];
-                    level_event(
-                        Level::Warn,
-                        &self.svcs[si].cfg.name,
-                        &inst.id,
-                        None,
-                        "grace period over: killing every process in the cgroup",
-                    );
-                    if let Err(e) = kill::kill(&inst.paths.cgroup) {
-                        tracing::error!("cgroup.kill: {e}");
-                    }
-                }
-                Action::RemoveCgroup => self.remove(si, idx),
-                Action::ArmTimer(at) => {
-                    let (svc, tx) = (self.svcs[si].cfg.name.clone(), self.tx.clone());
-                    let when = tokio::time::Instant::from_std(self.epoch + at);
-                    let inst = &mut self.svcs[si].insts[idx];
-                    if let Some(t) = inst.timer.take() {
-                        t.abort();
-                    }
-                    inst.timer = Some(tokio::spawn(async move {
-                        tokio::time::sleep_until(when).await;
-                        let _ = tx.send(Msg::Step {
-                            svc,
-                            idx,
-                            run_id: None,
-                            event: Event::Timer,
-                            note: None,
-                        });
-                    }));
-                }
-                Action::NotifyReady => {}
-                Action::Log {
-                    level,
-                    code,
-                    message,
-                } => {
-                    let s = &mut self.svcs[si];
-                    let inst = &mut s.insts[idx];
-                    level_event(level, &s.cfg.name, &inst.id, code, &message);
-                    if level >= Level::Warn {
-                        let code = code.map(|c| format!("{} ", c.as_str())).unwrap_or_default();
-                        inst.last_event = Some(format!("{} {code}{message}", now_stamp()));
-                    }
-                }
-            }
-        }
     }
 
     fn finished(&self) -> bool {

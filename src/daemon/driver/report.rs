@@ -18,7 +18,7 @@ use crate::api::proto::{
 use crate::cgroup::sampler::Sampler;
 use crate::cgroup::{self, stats};
 use crate::config::model::Service;
-use crate::supervisor::machine::describe_exit;
+use crate::exit::describe_exit;
 use crate::supervisor::{Mono, State, StateKind};
 
 impl Daemon {
@@ -113,18 +113,21 @@ impl Daemon {
                     .filter(|i| !i.vacant)
                     // No cgroup reads here: the server reads the figures
                     // off this loop.
-                    .map(|i| InstanceMetrics {
-                        instance: i.id.clone(),
-                        state: i.machine.state().kind().as_str().into(),
-                        pid: i.live_pid(),
-                        healthy: i.healthy(),
-                        restarts: i.starts.saturating_sub(1),
-                        violations: i.violation_counts.clone(),
-                        uptime_secs: i.uptime_secs(),
-                        cgroup: i.paths.cgroup.clone(),
-                        memory_max: s.cfg.resources.memory.max.and_then(|m| m.bytes()),
-                        pids_max: s.cfg.resources.pids_max,
-                        figures: None,
+                    .map(|i| {
+                        let v = View::of(i, &s.cfg);
+                        InstanceMetrics {
+                            instance: v.instance,
+                            state: v.state.into(),
+                            pid: v.pid,
+                            healthy: v.healthy,
+                            restarts: v.restarts,
+                            violations: v.violations,
+                            uptime_secs: v.uptime_secs,
+                            cgroup: v.cgroup,
+                            memory_max: v.memory_max,
+                            pids_max: v.pids_max,
+                            figures: None,
+                        }
                     })
                     .collect(),
             })
@@ -183,9 +186,43 @@ impl Svc {
     }
 }
 
+/// What `status` and `/metrics` both say of an instance, taken once from
+/// its record: the two replies differ in what they add, never in these.
+struct View {
+    instance: String,
+    state: &'static str,
+    pid: Option<i32>,
+    healthy: Option<bool>,
+    restarts: u32,
+    violations: BTreeMap<String, u64>,
+    uptime_secs: Option<f64>,
+    cgroup: std::path::PathBuf,
+    /// The configured limits (`None`: none).
+    memory_max: Option<u64>,
+    pids_max: Option<u64>,
+}
+
+impl View {
+    fn of(i: &Inst, svc: &Service) -> View {
+        View {
+            instance: i.id.clone(),
+            state: i.machine.state().kind().as_str(),
+            pid: i.live_pid(),
+            healthy: i.healthy(),
+            restarts: i.starts.saturating_sub(1),
+            violations: i.violation_counts.clone(),
+            uptime_secs: i.uptime_secs(),
+            cgroup: i.paths.cgroup.clone(),
+            memory_max: svc.resources.memory.max.and_then(|m| m.bytes()),
+            pids_max: svc.resources.pids_max,
+        }
+    }
+}
+
 fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> InstanceStatus {
     let state = i.machine.state();
-    let dir = &i.paths.cgroup;
+    let v = View::of(i, svc);
+    let dir = &v.cgroup;
     let sample = i
         .mon
         .as_ref()
@@ -194,20 +231,19 @@ fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> Ins
         .map(|s| &s.stats)
         .filter(|s| s.memory_current.is_some() || s.cpu.is_some());
     let live = i.pid.is_some() || matches!(state, State::Running { .. } | State::Stopping { .. });
-    let (healthy, next) = match state {
-        State::Running { healthy, .. } => (*healthy, None),
+    let next = match state {
         State::Backoff { until } | State::Failed { until, .. } => {
-            (None, Some(until.saturating_sub(now).as_secs_f64()))
+            Some(until.saturating_sub(now).as_secs_f64())
         }
-        _ => (None, None),
+        _ => None,
     };
     InstanceStatus {
-        instance: i.id.clone(),
-        state: state.kind().as_str().into(),
-        pid: i.live_pid(),
-        uptime_secs: i.uptime_secs(),
-        restarts: i.starts.saturating_sub(1),
-        healthy,
+        instance: v.instance,
+        state: v.state.into(),
+        pid: v.pid,
+        uptime_secs: v.uptime_secs,
+        restarts: v.restarts,
+        healthy: v.healthy,
         adopted: i.adopted,
         cgroup: dir.clone(),
         // From the sweep's latest sample; a run too young for one reads
@@ -223,14 +259,12 @@ fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> Ins
         memory_current: sample
             .and_then(|s| s.memory_current)
             .or_else(|| live.then(|| read_u64(dir, "memory.current")).flatten()),
-        memory_max: live
-            .then_some(svc.resources.memory.max)
-            .flatten()
-            .and_then(|m| m.bytes()),
+        // A limit is shown for a run it applies to.
+        memory_max: v.memory_max.filter(|_| live),
         pids_current: sample
             .and_then(|s| s.pids_current)
             .or_else(|| live.then(|| read_u64(dir, "pids.current")).flatten()),
-        pids_max: live.then_some(svc.resources.pids_max).flatten(),
+        pids_max: v.pids_max.filter(|_| live),
         last_exit: i.machine.last_exit().map(describe_exit),
         last_event: i.last_event.clone(),
         next_attempt_secs: next,
@@ -240,7 +274,7 @@ fn instance_status(i: &Inst, svc: &Service, sampler: &Sampler, now: Mono) -> Ins
             .filter(|_| i.starts > 1)
             .map(|r| r.to_string()),
         restart_reasons: i.restart_reasons.clone(),
-        violation_counts: i.violation_counts.clone(),
+        violation_counts: v.violations,
         violations: i.violations.iter().cloned().collect(),
         memory_high_throttled: i.mon.as_ref().and_then(|m| m.watcher.throttled_high()),
         health_check: probe_target(svc, i.port).and_then(|t| {
