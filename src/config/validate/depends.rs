@@ -67,14 +67,8 @@ pub(super) fn dependencies(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::error::{Code, Diagnostics};
-
-    fn load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
-        let h = crate::config::host::fake::FakeHost::typical();
-        crate::config::parse_str(yaml, Path::new("/etc/bulkhead/b.yaml"), &h)
-    }
+    use super::super::test_load as load;
+    use crate::error::Code;
 
     #[test]
     fn unknown_dependencies_get_a_bounded_suggestion() {

@@ -360,14 +360,19 @@ fn merge_service(base: RawService, over: RawService) -> RawService {
     merged
 }
 
+/// Validates `yaml` as `/etc/bulkhead/b.yaml` on a typical described host:
+/// the unit tests' way in.
+#[cfg(test)]
+fn test_load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
+    let h = crate::config::host::fake::FakeHost::typical();
+    crate::config::parse_str(yaml, Path::new("/etc/bulkhead/b.yaml"), &h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
-        let h = crate::config::host::fake::FakeHost::typical();
-        crate::config::parse_str(yaml, Path::new("/etc/bulkhead/b.yaml"), &h)
-    }
+    use super::test_load as load;
 
     #[test]
     fn the_defaults_merge_is_bounded_before_anything_is_copied() {

@@ -382,15 +382,8 @@ fn account(c: &mut Checker, f: &Option<Spanned<String>>, field: &str, is_user: b
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
+    use super::super::test_load as load;
     use super::*;
-    use crate::error::Diagnostics;
-
-    fn load(yaml: &str) -> Result<crate::config::Config, Diagnostics> {
-        let h = crate::config::host::fake::FakeHost::typical();
-        crate::config::parse_str(yaml, Path::new("/etc/bulkhead/b.yaml"), &h)
-    }
 
     #[test]
     fn env_entries_are_bounded_after_the_merge_too() {
