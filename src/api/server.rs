@@ -1015,6 +1015,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_kill_query_becomes_a_request_and_refuses_what_the_init_drops() {
+        use crate::config::units::Sig;
+        use nix::sys::signal::Signal;
+        let kill = |q: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = q
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            kill_request("web".into(), &pairs)
+        };
+        assert_eq!(
+            kill(&[]).unwrap(),
+            Request::Kill {
+                service: "web".into(),
+                signal: Sig(Signal::SIGTERM),
+                instance: None
+            }
+        );
+        assert_eq!(
+            kill(&[("signal", "hup"), ("instance", "ns:a")]).unwrap(),
+            Request::Kill {
+                service: "web".into(),
+                signal: Sig(Signal::SIGHUP),
+                instance: Some("ns:a".into())
+            }
+        );
+        for bad in [
+            &[("signal", "WINCH")][..],
+            &[("signal", "nope")],
+            &[("signal", "HUP"), ("signal", "HUP")],
+            &[("pid", "1")],
+        ] {
+            let e = kill(bad).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "API_ERROR"), "{bad:?}");
+        }
+        assert_eq!(
+            kind(&kill(&[]).unwrap()),
+            reply_kind(&Response::Kill(super::super::proto::KillReply::default()))
+        );
+    }
+
     fn query(q: &[(&str, &str)]) -> Result<Request, ApiError> {
         let pairs: Vec<(String, String)> = q
             .iter()
