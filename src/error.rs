@@ -109,6 +109,8 @@ pub enum Code {
     /// The command line is not valid: an unknown flag, a missing or
     /// malformed value (`--pids -1`), a missing argument.
     Usage,
+    /// `--wait` ran out of time before the service was ready (or stopped).
+    WaitTimeout,
 }
 
 impl Code {
@@ -156,6 +158,7 @@ impl Code {
             Code::MetricsListen => "METRICS_LISTEN",
             Code::DynamicUser => "DYNAMIC_USER",
             Code::Usage => "USAGE",
+            Code::WaitTimeout => "WAIT_TIMEOUT",
         }
     }
 }

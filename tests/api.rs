@@ -292,7 +292,8 @@ async fn fake_daemon(mut calls: mpsc::Receiver<Call>, logs: PathBuf, held: Arc<A
             | Request::Start { service }
             | Request::Stop { service }
             | Request::Restart { service }
-            | Request::Logs { service } => Err(unknown(&service)),
+            | Request::Logs { service }
+            | Request::Kill { service, .. } => Err(unknown(&service)),
             Request::Launch(_)
             | Request::List { .. }
             | Request::Terminate { .. }

@@ -19,6 +19,9 @@
 //! POST /v1/services/{service}/instances/{instance}/terminate?grace=10s
 //!                                      -> ActionReply
 //! GET  /v1/metrics                     -> MetricsReply (with cgroup figures)
+//! POST /v1/services/{service}/kill?signal=SIGHUP&instance=0
+//!                                      -> KillReply (signal = a name; every
+//!                                         live instance without `instance`)
 //! GET  /healthz                        -> "ok"
 //! ```
 //! Errors are an [`ApiError`] with a 4xx/5xx status.
@@ -228,6 +231,31 @@ pub struct ActionReply {
     pub message: String,
 }
 
+/// `POST /v1/services/{service}/kill`: what was signalled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KillReply {
+    pub service: String,
+    /// The signal's name, `SIGHUP`.
+    pub signal: String,
+    /// The instances whose init got the signal.
+    pub instances: Vec<String>,
+    /// Instances the signal did not reach and why (`1: No such process`:
+    /// it ended meanwhile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// `killed 2 instances of web with SIGHUP`.
+    pub message: String,
+}
+
+/// Whether `kill` sends `sig`: the signals the init passes on to the
+/// service ([`crate::sandbox::init::FORWARDED`]) and SIGKILL, which ends
+/// the init and with it everything in the compartment. The init is PID 1
+/// of its namespace: the kernel drops any other signal sent to it, as it
+/// has no handler for them, so sending one would do nothing.
+pub fn killable(sig: nix::sys::signal::Signal) -> bool {
+    sig == nix::sys::signal::Signal::SIGKILL || crate::sandbox::init::FORWARDED.contains(&sig)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReloadReply {
     /// One line per change, e.g. `web: memory.max 256M -> 512M (live)`;
@@ -321,6 +349,13 @@ pub enum Request {
     },
     /// The metrics skeleton; the server fills in the cgroup figures.
     Metrics,
+    /// `signal` to the init of each live instance (of `instance` only
+    /// when set), through its pidfd; the machines are not told.
+    Kill {
+        service: String,
+        signal: crate::config::units::Sig,
+        instance: Option<String>,
+    },
 }
 
 /// The daemon's answer to a [`Request`].
@@ -334,6 +369,7 @@ pub enum Response {
     Launch(LaunchReply),
     List(ListReply),
     Metrics(Box<MetricsReply>),
+    Kill(KillReply),
 }
 
 /// What the server sends into the daemon's loop: a request and where to put

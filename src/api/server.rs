@@ -413,6 +413,7 @@ fn router(ctx: Ctx) -> Router {
             "/v1/services/{service}/instances/{instance}/terminate",
             post(terminate),
         )
+        .route("/v1/services/{service}/kill", post(kill))
         .route("/v1/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
@@ -565,6 +566,68 @@ pub fn terminate_request(
         service,
         instance,
         grace,
+    })
+}
+
+async fn kill(State(calls): State<Calls>, service: Service, query: EventsQuery) -> HttpResponse {
+    let request = name(service).and_then(|service| match query {
+        Ok(Query(pairs)) => kill_request(service, &pairs),
+        Err(e) => Err(bad_request(
+            Diagnostic::new(Code::ApiError, "the query of kill is not valid")
+                .cause(e.body_text())
+                .suggest("the parameters are signal and instance"),
+        )),
+    });
+    ask(&calls, request).await
+}
+
+/// `.../kill?signal=SIGHUP&instance=0`: `signal` a name as the config
+/// writes it (`HUP`, `SIGHUP`, `hup`), SIGTERM when left out; `instance`
+/// one instance, every live one when left out.
+pub fn kill_request(service: String, pairs: &[(String, String)]) -> Result<Request, ApiError> {
+    let mut signal = None;
+    let mut instance = None;
+    for (k, v) in pairs {
+        let twice = match k.as_str() {
+            "signal" => signal
+                .replace(crate::config::units::Sig::parse(v).map_err(|e| {
+                    bad_request(
+                        Diagnostic::new(Code::ApiError, format!("signal={v:?} is not a signal"))
+                            .cause(e.message)
+                            .suggest("write a name like SIGHUP, HUP or USR1"),
+                    )
+                })?)
+                .is_some(),
+            "instance" if !v.is_empty() => instance.replace(v.clone()).is_some(),
+            other => {
+                return Err(bad_request(
+                    Diagnostic::new(Code::ApiError, format!("bad parameter {other:?}={v:?}"))
+                        .suggest("the parameters of kill are signal (a name) and instance"),
+                ));
+            }
+        };
+        if twice {
+            return Err(bad_request(
+                Diagnostic::new(Code::ApiError, format!("`{k}` is given twice"))
+                    .suggest("give each parameter once"),
+            ));
+        }
+    }
+    let signal = signal.unwrap_or(crate::config::units::Sig(nix::sys::signal::Signal::SIGTERM));
+    if !super::proto::killable(signal.0) {
+        return Err(bad_request(
+            Diagnostic::new(
+                Code::ApiError,
+                format!("{signal} would not reach the service"),
+            )
+            .cause("the init (PID 1 of the compartment) passes on TERM, INT, HUP, QUIT, USR1 and USR2; the kernel drops any other signal sent to it")
+            .suggest("send one of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, or SIGKILL (which ends the whole compartment)"),
+        ));
+    }
+    Ok(Request::Kill {
+        service,
+        signal,
+        instance,
     })
 }
 
@@ -759,6 +822,7 @@ fn kind(request: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Terminate { .. } => "action",
         Request::Metrics => "metrics",
+        Request::Kill { .. } => "kill",
     }
 }
 
@@ -772,6 +836,7 @@ fn reply_kind(response: &Response) -> &'static str {
         Response::Launch(_) => "launch",
         Response::List(_) => "list",
         Response::Metrics(_) => "metrics",
+        Response::Kill(_) => "kill",
     }
 }
 
@@ -828,6 +893,7 @@ impl IntoResponse for Response {
             Response::Launch(r) => Json(r).into_response(),
             Response::List(r) => Json(r).into_response(),
             Response::Metrics(r) => Json(r).into_response(),
+            Response::Kill(r) => Json(r).into_response(),
         }
     }
 }
@@ -947,6 +1013,48 @@ mod tests {
         for (req, resp) in &pairs {
             assert_eq!(kind(req), reply_kind(resp), "{req:?}");
         }
+    }
+
+    #[test]
+    fn the_kill_query_becomes_a_request_and_refuses_what_the_init_drops() {
+        use crate::config::units::Sig;
+        use nix::sys::signal::Signal;
+        let kill = |q: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = q
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            kill_request("web".into(), &pairs)
+        };
+        assert_eq!(
+            kill(&[]).unwrap(),
+            Request::Kill {
+                service: "web".into(),
+                signal: Sig(Signal::SIGTERM),
+                instance: None
+            }
+        );
+        assert_eq!(
+            kill(&[("signal", "hup"), ("instance", "ns:a")]).unwrap(),
+            Request::Kill {
+                service: "web".into(),
+                signal: Sig(Signal::SIGHUP),
+                instance: Some("ns:a".into())
+            }
+        );
+        for bad in [
+            &[("signal", "WINCH")][..],
+            &[("signal", "nope")],
+            &[("signal", "HUP"), ("signal", "HUP")],
+            &[("pid", "1")],
+        ] {
+            let e = kill(bad).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "API_ERROR"), "{bad:?}");
+        }
+        assert_eq!(
+            kind(&kill(&[]).unwrap()),
+            reply_kind(&Response::Kill(super::super::proto::KillReply::default()))
+        );
     }
 
     fn query(q: &[(&str, &str)]) -> Result<Request, ApiError> {

@@ -78,7 +78,7 @@ pub enum Command {
     // The commands below talk to the daemon (`bulkhead run`) over its
     // control socket.
     /// Show the daemon's services: state, pid, uptime, restarts, CPU, memory, pids.
-    #[command(after_help = CONTROL_EXIT)]
+    #[command(after_help = STATUS_EXIT)]
     Status {
         /// Show this service only, with every field of each instance.
         service: Option<String>,
@@ -89,29 +89,86 @@ pub enum Command {
         socket: SocketArg,
     },
     /// Start a service's instances.
-    #[command(after_help = CONTROL_EXIT)]
+    #[command(after_help = WAIT_EXIT)]
     Start {
         service: String,
+        #[command(flatten)]
+        wait: WaitArgs,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Stop a service's instances (its stop signal, then SIGKILL after the grace period).
-    #[command(after_help = CONTROL_EXIT)]
+    #[command(after_help = WAIT_EXIT)]
     Stop {
         service: String,
+        #[command(flatten)]
+        wait: WaitArgs,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Restart a service's instances; also closes an open circuit breaker.
-    #[command(after_help = CONTROL_EXIT)]
+    #[command(after_help = WAIT_EXIT)]
     Restart {
         service: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Print whether each service is active, as `systemctl is-active`.
+    ///
+    /// One word per service, from its instances' states, the first that
+    /// applies: `failed` when one is failed (circuit breaker open);
+    /// `deactivating` when one is stopping; `activating` when one is
+    /// starting or in backoff, or running but not yet healthy (it has a
+    /// health check that has not passed); `active` when every one is
+    /// running and ready (healthy, or without a health check); else
+    /// `inactive` (all stopped, none at all, or some stopped beside running
+    /// ones). A service the daemon does not run is `inactive`, as systemctl
+    /// says of a unit it does not know.
+    #[command(after_help = IS_ACTIVE_EXIT)]
+    IsActive {
+        #[arg(required = true, value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Print nothing; only the exit status tells.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
+        /// The words as JSON: `[{"service": "web", "state": "active"}]`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Send a signal to a service's processes, as `systemctl kill`.
+    ///
+    /// The daemon sends it to the init of each running instance (PID 1 of
+    /// its compartment) through the pidfd it holds, and the init passes it
+    /// on to the service. The supervisor is not told: a service that exits
+    /// because of it is restarted, or not, by its restart policy, as after
+    /// any exit. The init passes on TERM, INT, HUP, QUIT, USR1 and USR2;
+    /// KILL ends the init and with it everything in the compartment. Other
+    /// signals are refused: the kernel drops them at the init.
+    #[command(after_help = CONTROL_EXIT)]
+    Kill {
+        service: String,
+        /// The signal: a name (`HUP`, `SIGUSR1`, `term`) or a number (`1`).
+        #[arg(short = 's', long, value_name = "SIGNAL", default_value = "SIGTERM", value_parser = kill_signal)]
+        signal: nix::sys::signal::Signal,
+        /// Only this instance (`0`, `1`, ...; a template's `ns:<namespace>`); every running one by default.
+        #[arg(long, value_name = "INSTANCE")]
+        instance: Option<String>,
+        /// The daemon's reply as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Have the daemon re-read its config file and apply what changed.
     #[command(after_help = CONTROL_EXIT)]
     Reload {
+        /// The daemon's reply as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -186,6 +243,9 @@ pub enum Command {
         /// Time between the stop signal and SIGKILL [default: the service's stop.grace].
         #[arg(long, value_parser = duration_arg)]
         grace: Option<std::time::Duration>,
+        /// The daemon's reply as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -290,9 +350,66 @@ fn top_interval(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `--signal`: a name (`HUP`, `SIGHUP`, `hup`) or a number, of a signal
+/// `kill` can deliver ([`crate::api::proto::killable`]).
+fn kill_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
+    let t = s.trim();
+    let sig = match t.parse::<i32>() {
+        Ok(n) => nix::sys::signal::Signal::try_from(n)
+            .map_err(|_| format!("`{s}` is not a signal number"))?,
+        Err(_) => {
+            config::units::Sig::parse(t)
+                .map_err(|_| format!("`{s}` is not a signal name"))?
+                .0
+        }
+    };
+    if !crate::api::proto::killable(sig) {
+        return Err(format!(
+            "{sig} would not reach the service: its init passes on TERM, INT, HUP, QUIT, USR1 and \
+             USR2, and KILL ends the compartment; the kernel drops any other signal at the init"
+        ));
+    }
+    Ok(sig)
+}
+
+/// `--wait`, `--timeout` and `--json` of `start`, `stop` and `restart`.
+#[derive(clap::Args)]
+pub struct WaitArgs {
+    /// Return once the request is carried out: every instance ready
+    /// (running, and healthy when it has a health check) after start and
+    /// restart, stopped after stop. Fails at once when an instance's
+    /// circuit breaker opens while it starts. Not for templates: their
+    /// instances start with `bulkhead launch`, which waits already.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = duration_arg, requires = "wait")]
+    pub timeout: std::time::Duration,
+    /// The daemon's reply as JSON (printed when the request is accepted).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// The exit statuses of the commands that talk to the daemon.
 const CONTROL_EXIT: &str =
     "Exit status: 0 done; 1 an error (the message says why); 3 the daemon is not running.";
+
+/// `status`: a named service that runs nothing is 3, as `systemctl status` has it.
+const STATUS_EXIT: &str = "Exit status: 0 done (with SERVICE: at least one of its instances is \
+                           running); 1 an error (the message says why); 3 the daemon is not \
+                           running, or SERVICE has no running instance.";
+
+/// `start`, `stop`, `restart`.
+const WAIT_EXIT: &str = "Exit status: 0 done (with --wait: every instance ready, or stopped); 1 an \
+                         error (the message says why; with --wait: the timeout passed first \
+                         (WAIT_TIMEOUT), or an instance failed (CIRCUIT_OPEN)); 2 --wait on a \
+                         template; 3 the daemon is not running.";
+
+/// `is-active`: the LSB's status codes, as systemctl has them.
+const IS_ACTIVE_EXIT: &str = "Exit status: 0 every service named is active; 3 one is not (or \
+                              is unknown); 4 the state cannot be known: the daemon is not \
+                              running or does not answer (the error on stderr says why), as the \
+                              LSB's \"status unknown\".";
 
 /// `--socket`, shared by the commands that talk to the daemon.
 #[derive(clap::Args)]

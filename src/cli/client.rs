@@ -190,6 +190,16 @@ pub fn get<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientEr
     request(socket, "GET", path, TIMEOUT)
 }
 
+/// `GET path` and the reply as `T`, waiting `timeout` at most for it (a
+/// wait that must end by its deadline).
+pub fn get_within<T: DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    request(socket, "GET", path, timeout)
+}
+
 /// `POST path` (no body) and the reply as `T`.
 pub fn post<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T, ClientError> {
     request(socket, "POST", path, TIMEOUT)

@@ -6,7 +6,10 @@
 //! - [`args`]: the clap types (the `--help` text) and usage errors;
 //! - [`run`] (here): one match from a subcommand to its handler;
 //! - `daemon_cmds`: `run`, and the commands that send one request to the
-//!   control socket (`status`, `start`, `reload`, `launch`, `list`, ...);
+//!   control socket (`status`, `start`, `reload`, `launch`, `list`,
+//!   `kill`, `is-active`, ...), and `--wait`'s status polls;
+//! - [`wait`]: what `--wait` waits for and `is-active`'s words, from
+//!   status replies (pure);
 //! - `stream_cmds`: `logs`, `events` and `top`, which keep talking to it;
 //! - `config_cmds`: `validate`, `config`, `seccomp check`, `security`,
 //!   `check`, which need no daemon; `exec_cmd`: `bulkhead exec`;
@@ -31,10 +34,13 @@ mod output;
 pub mod render;
 mod stream_cmds;
 pub mod top;
+pub mod wait;
 
 use args::{Cli, Command, ConfigCommand, SeccompCommand};
 use config_cmds::{render_limits, run_check, seccomp_check, security, validate};
-use daemon_cmds::{action, health, launch, list, metrics, reload, run_daemon, status, terminate};
+use daemon_cmds::{
+    action, health, is_active, kill, launch, list, metrics, reload, run_daemon, status, terminate,
+};
 use exec_cmd::run_exec;
 use output::emit;
 
@@ -77,10 +83,35 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
             socket,
         } => status(service.as_deref(), json, &socket.path()),
-        Command::Start { service, socket } => action("start", &service, &socket.path()),
-        Command::Stop { service, socket } => action("stop", &service, &socket.path()),
-        Command::Restart { service, socket } => action("restart", &service, &socket.path()),
-        Command::Reload { socket } => reload(&socket.path()),
+        Command::Start {
+            service,
+            wait,
+            socket,
+        } => action("start", &service, &wait, &socket.path()),
+        Command::Stop {
+            service,
+            wait,
+            socket,
+        } => action("stop", &service, &wait, &socket.path()),
+        Command::Restart {
+            service,
+            wait,
+            socket,
+        } => action("restart", &service, &wait, &socket.path()),
+        Command::IsActive {
+            services,
+            quiet,
+            json,
+            socket,
+        } => is_active(&services, quiet, json, &socket.path()),
+        Command::Kill {
+            service,
+            signal,
+            instance,
+            json,
+            socket,
+        } => kill(&service, signal, instance.as_deref(), json, &socket.path()),
+        Command::Reload { json, socket } => reload(json, &socket.path()),
         Command::Launch {
             service,
             namespace,
@@ -100,8 +131,9 @@ pub fn run(cli: Cli) -> ExitCode {
             service,
             instance,
             grace,
+            json,
             socket,
-        } => terminate(&service, &instance, grace, &socket.path()),
+        } => terminate(&service, &instance, grace, json, &socket.path()),
         Command::List {
             service,
             json,

@@ -467,7 +467,7 @@ fn limited(current: Option<u64>, max: Option<u64>, fmt: impl Fn(u64) -> String) 
 
 /// What happened last, or what happens next: a pending restart or an open
 /// circuit with its countdown and the exit that caused it.
-fn last(i: &InstanceStatus) -> String {
+pub(crate) fn last(i: &InstanceStatus) -> String {
     let why = i
         .last_exit
         .as_ref()

@@ -1,14 +1,15 @@
 //! Control requests answered on the loop: `status`, `start`, `stop`,
-//! `restart`, `events`, `metrics`, `logs`, the template calls (through
-//! launch.rs), and the API errors they share.
+//! `restart`, `kill`, `events`, `metrics`, `logs`, the template calls
+//! (through launch.rs), and the API errors they share.
 //!
 //! This file turns a request into events for the machines (`step`) and a
-//! reply; it does not spawn, signal or write cgroups itself, and it never
+//! reply; it does not spawn or write cgroups itself, signals only for
+//! `kill` (through the instances' pidfds, telling no machine), and it never
 //! waits: calls that wait (a launch, a reload, `events --follow`) are
 //! routed from `Daemon::handle` instead.
 
 use super::Daemon;
-use crate::api::proto::{ActionReply, ApiError, LogFile, LogsReply, Request, Response};
+use crate::api::proto::{ActionReply, ApiError, KillReply, LogFile, LogsReply, Request, Response};
 use crate::supervisor::fleet::{self, Cmd, SvcEvent};
 use crate::supervisor::{Event, StateKind};
 
@@ -134,6 +135,11 @@ impl Daemon {
                 ))
             }
             Request::Metrics => Ok(Response::Metrics(Box::new(self.metrics()))),
+            Request::Kill {
+                service,
+                signal,
+                instance,
+            } => self.kill(service, signal, instance.as_deref()),
             Request::List { service } => self.list(service.as_deref()).map(Response::List),
             Request::Terminate {
                 service,
@@ -160,6 +166,115 @@ impl Daemon {
                 }))
             }
         }
+    }
+
+    /// `bulkhead kill`: `signal` to the init of each live instance (running
+    /// or stopping), of `only` when set, through the pidfd the daemon holds
+    /// (never a pid, which may have been reused). The machines are not
+    /// told: a run that ends because of it is an exit like any other, and
+    /// the restart policy decides.
+    fn kill(
+        &mut self,
+        service: String,
+        signal: crate::config::units::Sig,
+        only: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let si = self.lookup(&service)?;
+        if !crate::api::proto::killable(signal.0) {
+            return Err(api_error(
+                400,
+                "API_ERROR",
+                format!("{signal} would not reach {service}: its init drops it"),
+                "send SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 or SIGKILL",
+            ));
+        }
+        let s = &self.svcs[si];
+        let targets: Vec<&super::Inst> = s
+            .insts
+            .iter()
+            .filter(|i| !i.vacant && only.is_none_or(|o| o == i.id))
+            .collect();
+        if let (Some(o), true) = (only, targets.is_empty()) {
+            let known: Vec<&str> = s
+                .insts
+                .iter()
+                .filter(|i| !i.vacant)
+                .map(|i| i.id.as_str())
+                .collect();
+            return Err(api_error(
+                404,
+                "UNKNOWN_INSTANCE",
+                format!("{service} has no instance {o:?}"),
+                &format!(
+                    "its instances: {}; `bulkhead status {service}` shows them",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        let live: Vec<&super::Inst> = targets
+            .into_iter()
+            .filter(|i| {
+                matches!(
+                    i.machine.state().kind(),
+                    StateKind::Running | StateKind::Stopping
+                ) && i.pidfd.is_some()
+            })
+            .collect();
+        if live.is_empty() {
+            let what = only.map_or_else(
+                || format!("{service} has no running instance"),
+                |o| format!("instance {o} of {service} is not running"),
+            );
+            return Err(api_error(
+                409,
+                "NOT_RUNNING",
+                format!("{what}: there is no process to signal"),
+                &format!("`bulkhead status {service}` shows its instances' states"),
+            ));
+        }
+        let Some(sig) = rustix::process::Signal::from_named_raw(signal.0 as i32) else {
+            return Err(api_error(
+                400,
+                "API_ERROR",
+                format!("{signal} is not a signal this system knows"),
+                "send SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 or SIGKILL",
+            ));
+        };
+        let mut instances = Vec::new();
+        let mut failures = Vec::new();
+        for i in live {
+            let Some(fd) = &i.pidfd else { continue };
+            match crate::sys::pidfd::send_signal(fd, sig) {
+                Ok(()) => instances.push(i.id.clone()),
+                Err(e) => failures.push(format!("{}: {e}", i.id)),
+            }
+        }
+        tracing::info!(
+            service = %service,
+            "kill: {signal} sent to {} instance{} ({})",
+            instances.len(),
+            plural(instances.len()),
+            instances.join(", ")
+        );
+        let n = instances.len();
+        let mut message = format!(
+            "killed {n} instance{} of {service} with {signal}",
+            plural(n)
+        );
+        if !failures.is_empty() {
+            message += &format!("; not reached: {}", failures.join(", "));
+        }
+        Ok(Response::Kill(KillReply {
+            service,
+            signal: signal.to_string(),
+            instances,
+            failures,
+            message,
+        }))
     }
 
     pub(super) fn refuse_while_stopping(&self) -> Result<(), ApiError> {

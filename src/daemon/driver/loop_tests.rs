@@ -421,3 +421,57 @@ fn status_is_answered_while_a_retired_service_tree_is_removed() {
     assert_eq!(written.recv_timeout(Duration::from_secs(10)).unwrap(), "1");
     h.shutdown();
 }
+
+const NEVER_RESTARTED: &str = "services:
+  web:
+    command: [/bin/sleep, infinity]
+    restart:
+      policy: never
+";
+
+/// `kill` reaches the instance's process through its pidfd, tells the
+/// machine nothing (the exit that follows is an exit like any other), and
+/// refuses an unknown instance, a signal the init would drop, and a
+/// service with nothing running.
+#[test]
+fn kill_signals_the_instance_through_its_pidfd() {
+    use crate::config::units::Sig;
+    use nix::sys::signal::Signal;
+    let h = Harness::new(NEVER_RESTARTED, "web/0/unused");
+    let kill = |signal, instance: Option<&str>| {
+        let rx = h.send(Request::Kill {
+            service: "web".into(),
+            signal: Sig(signal),
+            instance: instance.map(String::from),
+        });
+        wait(rx, PROMPT).expect("the kill's reply")
+    };
+    let Err(e) = kill(Signal::SIGUSR1, Some("7")) else {
+        panic!("instance 7 was signalled")
+    };
+    assert_eq!(
+        (e.status, e.code.as_str()),
+        (404, "UNKNOWN_INSTANCE"),
+        "{e:?}"
+    );
+    let Err(e) = kill(Signal::SIGWINCH, None) else {
+        panic!("SIGWINCH was sent")
+    };
+    assert_eq!(e.status, 400, "{e:?}");
+    assert_eq!(h.instance().state, "running", "a refused kill did nothing");
+
+    let reply = kill(Signal::SIGUSR1, Some("0"));
+    let Ok(Response::Kill(r)) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(r.instances, ["0"], "{r:?}");
+    assert_eq!(r.signal, "SIGUSR1");
+    assert_eq!(r.message, "killed 1 instance of web with SIGUSR1");
+    // The sleep dies of it; the policy (never) leaves it stopped.
+    wait_state(&h, "stopped");
+    let Err(e) = kill(Signal::SIGTERM, None) else {
+        panic!("a stopped service was signalled")
+    };
+    assert_eq!((e.status, e.code.as_str()), (409, "NOT_RUNNING"), "{e:?}");
+    h.shutdown();
+}
