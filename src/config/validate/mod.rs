@@ -13,7 +13,7 @@
 //! question once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -269,7 +269,15 @@ pub fn build(
         );
         return Err(c.finish());
     }
-    let mut group_names = Suggestions::new(&group_index.keys().copied().collect::<Vec<_>>());
+    // In the file's order, first of each name: hints list them the same
+    // way every run.
+    let mut seen = HashSet::new();
+    let ordered: Vec<&str> = raw_groups
+        .iter()
+        .map(|(name, _, _)| name)
+        .filter(|n| seen.insert(*n))
+        .collect();
+    let mut group_names = Suggestions::new(&ordered);
     let mut services = Vec::new();
     let mut depends_all = Vec::new();
     let mut bases: HashMap<Option<&str>, RawService> = HashMap::new();
@@ -373,6 +381,21 @@ mod tests {
     use super::*;
 
     use super::test_load as load;
+
+    #[test]
+    fn the_defined_groups_hint_lists_them_in_file_order() {
+        let mut yaml = String::from("groups:\n");
+        for g in [9, 3, 11, 0, 7, 1, 10, 4, 8, 2, 6, 5] {
+            yaml += &format!("  g{g}: {{}}\n");
+        }
+        yaml += "services:\n  web: {command: [/bin/true], member_of: zzz}\n";
+        let e = load(&yaml).unwrap_err();
+        let hint = e.0[0].suggestion.clone().unwrap_or_default();
+        assert_eq!(
+            hint,
+            "defined groups: g9, g3, g11, g0, g7, g1, g10, g4, g8, g2 (and 2 more)"
+        );
+    }
 
     #[test]
     fn the_defaults_merge_is_bounded_before_anything_is_copied() {
