@@ -245,11 +245,27 @@ pub fn shutdown<M: Member>(svcs: &mut [M]) -> Vec<(usize, Cmd)> {
 /// calls again until none come (executing one can allow the next: a stop
 /// ends a backing-off instance at once).
 pub fn reconcile<M: Member>(svcs: &mut [M]) -> Vec<(usize, Cmd)> {
+    // Idle and halting services observe nothing: the steady state (every
+    // message the daemon handles) costs one look at each phase.
+    if svcs
+        .iter()
+        .all(|s| matches!(s.phase(), Phase::Idle | Phase::Halting))
+    {
+        return Vec::new();
+    }
     let facts: Vec<Facts> = svcs.iter().map(Member::facts).collect();
     let index: std::collections::HashMap<&str, usize> = svcs
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name(), i))
+        .collect();
+    // What something still running depends on: a draining service waits
+    // while its name is here. One pass over the edges, not one per service.
+    let held: std::collections::HashSet<&str> = svcs
+        .iter()
+        .zip(&facts)
+        .filter(|(_, f)| !f.all_stopped)
+        .flat_map(|(s, _)| s.depends_on().iter().map(String::as_str))
         .collect();
     let mut events = Vec::new();
     for (i, s) in svcs.iter().enumerate() {
@@ -259,11 +275,7 @@ pub fn reconcile<M: Member>(svcs: &mut [M]) -> Vec<(usize, Cmd)> {
                 .iter()
                 .all(|d| index.get(d.as_str()).is_none_or(|&j| facts[j].all_ready))
                 .then_some(SvcEvent::DepsReady),
-            Phase::Draining => svcs
-                .iter()
-                .enumerate()
-                .all(|(j, d)| !d.depends_on().iter().any(|x| x == s.name()) || facts[j].all_stopped)
-                .then_some(SvcEvent::DependantsDown),
+            Phase::Draining => (!held.contains(s.name())).then_some(SvcEvent::DependantsDown),
             Phase::Removing | Phase::Moving { .. } => {
                 facts[i].all_stopped.then_some(SvcEvent::AllStopped)
             }
