@@ -85,8 +85,8 @@ fn main() {
             ..ExecArgs::default()
         })
         .unwrap_or_else(|d| panic!("{}", d.render(None)));
-        let seccomp =
-            exec::seccomp_program(&cfg, &svc).unwrap_or_else(|d| panic!("{}", d.render(None)));
+        let seccomp = bulkhead::compartment::seccomp_program(&cfg, &svc)
+            .unwrap_or_else(|d| panic!("{}", d.render(None)));
         let cpt = plan::Compartment {
             dynamic_uid: Some(61184),
             hidden: plan::hidden_dirs(&cfg),

@@ -11,15 +11,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::cgroup::{self, discover, kill, subtree};
+use crate::compartment::{apply_limits, cgroup2_mount, spawn_diagnostic};
 use crate::config::{self, Config, Service, schema::CgroupRoot};
 use crate::error::{Code, Diagnostic, Diagnostics};
 use crate::exit::ExitRecord;
 use crate::sandbox::spec::LogSpec;
 use crate::sandbox::{init, plan, spawn};
-
-pub use crate::compartment::{
-    apply_limits, cgroup2_mount, seccomp_program, seccomp_walls, spawn_diagnostic,
-};
 
 /// The `bulkhead exec` flags, as given.
 #[derive(Debug, Default, Clone)]

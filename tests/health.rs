@@ -309,7 +309,7 @@ impl Svc {
         .unwrap();
         let cfg = bulkhead::config::load(&path).unwrap();
         let svc = cfg.services[0].clone();
-        let seccomp = bulkhead::exec::seccomp_program(&cfg, &svc).unwrap();
+        let seccomp = bulkhead::compartment::seccomp_program(&cfg, &svc).unwrap();
         let env = [("BULKHEAD_SERVICE".to_string(), svc.name.clone())];
         let cpt = plan::Compartment {
             dynamic_uid: Some(61184),

@@ -115,7 +115,7 @@ pub(super) fn seccomp_check(profile: &str, caps: &[String], bare: bool) -> ExitC
     let walls = if bare {
         seccomp::extra::Extra::default()
     } else {
-        crate::exec::seccomp_walls(&config::model::Protect::default())
+        crate::compartment::seccomp_walls(&config::model::Protect::default())
     };
     match seccomp::build_with(&text, &label, &kept, &walls) {
         Ok((resolved, program)) => {

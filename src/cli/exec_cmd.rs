@@ -69,7 +69,7 @@ pub(super) fn run_exec(f: ExecFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let program = match exec::seccomp_program(&cfg, &svc) {
+    let program = match crate::compartment::seccomp_program(&cfg, &svc) {
         Ok(p) => p,
         Err(diags) => {
             print_errors(&diags, None);
